@@ -1,0 +1,1 @@
+"""vgrc.cli — the thin Typer layer over :mod:`vgrc.generators` and :mod:`vgrc.evaluators`."""

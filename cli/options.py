@@ -1,0 +1,22 @@
+"""Option types shared by every command (``Annotated`` aliases, as in spaCy's CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.", show_default=False)]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice; same command + seed → same bytes.")]
+Limit = Annotated[
+    Optional[int],
+    typer.Option("--limit", min=1, help="Keep a seeded, deterministic subset of N items (smoke runs).", show_default=False),
+]
+Workers = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=1, help="Worker processes [default: CPU count, at most 8].", show_default=False),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an output folder that holds a different vgrc dataset.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries; errors only.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]

@@ -1,0 +1,331 @@
+"""The dataset folder contract: what every builder writes and ``vgrc eval`` reads.
+
+A built dataset is a folder that ``datasets.load_dataset("imagefolder", data_dir=...)``
+loads::
+
+    <out>/
+      <split>/metadata.jsonl   one row per image; "file_name" relative to this file
+      <split>/images/...       (or references to the user's own image root)
+      README.md                dataset card (Markdown with Hugging Face YAML front matter)
+      manifest.json            vgrc version, command, seed, config, counts, sha256 per split
+
+Rows share the fields ``id``, ``file_name``, ``caption`` and ``objects`` (a list of
+``{"noun": str, "attributes": [str], "bbox": [x, y, w, h] | null}``); builders add their
+own fields beside them.
+
+Life cycle of a build (all writes are atomic: temporary file + rename)
+
+1. :func:`prepare_output` claims the folder. It writes a build marker
+   (``.vgrc-build.json``) holding the dataset name and its configuration, so an
+   interrupted build is recognised and resumed, and a different dataset is refused.
+2. The builder writes its files, skipping those a previous run finished.
+3. :func:`finish_dataset` writes ``manifest.json`` LAST and removes the marker. Only a
+   manifest declares a dataset finished, so nothing half-written is ever declared done.
+
+Readers use :func:`read_manifest` / :func:`read_split`, which verify the sha256 recorded
+for each metadata file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from vgrc.evaluators.errors import DatasetFolderError, OutputError
+
+__all__ = [
+    "FORMAT",
+    "MANIFEST_NAME",
+    "MARKER_NAME",
+    "METADATA_NAME",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "dumps_row",
+    "write_jsonl",
+    "read_jsonl",
+    "sha256_file",
+    "prepare_output",
+    "finish_dataset",
+    "read_manifest",
+    "read_split",
+]
+
+FORMAT = "vgrc-dataset/1"
+MANIFEST_NAME = "manifest.json"
+MARKER_NAME = ".vgrc-build.json"
+METADATA_NAME = "metadata.jsonl"
+TMP_INFIX = ".vgrc-tmp-"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same folder, which then replaces ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_row(row: Mapping[str, Any]) -> str:
+    """One JSON Lines row: key order kept, UTF-8 kept, no spaces, so bytes are reproducible."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> str:
+    """Atomically write ``rows`` as JSON Lines; return the sha256 of the bytes written."""
+    data = "".join(dumps_row(r) + "\n" for r in rows).encode("utf-8")
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON Lines file; a malformed line raises :class:`DatasetFolderError` naming it."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DatasetFolderError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    return rows
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete temporary files an interrupted run left in ``folder``; return how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.iterdir() if TMP_INFIX in p.name]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+# --------------------------------------------------------------------------- build life cycle
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _describe(record: dict) -> str:
+    name = record.get("dataset", "an unknown dataset")
+    config = record.get("config")
+    return f"{name} {json.dumps(config, sort_keys=True)}" if config is not None else str(name)
+
+
+def prepare_output(
+    out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, overwrite: bool = False
+) -> str:
+    """Claim ``out`` for building ``dataset`` with ``config``; say how the build should proceed.
+
+    Parameters
+    ----------
+    out : path
+        The dataset folder. Created if missing.
+    dataset : str
+        Dataset name, e.g. ``"shapes"``.
+    config : mapping
+        Everything that determines the output bytes (not worker counts or progress flags).
+        A folder built or being built with another config holds a *different* dataset.
+    overwrite : bool
+        Replace a folder that holds a different vgrc dataset. A folder that holds other
+        files, not written by vgrc, is never deleted.
+
+    Returns
+    -------
+    str
+        ``"complete"`` — the folder already holds exactly this dataset, finished;
+        ``"resume"`` — an interrupted build of this dataset is continued;
+        ``"new"`` — a fresh build starts.
+
+    Raises
+    ------
+    DatasetFolderError
+        The folder holds a different dataset (and ``overwrite`` is false) or files that
+        vgrc did not write.
+    OutputError
+        The folder cannot be created or written.
+    """
+    out = Path(out)
+    wanted = {"dataset": dataset, "config": json.loads(json.dumps(config))}
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        manifest = _read_json(out / MANIFEST_NAME)
+        marker = _read_json(out / MARKER_NAME)
+        found = manifest if manifest is not None else marker
+        if found is None:
+            raise DatasetFolderError(
+                f"--out {out} is not empty and is not a vgrc dataset; choose an empty or new folder"
+            )
+        same = found.get("dataset") == wanted["dataset"] and found.get("config") == wanted["config"]
+        if same and manifest is not None:
+            return "complete"
+        if same:
+            _write_marker(out, wanted)
+            return "resume"
+        if not overwrite:
+            state = "holds" if manifest is not None else "holds an unfinished build of"
+            raise DatasetFolderError(
+                f"--out {out} {state} a different dataset ({_describe(found)}); "
+                "pass --overwrite to replace it, or choose another folder"
+            )
+        _clear_vgrc_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
+    _write_marker(out, wanted)
+    return "new"
+
+
+def _write_marker(out: Path, record: dict) -> None:
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"cannot write to --out {out}: permission denied")
+    atomic_write_text(out / MARKER_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _clear_vgrc_folder(out: Path) -> None:
+    """Remove the contents of a folder that a vgrc manifest or build marker vouches for."""
+    try:
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot clear --out {out} for --overwrite: {exc.strerror or exc}") from exc
+
+
+def finish_dataset(
+    out: str | os.PathLike,
+    dataset: str,
+    config: Mapping[str, Any],
+    *,
+    version: str,
+    command: str,
+    seed: int | None,
+    splits: Iterable[str],
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """Declare the dataset finished: write ``manifest.json`` last, then drop the build marker.
+
+    The manifest records, per split, the row count and the sha256 of its metadata file,
+    so readers can detect a damaged or edited dataset. It holds no timestamps: the same
+    command and seed give the same bytes.
+
+    Returns
+    -------
+    dict
+        The manifest as written.
+    """
+    out = Path(out)
+    split_info = {}
+    for split in splits:
+        meta = out / split / METADATA_NAME
+        with open(meta, "rb") as fh:
+            n_rows = sum(1 for line in fh if line.strip())
+        split_info[split] = {
+            "metadata": f"{split}/{METADATA_NAME}",
+            "rows": n_rows,
+            "sha256": sha256_file(meta),
+        }
+    manifest = {
+        "format": FORMAT,
+        "dataset": dataset,
+        "vgrc_version": version,
+        "command": command,
+        "seed": seed,
+        "config": json.loads(json.dumps(config)),
+        "splits": split_info,
+    }
+    if extra:
+        manifest.update(extra)
+    atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    (out / MARKER_NAME).unlink(missing_ok=True)
+    return manifest
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """Read and check a dataset's manifest.
+
+    Raises
+    ------
+    DatasetFolderError
+        ``path`` is not a finished vgrc dataset (no manifest, an unfinished build, an
+        unknown format).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetFolderError(f"{path} is not a folder")
+    manifest = _read_json(path / MANIFEST_NAME)
+    if manifest is None:
+        hint = (
+            "its build was interrupted; run the same build command again to finish it"
+            if (path / MARKER_NAME).exists()
+            else "build one with `vgrc gen-shapes`, `vgrc build-vg` or `vgrc build-nac`"
+        )
+        raise DatasetFolderError(f"{path} is not a finished vgrc dataset (no {MANIFEST_NAME}): {hint}")
+    if manifest.get("format") != FORMAT or not isinstance(manifest.get("splits"), dict):
+        raise DatasetFolderError(f"{path / MANIFEST_NAME} is damaged or of an unknown format")
+    return manifest
+
+
+def read_split(path: str | os.PathLike, split: str, *, verify: bool = True) -> list[dict]:
+    """Rows of one split, with the metadata file's sha256 checked against the manifest."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    info = manifest["splits"].get(split)
+    if info is None:
+        raise DatasetFolderError(
+            f"{path} has no split {split!r}; its splits: {', '.join(sorted(manifest['splits']))}"
+        )
+    meta = path / info["metadata"]
+    if not meta.is_file():
+        raise DatasetFolderError(f"{meta} is missing")
+    if verify and sha256_file(meta) != info["sha256"]:
+        raise DatasetFolderError(f"{meta} does not match the sha256 in {MANIFEST_NAME}: it was changed")
+    return read_jsonl(meta)
+
