@@ -12,8 +12,8 @@ from rich.console import Console
 
 from vgrc.evaluators.errors import VgrcError
 
-stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -35,31 +35,47 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     except VgrcError as exc:
         if debug:
             raise
-        stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        stderr.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         if debug:
             raise
-        stderr.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to resume", soft_wrap=True)
+        stderr.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @contextlib.contextmanager
 def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """Yield an ``on_progress(done, total)`` callback drawing a rich progress bar.
+    """Yield an ``on_progress(done, total)`` callback that draws a rich progress bar on stderr.
 
-    With ``quiet`` (or when stderr is not a terminal and CI is set) the callback does nothing.
+    The bar appears at the first callback, so a command that fails its input checks prints
+    only its error line. With ``quiet`` the callback does nothing.
     """
     if quiet:
         yield lambda done, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=False) as progress:
-        task = progress.add_task(description, total=None)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=stderr,
+    )
+    task = None
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(description, total=total)
+        progress.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task is not None:
+            progress.stop()

@@ -19,7 +19,7 @@ and ``slots`` (the slot index of each object, in ``objects`` order).
 How images are made fast while staying exact
     Every primitive is rendered ONCE per slot with cairosvg, as its own white-canvas SVG,
     and a composition is assembled as the element-wise minimum of its three slot tiles.
-    Primitives in different slots never touch the same pixel (slot circles are ≥ 0.12·size
+    Primitives in different slots never touch the same pixel (slot circles are ≥ 0.1·size
     apart) and each is drawn over white, so this equals rasterising the full composition
     SVG pixel for pixel; ``tests/generators/test_shapes.py`` checks that against
     ``cairosvg.svg2png`` of :func:`composition_svg`. What remains per image is PNG

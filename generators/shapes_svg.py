@@ -58,7 +58,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
 
 #: Inner/outer radius ratio of the star: fat enough that its centre pixel is solid.
 STAR_INNER_RATIO = 0.5
-#: Smallest canvas at which the three slots stay clearly apart (≥ 3.8 px gaps).
+#: Smallest canvas at which the three slots stay clearly apart (gaps ≥ 3.2 px).
 MIN_SIZE = 32
 
 
@@ -145,7 +145,7 @@ def composition_slots(size: int) -> tuple[Slot, Slot, Slot]:
     """The three fixed slots of a composition image: two on top, one below, centred.
 
     Circles of radius 0.2·size at (0.25, 0.27), (0.75, 0.27) and (0.5, 0.73) of the
-    canvas: the closest pair of slot circles is 0.12·size apart.
+    canvas: the closest pair of slot circles (the top two) is 0.1·size apart.
     """
     r = 0.2 * size
     return (

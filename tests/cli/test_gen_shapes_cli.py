@@ -1,0 +1,127 @@
+"""`vgrc gen-shapes` through the real CLI: success, every bad-input path, kill + resume."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import tree_digest
+from typer.testing import CliRunner
+
+from vgrc.cli.main import app
+from vgrc.evaluators.errors import VgrcError
+
+runner = CliRunner()
+SMALL = ["--size", "32", "--limit", "12", "--seed", "1"]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    return lines[0]
+
+
+def test_version_and_help():
+    from vgrc.evaluators import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"vgrc {__version__}"
+    result = run("--help")
+    assert result.exit_code == 0 and "gen-shapes" in result.stdout
+    result = run("gen-shapes", "--help")
+    assert result.exit_code == 0
+    for option in ("--out", "--size", "--limit", "--shapes", "--colors", "--seed", "--workers", "--overwrite", "--quiet", "--debug"):
+        assert option in result.stdout
+
+
+def test_builds_and_reports(tmp_path):
+    result = run("gen-shapes", "--out", tmp_path / "d", *SMALL, "--shapes", "circle,star", "--colors", "red", "--colors", "blue")
+    assert result.exit_code == 0, result.output
+    assert "built (12 compositions, 4 primitives; 16 rendered, 0 kept)" in result.stdout
+    assert len(list((tmp_path / "d" / "compositions" / "images").iterdir())) == 12
+    result = run("gen-shapes", "--out", tmp_path / "d", *SMALL, "--shapes", "star,circle", "--colors", "blue,red", "-q")
+    assert result.exit_code == 0 and result.stdout == ""  # same dataset (order-insensitive), quiet
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--shapes", "circle,blob"], "unknown shape 'blob'; valid shapes: circle, square, triangle, pentagon, hexagon, star"),
+        (["--colors", "teal"], "unknown color 'teal'; valid colors: red, orange, yellow, green, blue, purple, black"),
+        (["--size", "16"], "--size must be an integer ≥ 32 pixels, got 16"),
+    ],
+)
+def test_bad_vocabulary_and_size(tmp_path, extra, message):
+    result = run("gen-shapes", "--out", tmp_path / "d", "--limit", "3", *extra)
+    assert one_error_line(result) == f"error: {message}"
+    assert not (tmp_path / "d").exists()
+
+
+def test_different_dataset_needs_overwrite(tmp_path):
+    out = tmp_path / "d"
+    assert run("gen-shapes", "--out", out, *SMALL).exit_code == 0
+    line = one_error_line(run("gen-shapes", "--out", out, "--size", "40", "--limit", "12", "--seed", "1"))
+    assert "holds a different dataset" in line and "--overwrite" in line
+    result = run("gen-shapes", "--out", out, "--size", "40", "--limit", "12", "--seed", "1", "--overwrite", "-q")
+    assert result.exit_code == 0, result.output
+    assert '"size": 40' in (out / "manifest.json").read_text()
+
+
+def test_foreign_and_unwritable_folders(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    line = one_error_line(run("gen-shapes", "--out", tmp_path / "notes", *SMALL, "--overwrite"))
+    assert "is not empty and is not a vgrc dataset" in line
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("x")
+    assert "cannot create --out" in one_error_line(run("gen-shapes", "--out", tmp_path / "file" / "d", *SMALL))
+    assert "is not a folder" in one_error_line(run("gen-shapes", "--out", tmp_path / "file", *SMALL))
+
+
+def test_debug_shows_the_exception(tmp_path):
+    result = run("gen-shapes", "--out", tmp_path / "d", "--shapes", "blob", "--debug")
+    assert result.exit_code != 0 and isinstance(result.exception, VgrcError)
+
+
+def test_typer_rejects_bad_numbers(tmp_path):
+    result = run("gen-shapes", "--out", tmp_path / "d", "--limit", "0")
+    assert result.exit_code == 2 and "--limit" in result.output
+
+
+def _vgrc() -> list[str]:
+    exe = Path(sys.executable).with_name("vgrc")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "vgrc.cli.main"]
+
+
+def test_sigkill_then_resume_is_byte_identical(tmp_path):
+    """Kill the real process mid-run (no cleanup at all), rerun, compare with a clean build."""
+    args = ["gen-shapes", "--size", "64", "--limit", "1500", "--seed", "5", "--workers", "2", "-q"]
+    env = {**os.environ, "CI": "true"}
+    out = tmp_path / "d"  # same --out for both runs: the manifest records the command line
+    subprocess.run([*_vgrc(), *args, "--out", str(out)], check=True, env=env, stdin=subprocess.DEVNULL)
+    clean = tree_digest(out)
+    shutil.rmtree(out)
+    proc = subprocess.Popen([*_vgrc(), *args, "--out", str(out)], env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    images = out / "compositions" / "images"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if images.is_dir() and sum(1 for _ in images.iterdir()) >= 200:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = sum(1 for p in images.iterdir() if p.suffix == ".png")
+    assert 0 < n_before < 1500, "the build was not interrupted mid-run"
+    assert not (out / "manifest.json").exists()
+    subprocess.run([*_vgrc(), *args, "--out", str(out)], check=True, env=env, stdin=subprocess.DEVNULL)
+    assert tree_digest(out) == clean

@@ -1,0 +1,23 @@
+"""Shared fixtures. HF_HUB_OFFLINE must be set before anything imports huggingface_hub:
+otherwise a failed download is retried for minutes instead of failing at once."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from helpers import SMALL_SHAPES  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    """A small Synthetic Shapes build (60 compositions + 42 references at 64 px), built once."""
+    from vgrc.generators.shapes import ShapesConfig, build_shapes
+
+    out = tmp_path_factory.mktemp("shapes") / "data"
+    build_shapes(out, ShapesConfig(**SMALL_SHAPES), workers=2, command="vgrc gen-shapes (fixture)")
+    return out

@@ -1,0 +1,121 @@
+"""The dataset folder contract: build life cycle, atomic writes, verified reading."""
+
+import json
+
+import pytest
+
+from vgrc.evaluators.dataset import (
+    MANIFEST_NAME,
+    MARKER_NAME,
+    atomic_write_text,
+    finish_dataset,
+    prepare_output,
+    read_manifest,
+    read_split,
+    remove_stale_temporaries,
+    write_jsonl,
+)
+from vgrc.evaluators.errors import DatasetFolderError, OutputError
+
+CFG = {"size": 8, "seed": 0}
+
+
+def _finish(out, rows=({"id": "a", "file_name": "images/a.png", "caption": "x", "objects": []},)):
+    (out / "train").mkdir(exist_ok=True)
+    write_jsonl(out / "train" / "metadata.jsonl", rows)
+    return finish_dataset(out, "toy", CFG, version="0", command="vgrc toy", seed=0, splits=["train"])
+
+
+def test_life_cycle_new_resume_complete(tmp_path):
+    out = tmp_path / "d"
+    assert prepare_output(out, "toy", CFG) == "new"
+    assert (out / MARKER_NAME).exists()
+    with pytest.raises(DatasetFolderError, match="interrupted"):
+        read_manifest(out)  # unfinished builds are never declared finished
+    assert prepare_output(out, "toy", CFG) == "resume"
+    manifest = _finish(out)
+    assert not (out / MARKER_NAME).exists()
+    assert manifest["splits"]["train"]["rows"] == 1
+    assert prepare_output(out, "toy", CFG) == "complete"
+    assert read_split(out, "train")[0]["id"] == "a"
+
+
+def test_different_dataset_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "d"
+    prepare_output(out, "toy", CFG)
+    _finish(out)
+    with pytest.raises(DatasetFolderError, match="different dataset.*--overwrite"):
+        prepare_output(out, "toy", {**CFG, "seed": 1})
+    with pytest.raises(DatasetFolderError, match="different dataset"):
+        prepare_output(out, "other", CFG)
+    assert prepare_output(out, "toy", {**CFG, "seed": 1}, overwrite=True) == "new"
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME]
+
+
+def test_unfinished_different_build_is_refused(tmp_path):
+    out = tmp_path / "d"
+    prepare_output(out, "toy", CFG)
+    with pytest.raises(DatasetFolderError, match="unfinished build"):
+        prepare_output(out, "toy", {**CFG, "size": 9})
+
+
+def test_foreign_folder_is_never_deleted(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    for overwrite in (False, True):
+        with pytest.raises(DatasetFolderError, match="not a vgrc dataset"):
+            prepare_output(out, "toy", CFG, overwrite=overwrite)
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="exists and is not a folder"):
+        prepare_output(blocker, "toy", CFG)
+    with pytest.raises(OutputError, match="cannot create"):
+        prepare_output(blocker / "sub", "toy", CFG)
+    with pytest.raises(OutputError, match="cannot write"):
+        atomic_write_text(tmp_path / "missing-dir" / "f.txt", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_read_split_detects_edits_and_unknown_split(tmp_path):
+    out = tmp_path / "d"
+    prepare_output(out, "toy", CFG)
+    _finish(out)
+    with pytest.raises(DatasetFolderError, match="no split 'test'; its splits: train"):
+        read_split(out, "test")
+    meta = out / "train" / "metadata.jsonl"
+    meta.write_text(meta.read_text().replace('"x"', '"y"'))
+    with pytest.raises(DatasetFolderError, match="sha256"):
+        read_split(out, "train")
+    assert read_split(out, "train", verify=False)[0]["caption"] == "y"
+
+
+def test_not_a_dataset_messages(tmp_path):
+    with pytest.raises(DatasetFolderError, match="is not a folder"):
+        read_manifest(tmp_path / "nope")
+    with pytest.raises(DatasetFolderError, match="gen-shapes"):
+        read_manifest(tmp_path)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(DatasetFolderError, match="unknown format"):
+        read_manifest(tmp_path)
+
+
+def test_write_jsonl_is_reproducible_and_hashed(tmp_path):
+    import hashlib
+
+    rows = [{"id": "é", "objects": [{"noun": "n", "attributes": [], "bbox": None}]}]
+    sha = write_jsonl(tmp_path / "a.jsonl", rows)
+    data = (tmp_path / "a.jsonl").read_bytes()
+    assert data == '{"id":"é","objects":[{"noun":"n","attributes":[],"bbox":null}]}\n'.encode()
+    assert sha == hashlib.sha256(data).hexdigest()
+
+
+def test_stale_temporaries_removed(tmp_path):
+    (tmp_path / "a.png.vgrc-tmp-123").write_bytes(b"half")
+    (tmp_path / "b.png").write_bytes(b"whole")
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["b.png"]

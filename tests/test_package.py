@@ -1,0 +1,74 @@
+"""Packaging and architecture: the wheel, the console script, the import direction."""
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = {"cli": 2, "generators": 1, "evaluators": 0}  # imports may only point to lower layers
+
+
+def _vgrc_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_imports_run_one_way(layer):
+    for path in (ROOT / layer).rglob("*.py"):
+        for name in _vgrc_imports(path):
+            parts = name.split(".")
+            if parts[0] == "vgrc" and len(parts) > 1 and parts[1] in LAYERS:
+                assert LAYERS[parts[1]] <= LAYERS[layer], f"{path.relative_to(ROOT)} imports {name}"
+            if layer != "cli":
+                assert parts[0] not in {"typer", "rich"}, f"library module {path.relative_to(ROOT)} imports {name}"
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys; from vgrc.cli.main import app; "
+        "heavy = [m for m in ('torch', 'open_clip', 'diffusers', 'transformers', 'cairosvg', 'numpy', 'datasets', 'PIL') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_wheel_builds_and_imports(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("vgrc-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path / "site")
+    assert {"vgrc/cli/main.py", "vgrc/generators/shapes.py", "vgrc/evaluators/dataset.py", "vgrc/data_cards/shapes.md"} <= names
+    assert not any(n.startswith("vgrc/__init__") for n in names)  # vgrc is a namespace package
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "vgrc = vgrc.cli.main:main" in (tmp_path / "site" / entry).read_text()
+    code = (
+        "import vgrc.cli.main, vgrc.generators.shapes, vgrc.data_cards as c; "
+        "print(vgrc.cli.main.__file__); print(c.list_cards())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+    )
+    file_line, cards = out.stdout.splitlines()
+    assert file_line.startswith(str(tmp_path / "site"))
+    assert "shapes" in cards
