@@ -23,7 +23,7 @@ How images are made fast while staying exact
     apart) and each is drawn over white, so this equals rasterising the full composition
     SVG pixel for pixel; ``tests/generators/test_shapes.py`` checks that against
     ``cairosvg.svg2png`` of :func:`composition_svg`. What remains per image is PNG
-    encoding, spread over ``workers`` processes.
+    encoding (:mod:`vgrc.generators.png`), spread over ``workers`` processes.
 
 Resuming: images are written atomically under their final names, so a rerun skips those
 that exist; metadata is a pure function of the configuration, written after the images;
@@ -54,6 +54,7 @@ from vgrc.evaluators.dataset import (
     write_jsonl,
 )
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.generators.png import encode_rgb_png
 from vgrc.generators.shapes_svg import (
     COLORS,
     MIN_SIZE,
@@ -236,15 +237,6 @@ def render_svg(svg: str):
         return np.asarray(im.convert("RGB")).copy()
 
 
-def encode_png(rgb) -> bytes:
-    """PNG bytes of an RGB array, with Pillow's default settings (reproducible)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _slot_window(slot: Slot, size: int) -> tuple[int, int, int, int]:
     """Pixel rows/cols a primitive in ``slot`` can touch, with one pixel of margin."""
     y0 = max(0, math.floor(slot.cy - slot.r) - 1)
@@ -292,7 +284,7 @@ def _compose(placed: Sequence[tuple[int, int]]):
 
 def _render_chunk(jobs: Sequence[tuple[str, tuple[tuple[int, int], ...]]]) -> int:
     for path, placed in jobs:
-        atomic_write_bytes(path, encode_png(_compose(placed)))
+        atomic_write_bytes(path, encode_rgb_png(_compose(placed)))
     return len(jobs)
 
 
@@ -430,7 +422,7 @@ def build_shapes(
         if path.exists():
             result.skipped += 1
         else:
-            atomic_write_bytes(path, encode_png(render_svg(canvas_svg(size, [(prim, reference_slot(size))]))))
+            atomic_write_bytes(path, encode_rgb_png(render_svg(canvas_svg(size, [(prim, reference_slot(size))]))))
             result.rendered += 1
         done += 1
     jobs = []

@@ -12,6 +12,7 @@ names in canonical order, which is also the enumeration order of the dataset.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -188,15 +189,20 @@ def primitive_vertices(shape: str, slot: Slot) -> list[tuple[float, float]]:
     ]
 
 
-def primitive_bbox(shape: str, slot: Slot) -> list[float]:
-    """Bounding box ``[x, y, w, h]`` in pixels of the shape's geometry, rounded to 0.01 px."""
+@functools.lru_cache(maxsize=1024)
+def _bbox(shape: str, slot: Slot) -> tuple[float, float, float, float]:
     pts = primitive_vertices(shape, slot)
     if not pts:
         x0, y0, x1, y1 = slot.cx - slot.r, slot.cy - slot.r, slot.cx + slot.r, slot.cy + slot.r
     else:
         xs, ys = zip(*pts)
         x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
-    return [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+    return (round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2))
+
+
+def primitive_bbox(shape: str, slot: Slot) -> list[float]:
+    """Bounding box ``[x, y, w, h]`` in pixels of the shape's geometry, rounded to 0.01 px."""
+    return list(_bbox(shape, slot))
 
 
 def _fmt(v: float) -> str:
