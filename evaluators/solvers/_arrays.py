@@ -50,13 +50,14 @@ def to_numpy(name: str, x, kind: ArrayKind | None) -> tuple[np.ndarray, ArrayKin
     return arr, kind or ArrayKind()
 
 
-def check_batch(name: str, a: np.ndarray, ndim: int, shape: tuple | None = None) -> None:
+def check_batch(name: str, a: np.ndarray, ndim: int, shape: tuple | None = None, finite: bool = True) -> None:
+    """Shape check (and, unless ``finite=False``, a NaN/inf check) naming the argument."""
     if a.ndim != ndim:
         want = {2: "(B, n)", 3: "(B, n, m)"}[ndim]
         raise InvalidInputError(f"{name} must be a batch of shape {want}, got shape {a.shape}")
     if shape is not None and a.shape != shape:
         raise InvalidInputError(f"{name} must have shape {shape}, got {a.shape}")
-    if not np.isfinite(a).all():
+    if finite and not np.isfinite(a).all():
         raise InvalidInputError(f"{name} contains NaN or infinite values")
 
 

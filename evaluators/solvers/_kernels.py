@@ -21,7 +21,7 @@ INF = np.inf
 # --------------------------------------------------------------------------- exact transport
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, nogil=True)
 def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
     """Exact min-cost transport by successive shortest paths (Dijkstra with potentials).
 
@@ -29,6 +29,11 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
     sums ``<= demand``, pushing as much mass as the smaller side holds (for balanced
     problems: the transport LP; for unit supplies/demands: a rectangular assignment).
     The result is a vertex of the polytope. Writes ``flow[:n,:m]``.
+
+    The network is source -> rows -> columns -> sink, with node potentials keeping every
+    residual reduced cost ``c(u, v) + pi(u) - pi(v)`` non-negative. The source and sink
+    carry potentials too, so each augmenting path is a true shortest path from the source
+    to the sink, which keeps every intermediate flow of minimum cost.
 
     ``ws_f``: float workspace of length >= 4(n+m); ``ws_i``: int workspace >= 2(n+m).
     """
@@ -46,6 +51,8 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
         rs[i] = supply[i]
         for j in range(m):
             flow[i, j] = 0.0
+    ps = 0.0
+    pt = INF
     for j in range(m):
         rd[j] = demand[j]
         mn = INF
@@ -53,28 +60,20 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
             if cost[i, j] < mn:
                 mn = cost[i, j]
         pc[j] = mn
+        if mn < pt:
+            pt = mn
     while True:
-        any_s = False
         for i in range(n):
+            dr[i] = INF
             if rs[i] > eps:
-                any_s = True
-                break
-        any_d = False
-        for j in range(m):
-            if rd[j] > eps:
-                any_d = True
-                break
-        if not (any_s and any_d):
-            break
-        for i in range(n):
-            dr[i] = 0.0 if rs[i] > eps else INF
+                dr[i] = ps - pr[i] if ps > pr[i] else 0.0
             par_r[i] = -1
             fin[i] = 0
         for j in range(m):
             dc[j] = INF
             par_c[j] = -1
             fin[n + j] = 0
-        target = -1
+        tcol = -1
         dt = INF
         while True:
             best = INF
@@ -90,7 +89,7 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
                     best = dc[j]
                     bi = j
                     is_row = False
-            if bi < 0:
+            if bi < 0 or best >= dt:
                 break
             if is_row:
                 fin[bi] = 1
@@ -104,27 +103,28 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
             else:
                 fin[n + bi] = 1
                 if rd[bi] > eps:
-                    target = bi
-                    dt = best
-                    break
+                    rc = pc[bi] - pt
+                    d = best + (rc if rc > 0.0 else 0.0)
+                    if d < dt:
+                        dt = d
+                        tcol = bi
                 for i in range(n):
                     if fin[i] == 0 and flow[i, bi] > eps:
                         rc = pc[bi] - cost[i, bi] - pr[i]
-                        if rc < 0.0:
-                            rc = 0.0
-                        d = best + rc
+                        d = best + (rc if rc > 0.0 else 0.0)
                         if d < dr[i]:
                             dr[i] = d
                             par_r[i] = bi
-        if target < 0:
-            break
+        if tcol < 0:
+            break  # no supply or no demand left
         for i in range(n):
             pr[i] += dr[i] if dr[i] < dt else dt
         for j in range(m):
             pc[j] += dc[j] if dc[j] < dt else dt
+        pt += dt
         # bottleneck along the path (backward edges limit by their flow)
-        amt = rd[target]
-        j = target
+        amt = rd[tcol]
+        j = tcol
         while True:
             i = par_c[j]
             if par_r[i] < 0:
@@ -135,8 +135,8 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
             if flow[i, jj] < amt:
                 amt = flow[i, jj]
             j = jj
-        rd[target] -= amt
-        j = target
+        rd[tcol] -= amt
+        j = tcol
         while True:
             i = par_c[j]
             flow[i, j] += amt
@@ -146,6 +146,58 @@ def transport_ssp(cost, n, m, supply, demand, flow, ws_f, ws_i, eps):
             jj = par_r[i]
             flow[i, jj] -= amt
             j = jj
+
+
+@njit(cache=True, nogil=True)
+def hungarian(a, n, m, u, v, row_of, way, minv, used):
+    """Minimum-cost assignment of all n rows to distinct columns of ``a[:n, :m]``, n <= m.
+
+    Shortest augmenting paths with dual potentials (the O(n^2 m) Hungarian algorithm,
+    Jonker–Volgenant style). On return ``row_of[j + 1]`` is the row (1-based, 0 = none)
+    assigned to column j. Workspaces: ``u`` (n+1), ``v``, ``row_of``, ``way``, ``minv``,
+    ``used`` (m+1).
+    """
+    for i in range(n + 1):
+        u[i] = 0.0
+    for j in range(m + 1):
+        v[j] = 0.0
+        row_of[j] = 0
+        way[j] = 0
+    for i in range(1, n + 1):
+        row_of[0] = i
+        j0 = 0
+        for j in range(m + 1):
+            minv[j] = INF
+            used[j] = 0
+        while True:
+            used[j0] = 1
+            i0 = row_of[j0]
+            delta = INF
+            j1 = 0
+            for j in range(1, m + 1):
+                if used[j] == 0:
+                    cur = a[i0 - 1, j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j] = cur
+                        way[j] = j0
+                    if minv[j] < delta:
+                        delta = minv[j]
+                        j1 = j
+            for j in range(m + 1):
+                if used[j] == 1:
+                    u[row_of[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if row_of[j0] == 0:
+                break
+        while True:
+            j1 = way[j0]
+            row_of[j0] = row_of[j1]
+            j0 = j1
+            if j0 == 0:
+                break
 
 
 # --------------------------------------------------------------------------- FGW by conditional gradient
@@ -169,7 +221,7 @@ def _c1_x_c2(C1, X, C2, n, m, tmp, out):
 
 
 @njit(cache=True, nogil=True)
-def fgw_cg_one(M, C1, C2, p, q, n, m, alpha, max_iter, tol_rel, tol_abs, G, A, Mi, Gc, D, tmp, u, v, ws_f, ws_i, eps):
+def fgw_cg_one(M, C1, C2, p, q, n, m, alpha, max_iter, tol_rel, tol_abs, G, A, Mi, Gc, D, tmp, u, v, ws_f, ws_i, eps, square_uniform):
     """POT's conditional gradient for FGW (square loss, symmetric C1, C2) on one problem.
 
     Mirrors ``ot.gromov.fused_gromov_wasserstein`` + ``ot.optim.cg`` step for step:
@@ -177,6 +229,9 @@ def fgw_cg_one(M, C1, C2, p, q, n, m, alpha, max_iter, tol_rel, tol_abs, G, A, M
     (``solve_gromov_linesearch``), cost updated from the line-search quadratic, stop when
     the relative or absolute change of the cost is below the tolerances. Returns
     ``(cost, iterations)``; the plan is left in ``G``.
+
+    With ``square_uniform`` (n == m, uniform p and q) the transport polytope's vertices
+    are permutations / n, and the linear subproblem is solved by :func:`hungarian`.
     """
     a1 = 1.0 - alpha
     for i in range(n):
@@ -207,7 +262,16 @@ def fgw_cg_one(M, C1, C2, p, q, n, m, alpha, max_iter, tol_rel, tol_abs, G, A, M
         for i in range(n):
             for j in range(m):
                 Mi[i, j] = a1 * M[i, j] + alpha * (2.0 * (u[i] + v[j] - A[i, j]))
-        transport_ssp(Mi, n, m, p, q, Gc, ws_f, ws_i, eps)
+        if square_uniform:
+            k = n + 1
+            hungarian(Mi, n, n, ws_f[0:k], ws_f[k : 2 * k], ws_i[0:k], ws_i[k : 2 * k], ws_f[2 * k : 3 * k], ws_i[2 * k : 3 * k])
+            for i in range(n):
+                for j in range(n):
+                    Gc[i, j] = 0.0
+            for j in range(n):
+                Gc[ws_i[j + 1] - 1, j] = p[0]
+        else:
+            transport_ssp(Mi, n, m, p, q, Gc, ws_f, ws_i, eps)
         for i in range(n):
             for j in range(m):
                 Gc[i, j] -= G[i, j]  # Gc now holds deltaG
@@ -248,6 +312,16 @@ def fgw_cg_one(M, C1, C2, p, q, n, m, alpha, max_iter, tol_rel, tol_abs, G, A, M
 
 
 @njit(cache=True, nogil=True)
+def _uniform(pw, qw, n, m):
+    if n != m:
+        return False
+    for i in range(1, n):
+        if pw[i] != pw[0] or qw[i] != qw[0]:
+            return False
+    return pw[0] == qw[0]
+
+
+@njit(cache=True, nogil=True)
 def _compact(w, idx):
     k = 0
     for i in range(w.shape[0]):
@@ -279,8 +353,8 @@ def fgw_cg_batch(M, C1, C2, p, q, alpha, max_iter, tol_rel, tol_abs, out_cost, o
         tmp = np.empty((N, K))
         u = np.empty(N)
         v = np.empty(K)
-        ws_f = np.empty(4 * (N + K))
-        ws_i = np.empty(2 * (N + K), np.int64)
+        ws_f = np.empty(4 * (N + K) + 4)
+        ws_i = np.empty(2 * (N + K) + 4, np.int64)
         for b in range(start, stop):
             n = _compact(p[b], ri)
             m = _compact(q[b], ci)
@@ -298,7 +372,7 @@ def fgw_cg_batch(M, C1, C2, p, q, alpha, max_iter, tol_rel, tol_abs, out_cost, o
                     C2w[j, l] = C2[b, ci[j], ci[l]]
             cost, it = fgw_cg_one(
                 Mw, C1w, C2w, pw, qw, n, m, alpha, max_iter, tol_rel, tol_abs,
-                G, A, Mi, Gc, D, tmp, u, v, ws_f, ws_i, 1e-12 * mass,
+                G, A, Mi, Gc, D, tmp, u, v, ws_f, ws_i, 1e-12 * mass, _uniform(pw, qw, n, m),
             )
             out_cost[b] = cost
             out_iter[b] = it
@@ -407,35 +481,73 @@ def fgw_global_batch(M, C1, C2, p, q, alpha, max_n, out_cost, exact, plans, stor
 def assignment_batch(M, p, q, out_cost, plans, store_plan, n_blocks):
     """Minimum-cost one-to-one matching of the active rows/columns; mean matched cost."""
     B, N, K = M.shape
+    L = max(N, K) + 1
     for blk in prange(n_blocks):
         start = blk * B // n_blocks
         stop = (blk + 1) * B // n_blocks
         ri = np.empty(N, np.int64)
         ci = np.empty(K, np.int64)
         Mw = np.empty((N, K))
-        F = np.empty((N, K))
-        ones_r = np.ones(N)
-        ones_c = np.ones(K)
-        ws_f = np.empty(4 * (N + K))
-        ws_i = np.empty(2 * (N + K), np.int64)
+        Mt = np.empty((K, N))
+        u = np.empty(L)
+        v = np.empty(L)
+        minv = np.empty(L)
+        row_of = np.empty(L, np.int64)
+        way = np.empty(L, np.int64)
+        used = np.empty(L, np.int64)
         for b in range(start, stop):
             n = _compact(p[b], ri)
             m = _compact(q[b], ci)
-            for i in range(n):
-                for j in range(m):
-                    Mw[i, j] = M[b, ri[i], ci[j]]
-            transport_ssp(Mw, n, m, ones_r, ones_c, F, ws_f, ws_i, 0.5)
-            total = 0.0
-            for i in range(n):
-                for j in range(m):
-                    if F[i, j] > 0.5:
-                        total += Mw[i, j]
-            out_cost[b] = total / min(n, m)
             if store_plan:
                 for i in range(N):
                     for j in range(K):
                         plans[b, i, j] = 0.0
+            total = 0.0
+            if n <= m:
                 for i in range(n):
                     for j in range(m):
-                        if F[i, j] > 0.5:
+                        Mw[i, j] = M[b, ri[i], ci[j]]
+                hungarian(Mw, n, m, u, v, row_of, way, minv, used)
+                for j in range(m):
+                    if row_of[j + 1] > 0:
+                        i = row_of[j + 1] - 1
+                        total += Mw[i, j]
+                        if store_plan:
                             plans[b, ri[i], ci[j]] = 1.0
+            else:
+                for j in range(m):
+                    for i in range(n):
+                        Mt[j, i] = M[b, ri[i], ci[j]]
+                hungarian(Mt, m, n, u, v, row_of, way, minv, used)
+                for i in range(n):
+                    if row_of[i + 1] > 0:
+                        j = row_of[i + 1] - 1
+                        total += Mt[j, i]
+                        if store_plan:
+                            plans[b, ri[i], ci[j]] = 1.0
+            out_cost[b] = total / min(n, m)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@njit(cache=True, parallel=True)
+def check_structure(C, tol):
+    """First problem index whose matrix is non-finite (code 1) or asymmetric (code 2:
+    ``|C_ik - C_ki| > tol * max(1, |C_ik|)``), as ``code * B + b``; 0 when all are fine.
+    One pass, no temporaries."""
+    B, n, _ = C.shape
+    bad = np.zeros(B, np.int64)
+    for b in prange(B):
+        for i in range(n):
+            for k in range(n):
+                x = C[b, i, k]
+                if not np.isfinite(x):
+                    bad[b] = 1
+                elif k > i and abs(x - C[b, k, i]) > tol * max(1.0, abs(x)):
+                    if bad[b] == 0:
+                        bad[b] = 2
+    for b in range(B):
+        if bad[b] != 0:
+            return bad[b] * B + b
+    return 0

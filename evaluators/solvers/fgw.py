@@ -87,13 +87,18 @@ def _prepare(M, C1, C2, p, q, alpha):
     if B == 0 or n == 0 or m == 0:
         raise InvalidInputError(f"M must hold at least one problem with one object per side, got shape {Mn.shape}")
     C1n, kind = to_numpy("C1", C1, kind)
-    check_batch("C1", C1n, 3, (B, n, n))
+    check_batch("C1", C1n, 3, (B, n, n), finite=False)
     C2n, kind = to_numpy("C2", C2, kind)
-    check_batch("C2", C2n, 3, (B, m, m))
+    check_batch("C2", C2n, 3, (B, m, m), finite=False)
+    from vgrc.evaluators.solvers._kernels import check_structure
+
     for name, C in (("C1", C1n), ("C2", C2n)):
-        asym = np.abs(C - C.transpose(0, 2, 1)).max()
-        if asym > 1e-10 * max(1.0, np.abs(C).max()):
-            raise InvalidInputError(f"{name} must be symmetric (max |{name} - {name}ᵀ| = {asym:.3g}); use distance matrices")
+        found = check_structure(C, 1e-10)
+        if found:
+            code, b = divmod(found, B)
+            if code == 1:
+                raise InvalidInputError(f"{name} contains NaN or infinite values (problem {b})")
+            raise InvalidInputError(f"{name} must be symmetric (problem {b}); use distance matrices")
     pn, kind = weights("p", p, B, n, kind)
     qn, kind = weights("q", q, B, m, kind)
     sp, sq = pn.sum(axis=1), qn.sum(axis=1)
