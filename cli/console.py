@@ -79,3 +79,33 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
     finally:
         if task is not None:
             progress.stop()
+
+
+@contextlib.contextmanager
+def phase_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield ``on_progress(phase, done, total)`` that shows one bar per phase on stderr."""
+    if quiet:
+        yield lambda phase, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr)
+    tasks: dict[str, int] = {}
+    started = False
+
+    def update(phase: str, done: int, total: int) -> None:
+        nonlocal started
+        if total <= 0:
+            return
+        if not started:
+            progress.start()
+            started = True
+        if phase not in tasks:
+            tasks[phase] = progress.add_task(phase, total=total)
+        progress.update(tasks[phase], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if started:
+            progress.stop()

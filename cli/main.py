@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from vgrc.cli.eval import eval_command, report_command
 from vgrc.cli.shapes import gen_shapes
 
 app = typer.Typer(
@@ -40,6 +41,8 @@ def _root(
 
 
 app.command("gen-shapes")(gen_shapes)
+app.command("eval")(eval_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

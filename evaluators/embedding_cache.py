@@ -1,0 +1,150 @@
+"""On-disk embedding cache, keyed by model and by content.
+
+Layout: ``<root>/<namespace>/shard-<sha>.npz``, where the namespace identifies the encoder
+(architecture, weights, precision, preprocessing) and the kind (``text`` / ``image``).
+Each shard holds ``keys`` (sha256 of the content: image bytes, or the exact text) and
+``emb`` (float32 unit vectors). Shards are written atomically, one per encoded chunk, so
+an interrupted run keeps every finished chunk and the next run resumes from there.
+
+:func:`encode_cached` is the one entry point: it deduplicates, looks up, encodes only
+what is missing (in chunks, flushing each), and returns embeddings in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators.dataset import atomic_write_bytes
+
+__all__ = ["EmbeddingCache", "EncodeStats", "default_cache_dir", "content_key", "encode_cached"]
+
+
+def default_cache_dir() -> Path:
+    """``$VGRC_CACHE``, else ``$XDG_CACHE_HOME/vgrc``, else ``~/.cache/vgrc``."""
+    if os.environ.get("VGRC_CACHE"):
+        return Path(os.environ["VGRC_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vgrc"
+
+
+def content_key(data: bytes | str) -> str:
+    """sha256 hex of bytes, or of a string's UTF-8 encoding."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+class EmbeddingCache:
+    """Content-addressed store of unit-vector embeddings for one encoder and kind."""
+
+    def __init__(self, root: str | os.PathLike, namespace: str):
+        self.folder = Path(root) / namespace
+        self._index: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._index is None:
+            self._index = {}
+            if self.folder.is_dir():
+                for shard in sorted(self.folder.glob("shard-*.npz")):
+                    try:
+                        with np.load(shard) as z:
+                            keys, emb = z["keys"], z["emb"]
+                    except (OSError, ValueError, KeyError):
+                        continue  # a damaged shard is ignored; its items are encoded again
+                    for k, e in zip(keys.tolist(), emb):
+                        self._index[k] = e
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self._load().get(key)
+
+    def add(self, keys: Sequence[str], emb: np.ndarray) -> None:
+        """Store a chunk of embeddings as one new shard (atomic)."""
+        if not len(keys):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.array(list(keys)), emb=np.asarray(emb, dtype=np.float32))
+        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
+        atomic_write_bytes(self.folder / f"shard-{name}.npz", buf.getvalue())
+        index = self._load()
+        for k, e in zip(keys, np.asarray(emb, dtype=np.float32)):
+            index[k] = e
+
+
+@dataclass
+class EncodeStats:
+    """How many items were asked for, how many distinct, how many actually encoded."""
+
+    requested: int = 0
+    unique: int = 0
+    encoded: int = 0
+
+    def __iadd__(self, other: "EncodeStats") -> "EncodeStats":
+        self.requested += other.requested
+        self.unique += other.unique
+        self.encoded += other.encoded
+        return self
+
+
+def encode_cached(
+    keys: Sequence[str],
+    load: Callable[[int], object],
+    encode: Callable[[list], np.ndarray],
+    cache: EmbeddingCache,
+    dim: int | None = None,
+    *,
+    chunk: int = 1024,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, EncodeStats]:
+    """Embeddings for ``keys`` (in order), encoding each distinct missing key once.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Content keys, one per item (duplicates allowed).
+    load : callable(i) -> item
+        Produces the encoder input for position ``i`` (called only for missing keys).
+    encode : callable(list of items) -> array (n, dim)
+        The encoder. A row of NaN marks an item that could not be encoded (a skipped
+        damaged image): it is not cached and comes back as NaN.
+    cache : EmbeddingCache
+    dim : int, optional
+        Embedding size, needed only when ``keys`` is empty.
+    chunk : int
+        Items per encode call; each chunk is flushed to the cache when done.
+    on_progress : callable(done, total), optional
+        Progress over the distinct missing keys.
+    """
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    missing = [k for k in first if cache.get(k) is None]
+    stats = EncodeStats(requested=len(keys), unique=len(first), encoded=len(missing))
+    if on_progress:
+        on_progress(0, len(missing))
+    failed: dict[str, np.ndarray] = {}
+    for s in range(0, len(missing), chunk):
+        part = missing[s : s + chunk]
+        emb = np.asarray(encode([load(first[k]) for k in part]), dtype=np.float32)
+        ok = np.isfinite(emb).all(axis=1)
+        cache.add([k for k, good in zip(part, ok) if good], emb[ok])
+        failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
+        if on_progress:
+            on_progress(s + len(part), len(missing))
+    if keys:
+        any_key = next(iter(first))
+        dim = len(cache.get(any_key) if cache.get(any_key) is not None else failed[any_key])
+    out = np.zeros((len(keys), dim or 0), dtype=np.float32)
+    for i, k in enumerate(keys):
+        hit = cache.get(k)
+        out[i] = hit if hit is not None else failed[k]
+    return out, stats

@@ -1,0 +1,335 @@
+"""open_clip encoders behind ``vgrc eval --model``: a registry of aliases, the real
+``open_clip.create_model_and_transforms`` loading path, and clear offline errors.
+
+Models
+------
+- Aliases (:data:`MODEL_ALIASES`): ``clip`` = ViT-B-32/openai, ``clip-l`` = ViT-L-14/openai,
+  ``siglip`` = ViT-B-16-SigLIP/webli, ``siglip2`` = ViT-B-16-SigLIP2/webli, and
+  ``tiny-random`` (a tiny config shipped with vgrc, seeded random weights: CI and offline
+  smoke runs; its numbers mean nothing).
+- Any open_clip ``ARCH:TAG`` (``ViT-B-16:laion2b_s34b_b88k``), ``hf-hub:ORG/NAME``, or
+  ``ARCH`` with ``--pretrained PATH`` (a local checkpoint file).
+
+Offline behaviour: pretrained weights are looked up in the Hugging Face cache first. When
+they are missing and ``HF_HUB_OFFLINE`` is set, or the hub cannot be reached within a
+second, :class:`ModelUnavailableError` names the model and how to pass a local
+checkpoint, so there is no retry loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators.errors import InvalidInputError, VgrcError
+
+__all__ = [
+    "BadImageError",
+    "MODEL_ALIASES",
+    "ModelSpec",
+    "ModelUnavailableError",
+    "ClipEncoder",
+    "list_models",
+    "resolve_model",
+]
+
+#: alias -> (open_clip architecture, pretrained tag or None for seeded random weights)
+MODEL_ALIASES: dict[str, tuple[str, str | None]] = {
+    "clip": ("ViT-B-32", "openai"),
+    "clip-l": ("ViT-L-14", "openai"),
+    "siglip": ("ViT-B-16-SigLIP", "webli"),
+    "siglip2": ("ViT-B-16-SigLIP2", "webli"),
+    "tiny-random": ("vgrc-tiny-random", None),
+}
+TINY_CONFIG_DIR = Path(__file__).with_name("model_configs")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class ModelUnavailableError(VgrcError):
+    """Weights cannot be loaded (offline and not cached, or a bad checkpoint)."""
+
+
+def list_models() -> list[str]:
+    """Aliases accepted by ``--model`` (besides ``ARCH:TAG`` and ``hf-hub:`` names)."""
+    return list(MODEL_ALIASES)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load: ``arch`` with ``pretrained`` (a tag, a local path, or None = random)."""
+
+    name: str
+    arch: str
+    pretrained: str | None
+    seed: int = 0
+
+    @property
+    def is_random(self) -> bool:
+        return self.pretrained is None and not self.arch.startswith("hf-hub:")
+
+    def describe(self) -> str:
+        if self.arch.startswith("hf-hub:"):
+            return self.arch
+        return f"{self.arch}, {'random weights, seed %d' % self.seed if self.is_random else 'pretrained ' + repr(self.pretrained)}"
+
+
+def _register_tiny_configs() -> None:
+    import open_clip
+
+    if "vgrc-tiny-random" not in open_clip.list_models():
+        open_clip.add_model_config(TINY_CONFIG_DIR)
+
+
+def resolve_model(model: str, pretrained: str | None = None, seed: int = 0) -> ModelSpec:
+    """Turn ``--model`` / ``--pretrained`` into a :class:`ModelSpec`.
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name: the message lists the aliases and the accepted forms.
+    """
+    import open_clip
+
+    _register_tiny_configs()
+    if model in MODEL_ALIASES:
+        arch, tag = MODEL_ALIASES[model]
+        return ModelSpec(model, arch, pretrained or tag, seed)
+    if model.startswith("hf-hub:"):
+        return ModelSpec(model, model, pretrained, seed)
+    arch, _, tag = model.partition(":")
+    if arch not in open_clip.list_models():
+        raise InvalidInputError(
+            f"unknown model {model!r}; use one of {', '.join(MODEL_ALIASES)}, an open_clip ARCH:TAG "
+            "(see open_clip.list_pretrained()), hf-hub:ORG/NAME, or ARCH with --pretrained PATH"
+        )
+    if tag and pretrained:
+        raise InvalidInputError(f"--model {model!r} names a pretrained tag and --pretrained gives a path; give one of them")
+    if tag and not open_clip.pretrained.get_pretrained_cfg(arch, tag):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
+        raise InvalidInputError(f"unknown pretrained tag {tag!r} for {arch}; known tags: {tags}")
+    return ModelSpec(model, arch, tag or pretrained, seed)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_reachable(timeout: float = 1.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cached_hub_file(repo_id: str, filenames: Sequence[str]) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in filenames:
+        found = try_to_load_from_cache(repo_id, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _unavailable(spec: ModelSpec, why: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"model {spec.name!r} ({spec.describe()}): {why}; download the weights once with network access, "
+        f"or pass a local checkpoint: --model {spec.arch} --pretrained PATH/open_clip_model.safetensors"
+    )
+
+
+def _ensure_weights_reachable(spec: ModelSpec) -> None:
+    """Fail within a second, with one line, when weights can neither be found nor fetched."""
+    import open_clip
+
+    if spec.is_random or (spec.pretrained and os.path.exists(spec.pretrained)):
+        return
+    if spec.arch.startswith("hf-hub:"):
+        repo, files = spec.arch[len("hf-hub:") :], ("open_clip_config.json",)
+    else:
+        cfg = open_clip.pretrained.get_pretrained_cfg(spec.arch, spec.pretrained)
+        if not cfg:
+            raise _unavailable(spec, f"{spec.pretrained!r} is neither an open_clip pretrained tag nor an existing file")
+        if "file" in cfg or not cfg.get("hf_hub"):
+            return
+        repo, name = os.path.split(cfg["hf_hub"])  # as open_clip.pretrained.download_pretrained
+        name = name or "open_clip_pytorch_model.bin"
+        safe = "open_clip_model.safetensors" if name == "open_clip_pytorch_model.bin" else name.rsplit(".", 1)[0] + ".safetensors"
+        files = (safe, name)
+    if _cached_hub_file(repo, files):
+        return
+    if _offline():
+        raise _unavailable(spec, "weights are not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+    if not _hub_reachable():
+        raise _unavailable(spec, "weights are not in the Hugging Face cache and the hub cannot be reached (offline)")
+
+
+class ClipEncoder:
+    """An open_clip model with its preprocessing and tokenizer, encoding to unit vectors.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        From :func:`resolve_model`.
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
+    precision : {"fp32", "fp16", "bf16"}
+    batch_size : int
+        Images or texts per forward pass.
+    """
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", batch_size: int = 64):
+        if precision not in PRECISIONS:
+            raise InvalidInputError(f"unknown --precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        if batch_size < 1:
+            raise InvalidInputError(f"--batch-size must be ≥ 1, got {batch_size}")
+        self.spec = spec
+        self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+        self.model = None
+
+    def load(self) -> "ClipEncoder":
+        """Load weights, preprocessing and tokenizer (done on first use; cached runs skip it)."""
+        if self.model is None:
+            self._load()
+        return self
+
+    def _load(self) -> None:
+        import open_clip
+        import torch
+
+        _register_tiny_configs()
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidInputError(f"--device {self.device}: no CUDA device is available; use --device cpu")
+        _ensure_weights_reachable(self.spec)
+        if self.spec.is_random:
+            torch.manual_seed(self.spec.seed)
+        import logging
+
+        quiet = logging.getLogger().level
+        if self.spec.is_random:  # open_clip warns that no weights were loaded: intended here
+            logging.getLogger().setLevel(logging.ERROR)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.spec.arch, pretrained=self.spec.pretrained, precision=self.precision, device=self.device
+            )
+            tokenizer = open_clip.get_tokenizer(self.spec.arch)
+        except (RuntimeError, OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise _unavailable(self.spec, f"loading failed ({first})") from exc
+        finally:
+            logging.getLogger().setLevel(quiet)
+        model.eval()
+        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        with torch.no_grad():
+            self.dim = int(model.encode_text(tokenizer(["x"]).to(self.device)).shape[1])
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies everything the embeddings depend on: architecture and its config,
+        weights (tag, or checkpoint path + size + mtime, or the random seed), precision
+        and image preprocessing. Computed without loading the model."""
+        import open_clip
+
+        _register_tiny_configs()
+        weights = self.spec.pretrained
+        if weights and os.path.exists(weights):
+            st = os.stat(weights)
+            weights = f"{os.path.abspath(weights)}:{st.st_size}:{int(st.st_mtime)}"
+        if self.spec.is_random:
+            weights = f"random-seed-{self.spec.seed}"
+        arch_cfg = None if self.spec.arch.startswith("hf-hub:") else open_clip.get_model_config(self.spec.arch)
+        tag_cfg = {}
+        if self.spec.pretrained and not os.path.exists(self.spec.pretrained) and arch_cfg is not None:
+            tag_cfg = {k: v for k, v in open_clip.pretrained.get_pretrained_cfg(self.spec.arch, self.spec.pretrained).items() if k not in ("url", "hf_hub")}
+        blob = json.dumps([self.spec.arch, weights, self.precision, arch_cfg, tag_cfg, open_clip.__version__], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm text embeddings, float32 (N, dim)."""
+        import torch
+
+        self.load()
+        out = []
+        with torch.no_grad(), self._autocast():
+            for s in range(0, len(texts), self.batch_size):
+                tokens = self.tokenizer(list(texts[s : s + self.batch_size])).to(self.device)
+                out.append(torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_pixels(self, pixels) -> np.ndarray:
+        """Unit-norm image embeddings of a preprocessed batch (B, 3, H, W)."""
+        import torch
+
+        with torch.no_grad(), self._autocast():
+            feats = self.model.encode_image(pixels.to(self.device))
+            return torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy()
+
+    def load_pixels(self, data: bytes, name: str):
+        """Decode image bytes and preprocess them; a damaged file raises naming it."""
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return self.preprocess(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise BadImageError(name, f"cannot decode image {name}: {exc}") from exc
+
+    def encode_image_bytes(self, items: Sequence[tuple[str, bytes]], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Encode ``(name, bytes)`` items; decoding of the next batch overlaps the forward pass."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        self.load()
+        batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
+        out = []
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+
+            def submit(batch):
+                return [pool.submit(self.load_pixels, data, name) for name, data in batch]
+
+            pending = submit(batches[0]) if batches else []
+            for i, batch in enumerate(batches):
+                pixels = torch.stack([f.result() for f in pending])
+                pending = submit(batches[i + 1]) if i + 1 < len(batches) else []
+                out.append(self.encode_pixels(pixels))
+                if on_batch:
+                    on_batch(len(batch))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+class BadImageError(VgrcError):
+    """An image file is missing or cannot be decoded; ``name`` says which."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name

@@ -1,0 +1,188 @@
+r"""First-stage retrieval (paper §4.1 Eq. 1, §4.2, §6.3, App. E, I).
+
+- :func:`cosine_topk` — the shortlist by cosine similarity, plus the exact rank of
+  every query's first relevant image in the full gallery order.
+- :class:`RidgeMapper` — closed-form ridge regression from text to image space:
+  :math:`W = (T^\top T + \lambda I)^{-1} T^\top V`, queries mapped as
+  :math:`\hat q = \mathrm{normalize}(q W)`.
+- :class:`Steering` — steering vectors. The direction is the normalised difference
+  between the embeddings of a target and a source prompt, and a query that names the
+  target (not the source) is moved as :math:`q \leftarrow \mathrm{normalize}(q + \alpha d)`.
+  :func:`confusion_pairs` derives (source, target) pairs from the shortlist confusions
+  on the fit split: the App. E substitution analysis.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.retrieval_data import object_tuples
+
+__all__ = ["normalize", "cosine_topk", "RidgeMapper", "Steering", "confusion_pairs", "parse_steer_pairs"]
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.where(n > 0, n, 1)).astype(np.float32)
+
+
+def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024):
+    """Top-k gallery indices per query and the full-gallery rank of the first relevant one.
+
+    Ties are ordered by gallery index, so results are deterministic.
+
+    Returns
+    -------
+    topk : int array (Q, k)
+    scores : float32 array (Q, k)
+    rank : int array (Q,) — 0-based rank in the full ranking (-1: no relevant image)
+    """
+    Q, G = len(queries), len(gallery)
+    k = min(k, G)
+    topk = np.empty((Q, k), dtype=np.int64)
+    scores = np.empty((Q, k), dtype=np.float32)
+    rank = np.full(Q, -1, dtype=np.int64)
+    gT = np.ascontiguousarray(gallery.T)
+    for s in range(0, Q, chunk):
+        S = queries[s : s + chunk] @ gT  # (c, G)
+        part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < G else np.tile(np.arange(G), (len(S), 1))
+        ps = np.take_along_axis(S, part, 1)
+        order = np.lexsort((part, -ps), axis=1)
+        topk[s : s + len(S)] = np.take_along_axis(part, order, 1)
+        scores[s : s + len(S)] = np.take_along_axis(ps, order, 1)
+        for r in range(len(S)):
+            rel = relevant[s + r]
+            if rel.size == 0:
+                continue
+            # the first relevant item in (score desc, index asc) order
+            best = rel[np.lexsort((rel, -S[r, rel]))[0]]
+            sb = S[r, best]
+            rank[s + r] = int((S[r] > sb).sum() + ((S[r] == sb) & (np.arange(G) < best)).sum())
+    return topk, scores, rank
+
+
+class RidgeMapper:
+    """Ridge regression from text embeddings to image embeddings (scikit-learn style).
+
+    Parameters
+    ----------
+    alpha : float
+        L2 penalty λ.
+
+    Attributes
+    ----------
+    W_ : array (d_text, d_image)
+        The fitted map.
+    distance_before_, distance_after_ : float
+        Mean Euclidean distance between paired unit text and image embeddings of the fit
+        rows, before and after mapping.
+    """
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def fit(self, text: np.ndarray, image: np.ndarray) -> "RidgeMapper":
+        if len(text) != len(image) or len(text) == 0:
+            raise InvalidInputError(f"ridge needs paired, non-empty fit embeddings; got {len(text)} texts and {len(image)} images")
+        if self.alpha < 0:
+            raise InvalidInputError(f"--ridge-alpha must be ≥ 0, got {self.alpha}")
+        T, V = text.astype(np.float64), image.astype(np.float64)
+        self.W_ = np.linalg.solve(T.T @ T + self.alpha * np.eye(T.shape[1]), T.T @ V)
+        self.distance_before_ = float(np.linalg.norm(text - image, axis=1).mean())
+        self.distance_after_ = float(np.linalg.norm(self.transform(text) - image, axis=1).mean())
+        return self
+
+    def transform(self, text: np.ndarray) -> np.ndarray:
+        """Mapped and re-normalised embeddings."""
+        return normalize(text.astype(np.float64) @ self.W_)
+
+    def distance_reduction(self, text: np.ndarray, image: np.ndarray) -> dict[str, float]:
+        """Cross-modal feature distance on paired rows, before/after mapping (paper §4.2)."""
+        before = float(np.linalg.norm(text - image, axis=1).mean())
+        after = float(np.linalg.norm(self.transform(text) - image, axis=1).mean())
+        return {"distance_before": before, "distance_after": after, "reduction": 1 - after / before if before else 0.0}
+
+
+def parse_steer_pairs(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """``["pentagon:hexagon"]`` -> ``[("pentagon", "hexagon")]`` (source:target)."""
+    pairs = []
+    for spec in specs:
+        source, sep, target = spec.partition(":")
+        if not sep or not source.strip() or not target.strip():
+            raise InvalidInputError(f"--steer {spec!r}: expected SOURCE:TARGET, e.g. pentagon:hexagon")
+        pairs.append((source.strip(), target.strip()))
+    return pairs
+
+
+def confusion_pairs(query_objects: Sequence[list[dict]], retrieved_objects: Sequence[list[dict]], top: int) -> list[tuple[str, str, int]]:
+    """Most frequent single-object substitutions between queries and wrong top-1 images.
+
+    For each query whose top-1 image differs from it in exactly one object, the
+    substitution is a noun swap (attributes equal) or an attribute swap (noun equal). It
+    counts as (source = what was retrieved, target = what the query asked for). Returns
+    ``(source, target, count)``, most frequent first (App. E's substitution matrix).
+    """
+    counts: Counter = Counter()
+    for q, r in zip(query_objects, retrieved_objects):
+        qt, rt = object_tuples(q), object_tuples(r)
+        missing, extra = list((qt - rt).elements()), list((rt - qt).elements())
+        if len(missing) != 1 or len(extra) != 1:
+            continue
+        (qn, qa), (rn, ra) = missing[0], extra[0]
+        if qa == ra and qn != rn:
+            counts[(rn, qn)] += 1
+        elif qn == rn and len(qa) == len(ra) == 1 and qa != ra:
+            counts[(ra[0], qa[0])] += 1
+    return [(s, t, c) for (s, t), c in counts.most_common(top)]
+
+
+class Steering:
+    """Steering vectors applied to the queries that name the target (and not the source).
+
+    Parameters
+    ----------
+    pairs : list of (source, target)
+        Words (nouns or attributes) as they appear in ``objects``.
+    alpha : float
+        Steering strength.
+
+    Attributes
+    ----------
+    directions_ : array (len(pairs), d) — unit directions in the query space.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], alpha: float = 0.5):
+        self.pairs = list(pairs)
+        self.alpha = alpha
+
+    def fit(self, embed: Callable[[list[str]], np.ndarray], mapper: RidgeMapper | None = None) -> "Steering":
+        """``embed(words)`` gives templated text embeddings; ``mapper`` maps them to image space."""
+        if not self.pairs:
+            self.directions_ = np.zeros((0, 1), np.float32)
+            return self
+        words = [w for pair in self.pairs for w in pair]
+        emb = embed(words)
+        if mapper is not None:
+            emb = mapper.transform(emb)
+        self.directions_ = normalize(emb[1::2] - emb[0::2])
+        return self
+
+    def transform(self, queries: np.ndarray, query_objects: Sequence[list[dict]]) -> tuple[np.ndarray, np.ndarray]:
+        """Steered queries, and a boolean mask of the queries that were changed."""
+        out = queries.copy()
+        changed = np.zeros(len(queries), dtype=bool)
+        for i, objs in enumerate(query_objects):
+            words = {o["noun"] for o in objs} | {a for o in objs for a in o.get("attributes", [])}
+            delta = sum(
+                (self.alpha * d for (s, t), d in zip(self.pairs, self.directions_) if t in words and s not in words),
+                np.zeros(queries.shape[1], np.float32),
+            )
+            if np.any(delta):
+                out[i] = normalize(out[i] + delta)
+                changed[i] = True
+        return out, changed
