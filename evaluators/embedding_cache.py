@@ -122,15 +122,14 @@ def encode_cached(
     chunk : int
         Items per encode call; each chunk is flushed to the cache when done.
     on_progress : callable(done, total), optional
-        Progress over the distinct missing keys.
+        Progress over the distinct missing keys, reported after each finished chunk (so a
+        model that fails to load shows no bar before its error).
     """
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
         first.setdefault(k, i)
     missing = [k for k in first if cache.get(k) is None]
     stats = EncodeStats(requested=len(keys), unique=len(first), encoded=len(missing))
-    if on_progress:
-        on_progress(0, len(missing))
     failed: dict[str, np.ndarray] = {}
     for s in range(0, len(missing), chunk):
         part = missing[s : s + chunk]

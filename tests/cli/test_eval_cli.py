@@ -1,0 +1,76 @@
+"""`vgrc eval` and `vgrc report` through the CLI: success and every bad-input path."""
+
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from vgrc.cli.main import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def base(shapes_dir, tmp_path):
+    return ["eval", "--data", shapes_dir, "--model", "tiny-random", "--k", "10", "--cache-dir", tmp_path / "cache"]
+
+
+def test_eval_then_report(base, tmp_path):
+    result = run(*base, "--rerank", "hungarian", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert "t2i_R@1=" in result.stdout and "t2i_shortlist_recall@10=" in result.stdout
+    assert run(*base, "--stage1", "ridge", "--rerank", "fgw", "--alpha", "0.3", "--out", tmp_path / "b", "-q").exit_code == 0
+    result = run("report", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "table.md")
+    assert result.exit_code == 0, result.output
+    assert "| ridge | fgw (α=0.3) |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "table.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "vit-huge"], "unknown model 'vit-huge'; use one of clip, clip-l, siglip, siglip2, tiny-random"),
+        (["--stage1", "bm25"], "unknown --stage1 'bm25'; valid: cosine, ridge, ridge+steer, objects-avg"),
+        (["--rerank", "sinkhorn"], "unknown --rerank 'sinkhorn'; valid: none, hungarian, fgw, min, softmin"),
+        (["--solver", "lp"], "unknown --solver 'lp'; valid: cg, global, pot"),
+        (["--alpha", "2"], "--alpha must be in [0, 1], got 2.0"),
+        (["--steer", "pentagon"], "--steer applies to --stage1 ridge+steer only"),
+        (["--stage1", "ridge+steer", "--steer", "pentagon"], "--steer 'pentagon': expected SOURCE:TARGET"),
+        (["--stage1", "ridge", "--fit-fraction", "0"], "--stage1 ridge needs fit rows"),
+        (["--template", "a photo"], "every --template must contain '{}'"),
+        (["--precision", "fp8"], "unknown --precision 'fp8'; valid: fp32, fp16, bf16"),
+        (["--split", "test"], "has no split 'test'; its splits: compositions, primitives"),
+    ],
+)
+def test_bad_options(base, tmp_path, extra, message):
+    assert message in one_error_line(run(*base, "--out", tmp_path / "o", *extra))
+
+
+def test_not_a_dataset(tmp_path):
+    (tmp_path / "photos").mkdir()
+    line = one_error_line(run("eval", "--data", tmp_path / "photos", "--model", "tiny-random", "--out", tmp_path / "o"))
+    assert "is not a finished vgrc dataset" in line
+
+
+def test_offline_weights_one_line_fast(shapes_dir, tmp_path):
+    t0 = time.perf_counter()
+    line = one_error_line(run("eval", "--data", shapes_dir, "--model", "clip", "--out", tmp_path / "o", "--cache-dir", tmp_path / "c"))
+    assert "model 'clip'" in line and "--pretrained PATH" in line
+    assert time.perf_counter() - t0 < 10  # data loading included; the weights check itself is instant
+
+
+def test_report_bad_folder(tmp_path):
+    (tmp_path / "x").mkdir()
+    assert "is not a vgrc eval run (no metrics.json)" in one_error_line(run("report", tmp_path / "x", "--out", tmp_path / "t.md"))

@@ -1,0 +1,187 @@
+"""`run_eval` end to end with the real open_clip `tiny-random` model on a shapes subset."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vgrc.evaluators.embedding_cache import EmbeddingCache, content_key, encode_cached
+from vgrc.evaluators.encoders import BadImageError, ClipEncoder, ModelUnavailableError, resolve_model
+from vgrc.evaluators.first_stage import normalize
+from vgrc.evaluators.pipeline import STAGE1, EvalConfig, run_eval
+from vgrc.evaluators.rerank import RERANKERS
+from vgrc.evaluators.report import report_table
+from vgrc.evaluators.retrieval_data import load_retrieval
+
+K = 20
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("emb-cache")
+
+
+def config(shapes_dir, out, cache_dir, **kw):
+    return EvalConfig(data=str(shapes_dir), out=str(out), model="tiny-random", k=K, cache_dir=str(cache_dir), **kw)
+
+
+@pytest.mark.parametrize("stage1", STAGE1)
+@pytest.mark.parametrize("rerank", list(RERANKERS))
+def test_every_stage_combination(shapes_dir, tmp_path, cache_dir, stage1, rerank):
+    metrics = run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1=stage1, rerank=rerank))
+    frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
+    assert len(frame) == metrics["n_queries"] == 48  # 60 rows minus the 20% fit hold-out
+    for name in ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@1", "t2i_nDCG@5", "t2i_nDCG@10", "t2i_CAS-gen@10", "t2i_CAS-noun@10", "stage1_t2i_R@1"):
+        assert 0.0 <= metrics[name] <= 1.0
+    # recall recomputed from the per-query ranks
+    assert metrics["t2i_R@5"] == pytest.approx(np.mean((frame.rank_final >= 0) & (frame.rank_final < 5)))
+    shortlist_recall = metrics[f"t2i_shortlist_recall@{K}"]
+    assert shortlist_recall == pytest.approx(np.mean(frame.rank_stage1 < K))
+    if rerank == "none":
+        assert (frame.rank_final == frame.rank_stage1).all()
+    if rerank in ("hungarian", "fgw"):
+        # annotation-based object embeddings: the target's object set matches exactly
+        assert metrics["t2i_R@1"] == pytest.approx(shortlist_recall)
+    outside = frame.rank_stage1 >= K  # not shortlisted: the stage-1 rank is kept
+    assert (frame.rank_final[outside] == frame.rank_stage1[outside]).all()
+
+
+def test_output_files_and_columns(shapes_dir, tmp_path, cache_dir):
+    out = tmp_path / "run"
+    run_eval(config(shapes_dir, out, cache_dir, stage1="ridge+steer", rerank="fgw", steer=["pentagon:hexagon"]))
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "metrics.json", "metrics.md", "per_query.parquet", "recall_curve.png", "run.json"]
+    frame = pd.read_parquet(out / "per_query.parquet")
+    assert list(frame.columns) == ["query_id", "caption", "rank_stage1", "rank_final", "top1_stage1", "top1_final", "steered"]
+    assert frame.steered.sum() == sum("hexagon" in c and "pentagon" not in c for c in frame.caption)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["rerank"] == "fgw" and "t2i_CAS-noun@10" in metrics and "ridge_distance_reduction" in metrics
+    header, values = (out / "metrics.csv").read_text().splitlines()
+    assert header.split(",")[:3] == ["stage1", "rerank", "t2i_R@1"] and values.startswith("ridge+steer,fgw,")
+    run = json.loads((out / "run.json").read_text())
+    assert {"config", "model", "data", "versions", "git_commit", "seed", "encode", "skipped", "diagnostics", "timings_seconds"} <= set(run)
+    assert run["diagnostics"]["steering"]["pairs"] == [["pentagon", "hexagon"]]
+    assert "torch" in run["versions"] and "open_clip_torch" in run["versions"]
+    assert (out / "recall_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_second_run_encodes_nothing(shapes_dir, tmp_path):
+    cache = tmp_path / "cache"
+    run_eval(config(shapes_dir, tmp_path / "a", cache, stage1="ridge", rerank="none"))
+    first = json.loads((tmp_path / "a" / "run.json").read_text())["encode"]
+    assert first["images"]["encoded"] == 60 and first["texts"]["encoded"] > 0  # eval + fit images
+    run_eval(config(shapes_dir, tmp_path / "b", cache, stage1="ridge", rerank="fgw"))
+    second = json.loads((tmp_path / "b" / "run.json").read_text())["encode"]
+    assert second["images"]["encoded"] == 0 and second["texts"]["encoded"] == 0
+    assert second["images"]["requested"] == 60
+
+
+def test_stage1_ranks_match_a_brute_force_reference(shapes_dir, tmp_path, cache_dir):
+    run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1="cosine", rerank="none"))
+    frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
+    ev, _, _ = load_retrieval(shapes_dir, fit_fraction=0.2)
+    enc = ClipEncoder(resolve_model("tiny-random"))
+    images = enc.encode_image_bytes([(str(p), p.read_bytes()) for p in ev.image_paths])
+    texts = enc.encode_texts(ev.captions)
+    S = texts @ images.T
+    ranks = [int(np.flatnonzero(np.lexsort((np.arange(len(ev)), -S[q])) == q)[0]) for q in range(len(ev))]
+    assert frame.query_id.tolist() == ev.ids
+    assert frame.rank_stage1.tolist() == ranks
+
+
+def test_fit_rows_never_leak_into_evaluation(shapes_dir):
+    ev, fit, info = load_retrieval(shapes_dir, fit_fraction=0.2, seed=0)
+    assert len(ev) + len(fit) == 60 and info["n_fit"] == 12
+    assert not set(ev.ids) & set(fit.ids)
+    assert not {str(p) for p in ev.image_paths} & {str(p) for p in fit.image_paths}
+    ev2, fit2, _ = load_retrieval(shapes_dir, fit_fraction=0.2, seed=0, limit=10)
+    assert fit2.ids == fit.ids and len(ev2) == 10 and set(ev2.ids) <= set(ev.ids)
+
+
+def test_missing_and_damaged_images(shapes_dir, tmp_path, cache_dir):
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    ev, _, _ = load_retrieval(data, fit_fraction=0.2)
+    (ev.image_paths[3]).unlink()
+    ev.image_paths[5].write_bytes(b"not a png at all")
+    with pytest.raises(BadImageError, match=str(ev.image_paths[3].name)):
+        run_eval(config(data, tmp_path / "r", tmp_path / "fresh-cache", fit_fraction=0.2))
+    metrics = run_eval(config(data, tmp_path / "r", tmp_path / "fresh-cache", skip_bad=True))
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert sorted(run["skipped"]["query_ids"]) == sorted([ev.ids[3], ev.ids[5]])
+    assert metrics["n_queries"] == 46
+    ev.image_paths[3].write_bytes(b"")
+    with pytest.raises(BadImageError, match="cannot decode image"):
+        run_eval(config(data, tmp_path / "r2", tmp_path / "fresh-cache"))
+
+
+def test_interrupted_encoding_resumes_from_cache(shapes_dir, tmp_path):
+    enc = ClipEncoder(resolve_model("tiny-random"))
+    paths = sorted((shapes_dir / "compositions" / "images").iterdir())
+    items = [(str(p), p.read_bytes()) for p in paths]
+    keys = [content_key(d) for _, d in items]
+    cache = EmbeddingCache(tmp_path, "ns")
+
+    def stop_after_two_chunks(done, total):
+        if done >= 32:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_cached(keys, lambda i: items[i], enc.encode_image_bytes, cache, chunk=16, on_progress=stop_after_two_chunks)
+    fresh = EmbeddingCache(tmp_path, "ns")  # a new process would see what is on disk
+    assert len(fresh) == 32
+    emb, stats = encode_cached(keys, lambda i: items[i], enc.encode_image_bytes, fresh, chunk=16)
+    assert stats.encoded == 60 - 32 and stats.unique == 60
+    assert np.allclose(emb, enc.encode_image_bytes(items), atol=1e-5)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+
+
+def test_unique_strings_are_encoded_once(tmp_path):
+    enc = ClipEncoder(resolve_model("tiny-random"))
+    texts = ["red circle", "blue star", "red circle", "red circle"]
+    emb, stats = encode_cached([content_key(t) for t in texts], lambda i: texts[i], enc.encode_texts, EmbeddingCache(tmp_path, "t"))
+    assert (stats.requested, stats.unique, stats.encoded) == (4, 2, 2)
+    assert np.array_equal(emb[0], emb[2]) and np.allclose(emb[0], normalize(enc.encode_texts(["red circle"]))[0], atol=1e-6)
+
+
+def test_tiny_random_is_seeded():
+    a = ClipEncoder(resolve_model("tiny-random", seed=0)).encode_texts(["red circle"])
+    b = ClipEncoder(resolve_model("tiny-random", seed=0)).encode_texts(["red circle"])
+    c = ClipEncoder(resolve_model("tiny-random", seed=1)).encode_texts(["red circle"])
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_offline_model_fails_fast_with_one_clear_message():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ModelUnavailableError, match=r"model 'clip' \(ViT-B-32, pretrained 'openai'\).*HF_HUB_OFFLINE.*--pretrained PATH"):
+        ClipEncoder(resolve_model("clip")).load()
+    assert time.perf_counter() - t0 < 5  # no download retries (the requirement is < 1 s; generous for slow CI)
+
+
+def test_local_checkpoint_loads_through_pretrained_path(tmp_path):
+    """--model ARCH --pretrained PATH: the real open_clip checkpoint loading path."""
+    import torch
+
+    enc = ClipEncoder(resolve_model("tiny-random", seed=3)).load()
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(enc.model.state_dict(), ckpt)
+    loaded = ClipEncoder(resolve_model("vgrc-tiny-random", pretrained=str(ckpt)))
+    assert not loaded.spec.is_random
+    assert np.allclose(loaded.encode_texts(["red circle"]), enc.encode_texts(["red circle"]), atol=1e-6)
+
+
+def test_report_merges_runs(shapes_dir, tmp_path, cache_dir):
+    runs = []
+    for stage1, rerank in (("ridge", "fgw"), ("cosine", "none"), ("cosine", "hungarian")):
+        runs.append(tmp_path / f"{stage1}-{rerank}")
+        run_eval(config(shapes_dir, runs[-1], cache_dir, stage1=stage1, rerank=rerank))
+    md, csv = report_table(runs)
+    lines = md.splitlines()
+    assert lines[0] == "| Stage 1 | Stage 2 | R@1 | R@5 | R@10 | nDCG@1 | nDCG@5 | nDCG@10 |"
+    assert [line.split(" | ")[:2] for line in lines[2:]] == [["| cosine", "none"], ["| cosine", "hungarian"], ["| ridge", "fgw (α=0.5)"]]
+    assert csv.splitlines()[0] == "stage1,rerank,alpha,k,t2i_R@1,t2i_R@5,t2i_R@10,t2i_nDCG@1,t2i_nDCG@5,t2i_nDCG@10"
+    r1 = json.loads((runs[1] / "metrics.json").read_text())["t2i_R@1"]
+    assert lines[2].split(" | ")[2] == f"{100 * r1:.1f}"

@@ -1,0 +1,70 @@
+"""First stage: cosine shortlist vs brute force, ridge closed form, steering, confusions."""
+
+import numpy as np
+import pytest
+
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage import RidgeMapper, Steering, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
+
+
+def obj(attr, noun):
+    return {"noun": noun, "attributes": [attr], "bbox": None}
+
+
+def test_cosine_topk_matches_full_sort_with_ties():
+    rng = np.random.default_rng(0)
+    G = normalize(rng.normal(size=(200, 16)))
+    G[50] = G[10]  # an exact tie: order by gallery index
+    Q = normalize(rng.normal(size=(70, 16)))
+    Q[0] = G[10]
+    relevant = [np.array([i]) if i != 0 else np.array([50]) for i in range(70)]
+    topk, scores, rank = cosine_topk(Q, G, 15, relevant, chunk=32)
+    S = Q @ G.T
+    for q in range(70):
+        order = np.lexsort((np.arange(200), -S[q]))
+        assert topk[q].tolist() == order[:15].tolist()
+        assert np.allclose(scores[q], S[q, order[:15]])
+        assert rank[q] == int(np.flatnonzero(order == relevant[q][0])[0])
+    assert topk[0, :2].tolist() == [10, 50] and rank[0] == 1
+
+
+def test_ridge_is_the_closed_form_and_reduces_distance():
+    rng = np.random.default_rng(1)
+    T = normalize(rng.normal(size=(300, 8)))
+    R, _ = np.linalg.qr(rng.normal(size=(8, 8)))  # a rotation: V stays unit-norm and linear in T
+    V = (T @ R).astype(np.float32)
+    mapper = RidgeMapper(alpha=1e-3).fit(T, V)
+    ref = np.linalg.solve(T.T @ T + 1e-3 * np.eye(8), T.T @ V)
+    assert np.allclose(mapper.W_, ref)
+    red = mapper.distance_reduction(T, V)
+    assert red["distance_after"] < 0.01 * red["distance_before"] and 0.99 < red["reduction"] <= 1
+    assert np.allclose(mapper.W_, R, atol=1e-2)
+    with pytest.raises(InvalidInputError, match="paired"):
+        RidgeMapper().fit(T[:3], V[:2])
+
+
+def test_steering_moves_only_queries_naming_the_target():
+    d = 4
+    words = {"pentagon": np.eye(d)[0], "hexagon": np.eye(d)[1]}
+    steer = Steering([("pentagon", "hexagon")], alpha=0.5).fit(lambda ws: np.stack([words[w] for w in ws]))
+    assert np.allclose(steer.directions_[0], normalize(np.array([-1.0, 1, 0, 0])))
+    Q = normalize(np.ones((3, d)))
+    objs = [[obj("red", "hexagon")], [obj("red", "hexagon"), obj("blue", "pentagon")], [obj("red", "star")]]
+    out, changed = steer.transform(Q, objs)
+    assert changed.tolist() == [True, False, False]
+    assert np.allclose(out[0], normalize(Q[0] + 0.5 * steer.directions_[0]))
+    assert np.allclose(out[1:], Q[1:])
+    same, _ = Steering([("pentagon", "hexagon")], alpha=0.0).fit(lambda ws: np.stack([words[w] for w in ws])).transform(Q, objs)
+    assert np.allclose(same, Q)
+
+
+def test_confusion_pairs_count_single_substitutions():
+    q = [[obj("red", "hexagon"), obj("blue", "star")]] * 3 + [[obj("red", "circle")]]
+    r = [[obj("red", "pentagon"), obj("blue", "star")]] * 2 + [[obj("red", "pentagon"), obj("green", "star")]] + [[obj("blue", "circle")]]
+    assert confusion_pairs(q, r, top=5) == [("pentagon", "hexagon", 2), ("blue", "red", 1)]
+
+
+@pytest.mark.parametrize("bad", ["pentagon", ":hexagon", "pentagon:"])
+def test_bad_steer_pairs(bad):
+    with pytest.raises(InvalidInputError, match="SOURCE:TARGET"):
+        parse_steer_pairs([bad])

@@ -1,0 +1,71 @@
+"""Metrics against hand-computed cases and brute-force references."""
+
+import math
+
+import numpy as np
+import pytest
+
+from vgrc.evaluators.metrics import (
+    cas_at_k,
+    concept_coverage,
+    first_relevant_rank,
+    ndcg_at_k,
+    object_binding,
+    recall_at_k,
+    symbolic_relevance,
+)
+
+
+def obj(attr, noun):
+    return {"noun": noun, "attributes": [attr], "bbox": None}
+
+
+def test_recall_hand_computed():
+    ranks = np.array([0, 3, -1, 9, 10])
+    assert recall_at_k(ranks) == {"t2i_R@1": 0.2, "t2i_R@5": 0.4, "t2i_R@10": 0.6}
+
+
+def test_ndcg_hand_computed():
+    rel = np.array([[0.0, 4.0, 2.0]])
+    dcg = 4 / math.log2(3) + 2 / math.log2(4)
+    idcg = 4 / math.log2(2) + 2 / math.log2(3)
+    got = ndcg_at_k(rel, ks=(1, 3))
+    assert got["t2i_nDCG@1"] == 0.0  # the top item is irrelevant; ideal of the 1-list is 0 -> 0
+    assert got["t2i_nDCG@3"] == pytest.approx(dcg / idcg)
+
+
+def test_ndcg_matches_brute_force():
+    rng = np.random.default_rng(0)
+    rel = rng.integers(0, 5, size=(50, 10)).astype(float)
+    got = ndcg_at_k(rel, ks=(5,))["t2i_nDCG@5"]
+    ref = []
+    for row in rel:
+        r = row[:5]
+        dcg = sum(v / math.log2(i + 2) for i, v in enumerate(r))
+        idcg = sum(v / math.log2(i + 2) for i, v in enumerate(sorted(r, reverse=True)))
+        ref.append(dcg / idcg if idcg else 0.0)
+    assert got == pytest.approx(np.mean(ref))
+
+
+def test_symbolic_relevance_is_multiset_overlap():
+    query = [obj("red", "circle"), obj("red", "circle"), obj("blue", "star")]
+    image = [obj("red", "circle"), obj("blue", "star"), obj("green", "star")]
+    assert symbolic_relevance(query, image) == pytest.approx(4 * 2 / 3)
+    assert symbolic_relevance(query, query) == 4.0
+    assert symbolic_relevance([], image) == 0.0
+
+
+def test_cas_gen_vs_cas_noun_on_a_binding_error():
+    """Attributes swapped between objects: full concept coverage, no correct binding."""
+    query = [obj("red", "circle"), obj("blue", "star")]
+    swapped = [obj("blue", "circle"), obj("red", "star")]
+    assert concept_coverage(query, swapped) == 1.0
+    assert object_binding(query, swapped) == 0.0
+    assert object_binding(query, [obj("red", "circle"), obj("green", "square")]) == 0.5
+    got = cas_at_k(np.array([[1.0, 0.5]]), np.array([[0.0, 1.0]]), ks=(2,))
+    assert got == {"t2i_CAS-gen@2": 0.75, "t2i_CAS-noun@2": 0.5}
+
+
+def test_first_relevant_rank():
+    ranked = np.array([[5, 3, 1], [2, 4, 6]])
+    assert first_relevant_rank(ranked, [np.array([1, 3]), np.array([9])]).tolist() == [1, -1]
