@@ -291,23 +291,56 @@ class ClipEncoder:
             feats = self.model.encode_image(pixels.to(self.device))
             return torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy()
 
+    def _tensor_tail(self):
+        """``(pil_transforms, mean, std)`` when preprocessing ends in ToTensor + Normalize
+        (open_clip's standard pipeline), else None.
+
+        Threads then run only the PIL steps, and the tensor steps run once per batch in
+        the calling thread. On few cores, per-image torch ops in worker threads start
+        extra OpenMP work that competes with the forward pass.
+        """
+        if not hasattr(self, "_tail"):
+            from torchvision.transforms import Compose
+
+            steps = list(getattr(self.preprocess, "transforms", []))
+            names = [type(t).__name__ for t in steps[-2:]]
+            ok = len(steps) >= 2 and names[0] in ("ToTensor", "MaybeToTensor") and names[1] == "Normalize"
+            self._tail = (Compose(steps[:-2]), steps[-1].mean, steps[-1].std) if ok else None
+        return self._tail
+
     def load_pixels(self, data: bytes, name: str):
-        """Decode image bytes and preprocess them; a damaged file raises naming it."""
+        """Decode image bytes and preprocess them (a CHW float tensor); a damaged file raises naming it."""
+        return self._finish([self._decode(data, name)])[0]
+
+    def _decode(self, data: bytes, name: str):
         import io
 
         from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(io.BytesIO(data)) as im:
-                return self.preprocess(im.convert("RGB"))
+                im = im.convert("RGB")
+                tail = self._tensor_tail()
+                return np.asarray(tail[0](im)) if tail else self.preprocess(im)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise BadImageError(name, f"cannot decode image {name}: {exc}") from exc
+
+    def _finish(self, decoded: list):
+        """Stack decoded images into a preprocessed batch (B, 3, H, W), exactly as
+        ``self.preprocess`` would: the same ToTensor and Normalize arithmetic."""
+        import torch
+
+        tail = self._tensor_tail()
+        if not tail:
+            return torch.stack(decoded)
+        batch = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype()).div(255)
+        mean = torch.as_tensor(tail[1], dtype=batch.dtype).view(-1, 1, 1)
+        std = torch.as_tensor(tail[2], dtype=batch.dtype).view(-1, 1, 1)
+        return batch.sub_(mean).div_(std)
 
     def encode_image_bytes(self, items: Sequence[tuple[str, bytes]], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Encode ``(name, bytes)`` items; decoding of the next batch overlaps the forward pass."""
         from concurrent.futures import ThreadPoolExecutor
-
-        import torch
 
         self.load()
         batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
@@ -315,11 +348,11 @@ class ClipEncoder:
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
 
             def submit(batch):
-                return [pool.submit(self.load_pixels, data, name) for name, data in batch]
+                return [pool.submit(self._decode, data, name) for name, data in batch]
 
             pending = submit(batches[0]) if batches else []
             for i, batch in enumerate(batches):
-                pixels = torch.stack([f.result() for f in pending])
+                pixels = self._finish([f.result() for f in pending])
                 pending = submit(batches[i + 1]) if i + 1 < len(batches) else []
                 out.append(self.encode_pixels(pixels))
                 if on_batch:

@@ -41,9 +41,9 @@ from vgrc.evaluators.embedding_cache import EmbeddingCache, EncodeStats, content
 from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
 from vgrc.evaluators.errors import InvalidInputError, OutputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
-from vgrc.evaluators.metrics import cas_at_k, concept_coverage, ndcg_at_k, object_binding, recall_at_k, symbolic_relevance
+from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k, recall_at_k
 from vgrc.evaluators.rerank import RERANKERS, ObjectTable, RerankContext, rerank
-from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase
+from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, object_tuples
 from vgrc.evaluators.solvers import list_fgw_solvers
 
 __all__ = ["EvalConfig", "STAGE1", "list_stage1", "run_eval"]
@@ -179,12 +179,28 @@ def _versions() -> dict[str, str]:
 
 
 def _lists_metrics(lists: np.ndarray, ev: RetrievalSet, prefix: str) -> dict[str, float]:
-    """nDCG@K and CAS@K from the top-10 lists, using the object annotations."""
+    """nDCG@K and CAS@K from the top-10 lists, using the object annotations.
+
+    Per-row annotation forms are built once; the per-pair values equal
+    :func:`~vgrc.evaluators.metrics.symbolic_relevance`, ``concept_coverage`` and
+    ``object_binding`` (tested against them).
+    """
     if not any(ev.objects):
         return {}
-    rel = np.array([[symbolic_relevance(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])
-    gen = np.array([[concept_coverage(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])
-    noun = np.array([[object_binding(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])
+    tuples = [object_tuples(objs) for objs in ev.objects]
+    sizes = [sum(t.values()) for t in tuples]
+    tsets = [set(t) for t in tuples]
+    concepts = [{o["noun"] for o in objs} | {a for o in objs for a in o.get("attributes", [])} for objs in ev.objects]
+    rel = np.zeros(lists.shape)
+    gen = np.zeros(lists.shape)
+    noun = np.zeros(lists.shape)
+    for q, row in enumerate(lists):
+        if not sizes[q]:
+            continue
+        for j, g in enumerate(row):
+            rel[q, j] = 4.0 * sum((tuples[q] & tuples[g]).values()) / sizes[q]
+            gen[q, j] = len(concepts[q] & concepts[g]) / len(concepts[q])
+            noun[q, j] = len(tsets[q] & tsets[g]) / len(tsets[q])
     out = ndcg_at_k(rel, prefix=prefix)
     out.update(cas_at_k(gen, noun, prefix=prefix))
     return out

@@ -185,3 +185,18 @@ def test_report_merges_runs(shapes_dir, tmp_path, cache_dir):
     assert csv.splitlines()[0] == "stage1,rerank,alpha,k,t2i_R@1,t2i_R@5,t2i_R@10,t2i_nDCG@1,t2i_nDCG@5,t2i_nDCG@10"
     r1 = json.loads((runs[1] / "metrics.json").read_text())["t2i_R@1"]
     assert lines[2].split(" | ")[2] == f"{100 * r1:.1f}"
+
+
+def test_batched_preprocessing_equals_open_clip_preprocess(shapes_dir):
+    """The split PIL/tensor preprocessing gives exactly open_clip's tensors."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    enc = ClipEncoder(resolve_model("tiny-random")).load()
+    assert enc._tensor_tail() is not None
+    paths = sorted((shapes_dir / "compositions" / "images").iterdir())[:8]
+    ours = enc._finish([enc._decode(p.read_bytes(), p.name) for p in paths])
+    ref = torch.stack([enc.preprocess(Image.open(io.BytesIO(p.read_bytes())).convert("RGB")) for p in paths])
+    assert ours.dtype == ref.dtype and torch.equal(ours, ref)
