@@ -116,26 +116,25 @@ def _score_none(ctx, shortlist, stage1_scores):
     return stage1_scores
 
 
-def _score_hungarian(ctx, shortlist, stage1_scores):
-    from vgrc.evaluators.solvers import assignment_cost
-
+def _solve_in_chunks(ctx, shortlist, cost_of) -> np.ndarray:
+    """Minus ``cost_of(M, C1, C2, p, q)`` for every (query, candidate), chunk by chunk."""
     out = np.empty(shortlist.shape)
     for s in range(0, len(shortlist), ctx.chunk):
         idx = np.arange(s, min(len(shortlist), s + ctx.chunk))
-        M, _, _, p, q = _problems(ctx, idx, shortlist[idx])
-        out[idx] = -assignment_cost(M, p, q).reshape(len(idx), -1)
+        out[idx] = -np.asarray(cost_of(*_problems(ctx, idx, shortlist[idx]))).reshape(len(idx), -1)
     return out
+
+
+def _score_hungarian(ctx, shortlist, stage1_scores):
+    from vgrc.evaluators.solvers import assignment_cost
+
+    return _solve_in_chunks(ctx, shortlist, lambda M, C1, C2, p, q: assignment_cost(M, p, q))
 
 
 def _score_fgw(ctx, shortlist, stage1_scores):
     from vgrc.evaluators.solvers import fgw_cost
 
-    out = np.empty(shortlist.shape)
-    for s in range(0, len(shortlist), ctx.chunk):
-        idx = np.arange(s, min(len(shortlist), s + ctx.chunk))
-        M, C1, C2, p, q = _problems(ctx, idx, shortlist[idx])
-        out[idx] = -fgw_cost(M, C1, C2, p, q, alpha=ctx.alpha, solver=ctx.solver).reshape(len(idx), -1)
-    return out
+    return _solve_in_chunks(ctx, shortlist, lambda M, C1, C2, p, q: fgw_cost(M, C1, C2, p, q, alpha=ctx.alpha, solver=ctx.solver))
 
 
 def _aggregate_object_image_scores(ctx, shortlist, aggregate) -> np.ndarray:

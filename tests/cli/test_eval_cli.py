@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from helpers import one_error_line
 from typer.testing import CliRunner
 
 from vgrc.cli.main import app
@@ -12,14 +13,6 @@ runner = CliRunner()
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import tree_digest
+from helpers import one_error_line, tree_digest
 from typer.testing import CliRunner
 
 from vgrc.cli.main import app
@@ -21,14 +21,6 @@ SMALL = ["--size", "32", "--limit", "12", "--seed", "1"]
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.output
-    return lines[0]
 
 
 def test_version_and_help():
