@@ -11,6 +11,7 @@ import typer
 
 from vgrc.cli.eval import eval_command, report_command
 from vgrc.cli.shapes import gen_shapes
+from vgrc.cli.vg import build_vg_command
 
 app = typer.Typer(
     name="vgrc",
@@ -41,6 +42,7 @@ def _root(
 
 
 app.command("gen-shapes")(gen_shapes)
+app.command("build-vg")(build_vg_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 
