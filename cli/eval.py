@@ -40,6 +40,7 @@ def eval_command(
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache [default: ~/.cache/vgrc].", show_default=False)] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip missing or damaged images (recorded in run.json) instead of stopping.")] = False,
+    task: Annotated[str, typer.Option("--task", help="retrieval (captions as queries) or steering (the dataset's steering.jsonl, with --steer-alpha).")] = "retrieval",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -58,13 +59,13 @@ def eval_command(
             solver=solver, tau=tau, split=split, fit_split=fit_split, fit_fraction=fit_fraction, ridge_alpha=ridge_alpha,
             steer=list(steer or []), steer_alpha=steer_alpha, steer_top=steer_top, templates=list(template or DEFAULT_TEMPLATES),
             limit=limit, seed=seed, device=device, batch_size=batch_size, precision=precision,
-            cache_dir=None if cache_dir is None else str(cache_dir), skip_bad=skip_bad,
+            cache_dir=None if cache_dir is None else str(cache_dir), skip_bad=skip_bad, task=task,
         )
         config.check()
         with phase_progress(quiet) as on_progress:
             metrics = run_eval(config, on_progress=on_progress)
     if not quiet:
-        shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{min(k, int(metrics['n_queries']))}")
+        shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{min(k, int(metrics['n_queries']))}", "t2i_CAS@10", "stage1_t2i_CAS@10")
         stdout.print(f"{out}: " + "  ".join(f"{n}={metrics[n]:.4f}" for n in shown if n in metrics))
 
 

@@ -46,10 +46,12 @@ from vgrc.evaluators.rerank import RERANKERS, ObjectTable, RerankContext, rerank
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, object_tuples
 from vgrc.evaluators.solvers import list_fgw_solvers
 
-__all__ = ["EvalConfig", "STAGE1", "list_stage1", "run_eval"]
+__all__ = ["EvalConfig", "EncodingSetup", "STAGE1", "TASKS", "list_stage1", "plot_recall", "run_eval", "write_run_json"]
 
 #: first stages; "objects-avg" is App. J's merge of per-object embeddings by average
 STAGE1 = ("cosine", "ridge", "ridge+steer", "objects-avg")
+#: "retrieval": captions as queries (paper §6.1, App. J); "steering": steering.jsonl rows (App. H, I)
+TASKS = ("retrieval", "steering")
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a {}.", "an image of a {}.")
 TOP = 10  # list depth for nDCG / CAS
 
@@ -87,9 +89,14 @@ class EvalConfig:
     precision: str = "fp32"
     cache_dir: str | None = None
     skip_bad: bool = False
+    task: str = "retrieval"
 
     def check(self) -> None:
         """Validate every option before any work is done (``check_inputs`` style)."""
+        if self.task not in TASKS:
+            raise InvalidInputError(f"unknown --task {self.task!r}; valid: {', '.join(TASKS)}")
+        if self.task == "steering" and (self.stage1 != "cosine" or self.rerank != "none"):
+            raise InvalidInputError("--task steering scores steered queries by cosine: use it without --stage1 / --rerank")
         if self.stage1 not in STAGE1:
             raise InvalidInputError(f"unknown --stage1 {self.stage1!r}; valid: {', '.join(STAGE1)}")
         if self.rerank not in RERANKERS:
@@ -206,7 +213,7 @@ def _lists_metrics(lists: np.ndarray, ev: RetrievalSet, prefix: str) -> dict[str
     return out
 
 
-def _plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k: int, title: str) -> None:
+def plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k: int, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,6 +235,51 @@ def _plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class EncodingSetup:
+    """The encoder with its two embedding caches, and encoding with statistics."""
+
+    def __init__(self, config: EvalConfig):
+        self.config = config
+        self.spec = resolve_model(config.model, config.pretrained, seed=config.seed)
+        self.encoder = ClipEncoder(self.spec, device=config.device, precision=config.precision, batch_size=config.batch_size)
+        self.cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        self.key = self.encoder.cache_key
+        self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image")
+        self.text_cache = EmbeddingCache(self.cache_root, f"{self.key}-text")
+        self.stats = {"images": EncodeStats(), "texts": EncodeStats()}
+
+    def encode_images(self, paths: Sequence[Path], progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Embeddings (NaN rows for skipped images), the skipped mask, the skipped paths."""
+        skip_bad = self.config.skip_bad
+        data, bad = _read_images(paths, skip_bad)
+        keys = [content_key(d) if d is not None else f"missing:{p}" for d, p in zip(data, paths)]
+        items = [(str(p), d) for p, d in zip(paths, data)]
+        encoder = self.encoder
+
+        def encode_items(batch):
+            good = [it for it in batch if it[1] is not None]
+            emb = _encode_images_tolerant(encoder, good, skip_bad) if good else np.zeros((0, 1), np.float32)
+            rows, j = [], 0
+            for it in batch:
+                if it[1] is None:
+                    rows.append(None)
+                else:
+                    rows.append(emb[j])
+                    j += 1
+            dim = emb.shape[1] if len(emb) else encoder.load().dim
+            return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
+
+        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=max(256, self.config.batch_size * 4), on_progress=lambda d, t: progress("encoding images", d, t))
+        self.stats["images"] += st
+        failed = ~np.isfinite(emb).all(axis=1)
+        return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
+
+    def encode_texts(self, texts: list[str], progress) -> np.ndarray:
+        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], self.encoder.encode_texts, self.text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
+        self.stats["texts"] += st
+        return emb
+
+
 def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run one evaluation and write its output folder; return the metrics dict.
 
@@ -241,44 +293,23 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
+    if config.task == "steering":
+        from vgrc.evaluators.steering_eval import run_steering_eval
+
+        return run_steering_eval(config, out, progress, timer)
 
     with timer("load_data"):
         ev, fit, data_info = load_retrieval(
             config.data, config.split, fit_split=config.fit_split, fit_fraction=config.fit_fraction, limit=config.limit, seed=config.seed
         )
-    spec = resolve_model(config.model, config.pretrained, seed=config.seed)
-    encoder = ClipEncoder(spec, device=config.device, precision=config.precision, batch_size=config.batch_size)
-    cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    key = encoder.cache_key
-    image_cache = EmbeddingCache(cache_root, f"{key}-image")
-    text_cache = EmbeddingCache(cache_root, f"{key}-text")
-    stats = {"images": EncodeStats(), "texts": EncodeStats()}
+    setup = EncodingSetup(config)
     needs_fit = config.stage1 in ("ridge", "ridge+steer")
 
     # ---------------------------------------------------------------- encode images
     with timer("encode_images"):
         sets = [ev] + ([fit] if needs_fit and fit is not None else [])
         paths = [p for s in sets for p in s.image_paths]
-        data, bad = _read_images(paths, config.skip_bad)
-        keys = [content_key(d) if d is not None else f"missing:{p}" for d, p in zip(data, paths)]
-        items = [(str(p), d) for p, d in zip(paths, data)]
-
-        def encode_items(batch):
-            good = [it for it in batch if it[1] is not None]
-            emb = _encode_images_tolerant(encoder, good, config.skip_bad) if good else np.zeros((0, 1), np.float32)
-            rows, j = [], 0
-            for it in batch:
-                if it[1] is None:
-                    rows.append(None)
-                else:
-                    rows.append(emb[j])
-                    j += 1
-            dim = emb.shape[1] if len(emb) else encoder.load().dim
-            return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
-
-        img_emb, stats["images"] = encode_cached(keys, lambda i: items[i], encode_items, image_cache, chunk=max(256, config.batch_size * 4), on_progress=lambda d, t: progress("encoding images", d, t))
-        failed = ~np.isfinite(img_emb).all(axis=1)
-        bad = sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
+        img_emb, failed, bad = setup.encode_images(paths, progress)
         ev_img, fit_img = img_emb[: len(ev)], img_emb[len(ev) :]
 
     # drop rows whose image is damaged (only with --skip-bad), from queries and gallery
@@ -295,9 +326,7 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
 
     # ---------------------------------------------------------------- encode texts
     def embed_texts(texts: list[str]) -> np.ndarray:
-        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], encoder.encode_texts, text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
-        stats["texts"] += st
-        return emb
+        return setup.encode_texts(texts, progress)
 
     def embed_phrases(phrases: list[str]) -> np.ndarray:
         """Templated, averaged, normalised phrase embeddings (paper Eq. 3/7)."""
@@ -376,20 +405,24 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
     # ---------------------------------------------------------------- outputs
     with timer("write"):
         _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k)
-        run = {
-            "config": asdict(config),
-            "model": {"spec": asdict(spec), "cache_key": key, "cache_dir": str(cache_root)},
-            "data": data_info,
-            "versions": _versions(),
-            "git_commit": _git_commit(),
-            "seed": config.seed,
-            "encode": {name: asdict(s) for name, s in stats.items()},
-            "skipped": {"images": bad, "query_ids": skipped_ids},
-            "diagnostics": diagnostics,
-            "timings_seconds": timer.seconds,
-        }
-        atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
+        write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, diagnostics, timer)
     return metrics
+
+
+def write_run_json(out: Path, config: EvalConfig, setup: "EncodingSetup", data_info: dict, skipped: dict, diagnostics: dict, timer: _Timer) -> None:
+    run = {
+        "config": asdict(config),
+        "model": {"spec": asdict(setup.spec), "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
+        "data": data_info,
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "seed": config.seed,
+        "encode": {name: asdict(s) for name, s in setup.stats.items()},
+        "skipped": skipped,
+        "diagnostics": diagnostics,
+        "timings_seconds": timer.seconds,
+    }
+    atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
 
 
 def _fmt(v: float) -> str:
@@ -419,4 +452,4 @@ def _write_outputs(out: Path, config: EvalConfig, metrics: dict, ev: RetrievalSe
     tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, out / "per_query.parquet")
-    _plot_recall(out / "recall_curve.png", rank1, rank_final, max(k, 10), f"{config.model}: {config.stage1} + {config.rerank}")
+    plot_recall(out / "recall_curve.png", rank1, rank_final, max(k, 10), f"{config.model}: {config.stage1} + {config.rerank}")

@@ -59,8 +59,10 @@ def write_vg(folder: Path, *, image_data: bool = True, images: bool = False) -> 
         data = [{"image_id": i, "url": f"https://example.org/rak248/{'VG_100K_2' if i in (2, 4) else 'VG_100K'}/{i}.jpg", "width": 800, "height": 600} for i in range(1, 15)]
         (folder / "image_data.json").write_text(json.dumps(data))
     if images:
+        from PIL import Image
+
         for i in range(1, 14):  # image 14 is missing on disk
             sub = folder / ("VG_100K_2" if i in (2, 4) else "VG_100K")
             sub.mkdir(exist_ok=True)
-            (sub / f"{i}.jpg").write_bytes(b"\xff\xd8\xff")
+            Image.new("RGB", (24, 16), ((40 * i) % 256, (90 * i) % 256, (150 * i) % 256)).save(sub / f"{i}.jpg", format="JPEG")
     return folder

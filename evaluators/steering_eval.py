@@ -1,0 +1,137 @@
+r"""``vgrc eval --task steering``: steering for concept control (paper §6.3, App. H, I).
+
+For each row of the dataset's ``steering.jsonl`` (written by ``vgrc build-vg``):
+
+.. math::
+
+    q = e(\text{source\_query}),\quad
+    d = \mathrm{normalize}\big(e(\text{target\_query}) - e(\text{source\_query})\big),\quad
+    q' = \mathrm{normalize}(q + \alpha d)
+
+and the gallery (every image of the dataset) is ranked by cosine similarity to ``q``
+(stage 1: unsteered) and to ``q'`` (final: steered, α = ``--steer-alpha``).
+
+Positives are synonym-aware: every image whose noun carries ANY word of the target pole
+(App. F.1). Metrics (``stage1_`` prefix for the unsteered query):
+
+- ``t2i_R@K`` — a positive is among the top K;
+- ``t2i_nDCG@K`` — relevance 4 for a positive, 0 otherwise (App. H normalisation);
+- ``t2i_CAS@10`` — share of the top 10 that carries the target concept: a positive
+  (annotation-based concept attribution);
+- ``t2i_source@10`` — share of the top 10 that carries only the source concept (a
+  negative): steering should push it down.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators.dataset import atomic_write_text, read_manifest
+from vgrc.evaluators.errors import DatasetFolderError
+from vgrc.evaluators.first_stage import cosine_topk, normalize
+from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
+from vgrc.evaluators.retrieval_data import load_retrieval
+
+__all__ = ["run_steering_eval", "load_steering_rows"]
+
+TOP = 10
+
+
+def load_steering_rows(data: str | Path) -> list[dict]:
+    """Rows of the dataset's steering file, checked for the fields the evaluation needs."""
+    data = Path(data)
+    manifest = read_manifest(data)
+    name = manifest.get("steering")
+    path = data / (name or "steering.jsonl")
+    if not name or not path.is_file():
+        raise DatasetFolderError(f"{data} has no steering.jsonl; --task steering needs a dataset built by `vgrc build-vg`")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        missing = [k for k in ("id", "source_query", "target_query", "positives", "negatives") if k not in row]
+        if missing:
+            raise DatasetFolderError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+        rows.append(row)
+    if not rows:
+        raise DatasetFolderError(f"{path} is empty: no noun qualified for any contrast pair (try a lower --min-images when building)")
+    return rows
+
+
+def run_steering_eval(config, out: Path, progress, timer) -> dict:
+    """Run the steering evaluation (see the module documentation) and write ``out``."""
+    from vgrc.evaluators.pipeline import EncodingSetup, plot_recall, write_run_json
+
+    with timer("load_data"):
+        gallery, _, data_info = load_retrieval(config.data, config.split, fit_fraction=0.0, seed=config.seed)
+        rows = load_steering_rows(config.data)
+        if config.limit is not None:
+            rows = rows[: config.limit]
+    setup = EncodingSetup(config)
+    with timer("encode_images"):
+        images, failed, bad = setup.encode_images(gallery.image_paths, progress)
+    keep = np.flatnonzero(~failed)
+    index = {gallery.ids[g]: k for k, g in enumerate(keep)}
+    images = images[keep]
+
+    with timer("encode_texts"):
+        texts = [t for r in rows for t in (r["source_query"], r["target_query"])]
+        emb = setup.encode_texts(texts, progress)
+        source, target = emb[0::2], emb[1::2]
+
+    with timer("retrieve"):
+        positives = [np.array([index[i] for i in r["positives"] if i in index], dtype=np.int64) for r in rows]
+        negatives = [np.array([index[i] for i in r["negatives"] if i in index], dtype=np.int64) for r in rows]
+        usable = np.array([p.size > 0 for p in positives])
+        direction = normalize(target - source)
+        steered = normalize(source + config.steer_alpha * direction)
+        sel = np.flatnonzero(usable)
+        top0, _, rank0 = cosine_topk(source[sel], images, TOP, [positives[i] for i in sel])
+        top1, _, rank1 = cosine_topk(steered[sel], images, TOP, [positives[i] for i in sel])
+
+    with timer("metrics"):
+        metrics: dict[str, float] = {}
+        for prefix, top, rank in (("", top1, rank1), ("stage1_", top0, rank0)):
+            hit = np.array([np.isin(t, positives[i]) for t, i in zip(top, sel)], dtype=float)
+            src = np.array([np.isin(t, negatives[i]) for t, i in zip(top, sel)], dtype=float)
+            metrics.update({prefix + k: v for k, v in recall_at_k(rank).items()})
+            metrics.update({prefix + k: v for k, v in ndcg_at_k(4.0 * hit).items()})
+            metrics[f"{prefix}t2i_CAS@{TOP}"] = float(hit.mean()) if len(hit) else 0.0
+            metrics[f"{prefix}t2i_source@{TOP}"] = float(src.mean()) if len(src) else 0.0
+        metrics["steer_alpha"] = float(config.steer_alpha)
+        metrics["n_queries"] = float(len(sel))
+        metrics["n_gallery"] = float(len(images))
+
+    with timer("write"):
+        import os
+
+        import pandas as pd
+
+        cfg = {"data": config.data, "model": config.model, "stage1": "steer", "rerank": "none", "task": "steering",
+               "k": TOP, "alpha": config.steer_alpha, "solver": config.solver, "seed": config.seed}
+        atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": cfg}, indent=2) + "\n")
+        names = list(metrics)
+        atomic_write_text(out / "metrics.csv", ",".join(["task", *names]) + "\n" + ",".join(["steering", *(repr(float(metrics[n])) for n in names)]) + "\n")
+        table = "\n".join(f"| {n} | {metrics[n]:.4f} |" for n in names)
+        atomic_write_text(out / "metrics.md", f"# {config.model} · steering (α={config.steer_alpha:g})\n\n| metric | value |\n|---|---|\n{table}\n")
+        frame = pd.DataFrame(
+            {
+                "query_id": [rows[i]["id"] for i in sel],
+                "source_query": [rows[i]["source_query"] for i in sel],
+                "target_query": [rows[i]["target_query"] for i in sel],
+                "n_positives": [int(positives[i].size) for i in sel],
+                "rank_stage1": rank0,
+                "rank_final": rank1,
+            }
+        )
+        tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, out / "per_query.parquet")
+        plot_recall(out / "recall_curve.png", rank0, rank1, TOP, f"{config.model}: steering α={config.steer_alpha:g}")
+        skipped = {"images": bad, "steering_rows_without_positives": [rows[i]["id"] for i in np.flatnonzero(~usable)]}
+        write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {}, timer)
+    return metrics

@@ -1,0 +1,81 @@
+"""`vgrc eval --task steering` on a Visual Genome fixture with the real tiny-random model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import one_error_line
+from typer.testing import CliRunner
+from vg_fixture import write_vg
+
+from vgrc.cli.main import app
+from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+from vgrc.evaluators.first_stage import normalize
+from vgrc.evaluators.pipeline import EvalConfig, run_eval
+from vgrc.evaluators.steering_eval import load_steering_rows
+from vgrc.generators.vg import VGConfig, build_vg
+
+
+@pytest.fixture(scope="module")
+def vg_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vgsteer")
+    vg = write_vg(root / "vg", images=True)
+    build_vg(root / "data", VGConfig(str(vg), min_images=9))
+    return root / "data"
+
+
+def run(vg_data, out, cache, **kw):
+    return run_eval(EvalConfig(data=str(vg_data), out=str(out), model="tiny-random", task="steering", cache_dir=str(cache), skip_bad=True, **kw))
+
+
+def test_steering_metrics_and_outputs(vg_data, tmp_path):
+    metrics = run(vg_data, tmp_path / "run", tmp_path / "cache", steer_alpha=0.7)
+    rows = load_steering_rows(vg_data)
+    assert metrics["n_queries"] == len(rows) == 6 and metrics["n_gallery"] == 13  # image 14 is missing: skipped
+    frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
+    assert list(frame.columns) == ["query_id", "source_query", "target_query", "n_positives", "rank_stage1", "rank_final"]
+    assert metrics["t2i_R@5"] == pytest.approx(np.mean(frame.rank_final < 5))
+    assert metrics["stage1_t2i_R@1"] == pytest.approx(np.mean(frame.rank_stage1 < 1))
+    for name in ("t2i_CAS@10", "t2i_source@10", "stage1_t2i_CAS@10", "t2i_nDCG@10"):
+        assert 0 <= metrics[name] <= 1
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_json["skipped"]["images"] and run_json["data"]["steering_rows"] == 6
+
+
+def test_steered_ranks_match_brute_force(vg_data, tmp_path):
+    run(vg_data, tmp_path / "run", tmp_path / "cache", steer_alpha=0.5)
+    frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet").set_index("query_id")
+    rows = {r["id"]: r for r in load_steering_rows(vg_data)}
+    meta = [json.loads(line) for line in (vg_data / "images" / "metadata.jsonl").read_text().splitlines()]
+    ids = [m["id"] for m in meta if m["id"] != "14"]
+    enc = ClipEncoder(resolve_model("tiny-random"))
+    imgs = enc.encode_image_bytes([(i, (vg_data / "images" / m["file_name"]).read_bytes()) for i, m in zip(ids, [m for m in meta if m["id"] != "14"])])
+    row = rows["car|red->green"]
+    s, t = enc.encode_texts([row["source_query"], row["target_query"]])
+    q = normalize(s + 0.5 * normalize(t - s))
+    order = np.lexsort((np.arange(len(ids)), -(imgs @ q)))
+    pos = {ids.index(p) for p in row["positives"] if p in ids}
+    assert frame.loc["car|red->green", "rank_final"] == next(r for r, g in enumerate(order) if g in pos)
+
+
+def test_alpha_zero_changes_nothing(vg_data, tmp_path):
+    run(vg_data, tmp_path / "run", tmp_path / "cache", steer_alpha=0.0)
+    frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
+    assert (frame.rank_final == frame.rank_stage1).all()
+
+
+def test_steering_needs_a_steering_file(shapes_dir, tmp_path):
+    with pytest.raises(DatasetFolderError, match="has no steering.jsonl"):
+        run_eval(EvalConfig(data=str(shapes_dir), out=str(tmp_path / "o"), model="tiny-random", task="steering", cache_dir=str(tmp_path / "c")))
+    with pytest.raises(InvalidInputError, match="without --stage1 / --rerank"):
+        EvalConfig(data=".", out=".", task="steering", rerank="fgw").check()
+
+
+def test_cli_steering(vg_data, tmp_path):
+    result = CliRunner().invoke(app, ["eval", "--data", str(vg_data), "--task", "steering", "--model", "tiny-random", "--skip-bad", "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "t2i_CAS@10=" in result.stdout
+    line = one_error_line(CliRunner().invoke(app, ["eval", "--data", str(vg_data), "--task", "ranking", "--out", str(tmp_path / "o")]))
+    assert "unknown --task 'ranking'; valid: retrieval, steering" in line
