@@ -21,3 +21,19 @@ def shapes_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shapes") / "data"
     build_shapes(out, ShapesConfig(**SMALL_SHAPES), workers=2, command="vgrc gen-shapes (fixture)")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory) -> Path:
+    """A tiny random FLUX pipeline folder (diffusers format)."""
+    from tiny_models import build_tiny_flux
+
+    return build_tiny_flux(tmp_path_factory.mktemp("models") / "tiny-flux")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> Path:
+    """A tiny random Qwen2.5-VL-Instruct folder (model + processor)."""
+    from tiny_models import build_tiny_qwen
+
+    return build_tiny_qwen(tmp_path_factory.mktemp("models") / "tiny-qwen")

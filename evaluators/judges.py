@@ -1,0 +1,158 @@
+"""Verification judges for generated images (paper App. F.1 "Verification", App. G).
+
+Registry :data:`JUDGES`: ``qwen2.5-vl`` (default) and ``none``. A judge answers, per
+image and attribute,
+
+    "This is an image of a {noun}. Does the {noun} in this image exhibit the attribute
+    '{attr}'? Answer with just Yes or No."
+
+with confidence P(Yes): the softmax over the {Yes, No} next-token logits at the last
+position. :class:`JudgmentCache` stores answers by (image sha256, question, judge model), so
+reruns ask nothing twice. :func:`clipscore` is the optional prefilter (open_clip):
+CLIPScore = 2.5 · max(cos(image, prompt), 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators.errors import InvalidInputError, VgrcError
+
+__all__ = ["QUESTION", "JUDGES", "check_judge", "list_judges", "make_judge", "QwenYesNoJudge", "JudgmentCache", "clipscore"]
+
+QUESTION = "This is an image of a {noun}. Does the {noun} in this image exhibit the attribute '{attr}'? Answer with just Yes or No."
+
+
+class QwenYesNoJudge:
+    """Qwen2.5-VL-Instruct through transformers; ``score`` gives P(Yes) per (image, noun, attribute).
+
+    Parameters
+    ----------
+    model : str
+        A hub id (default ``Qwen/Qwen2.5-VL-7B-Instruct``) or a local folder, loaded with
+        ``Qwen2_5_VLForConditionalGeneration.from_pretrained`` and ``AutoProcessor``.
+    device : str, optional
+    batch_size : int
+    """
+
+    def __init__(self, model: str, device: str | None = None, batch_size: int = 8):
+        import torch
+
+        _judge_reachable(model)
+        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+        self.model_id = model
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        try:
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        except (OSError, ValueError) as exc:
+            raise VgrcError(f"cannot load judge {model}: {str(exc).splitlines()[0]}") from exc
+        tok = self.processor.tokenizer
+        self.yes_no = []
+        for word in ("Yes", "No"):
+            ids = tok.encode(word, add_special_tokens=False)
+            if len(ids) != 1:
+                raise VgrcError(f"judge {model}: {word!r} is not a single token in its tokenizer; P(Yes) needs single-token answers")
+            self.yes_no.append(ids[0])
+        self.batch_size = batch_size
+
+    def score(self, images: Sequence, nouns: Sequence[str], attributes: Sequence[str]) -> np.ndarray:
+        """P(Yes) for each (PIL image, noun, attribute)."""
+        import torch
+
+        out = []
+        for s in range(0, len(images), self.batch_size):
+            texts = []
+            for noun, attr in zip(nouns[s : s + self.batch_size], attributes[s : s + self.batch_size]):
+                messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION.format(noun=noun, attr=attr)}]}]
+                texts.append(self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+            inputs = self.processor(text=texts, images=list(images[s : s + self.batch_size]), padding=True, return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                logits = self.model(**inputs).logits[:, -1, :].float()
+            pair = logits[:, self.yes_no]
+            out.append(torch.softmax(pair, dim=-1)[:, 0].cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def _judge_reachable(model: str) -> None:
+    if Path(model).exists():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    from vgrc.evaluators.encoders import _hub_reachable
+
+    if constants.HF_HUB_OFFLINE or not _hub_reachable():
+        raise VgrcError(
+            f"judge model {model!r} is not available offline (not in the Hugging Face cache); download it once, "
+            "or pass a local folder: --judge-model PATH, or skip verification with --judge none"
+        )
+
+
+#: name -> factory(model, device) returning a judge, or None for no verification
+JUDGES = {"qwen2.5-vl": lambda model, device: QwenYesNoJudge(model, device), "none": lambda model, device: None}
+
+
+def list_judges() -> list[str]:
+    return list(JUDGES)
+
+
+def check_judge(name: str, model: str) -> None:
+    """Fail at once (before any generation) when the judge is unknown or its weights are unreachable."""
+    if name not in JUDGES:
+        raise InvalidInputError(f"unknown --judge {name!r}; valid: {', '.join(JUDGES)}")
+    if name != "none":
+        _judge_reachable(model)
+
+
+def make_judge(name: str, model: str, device: str | None = None):
+    if name not in JUDGES:
+        raise InvalidInputError(f"unknown --judge {name!r}; valid: {', '.join(JUDGES)}")
+    return JUDGES[name](model, device)
+
+
+class JudgmentCache:
+    """Append-only JSON Lines cache of P(Yes) by (image sha256, question, judge model)."""
+
+    def __init__(self, path: str | os.PathLike, model_id: str):
+        self.path = Path(path)
+        self.model_id = model_id
+        self.values: dict[str, float] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.values[rec["key"]] = float(rec["p_yes"])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a line torn by an interruption
+
+    def key(self, image_sha: str, noun: str, attr: str) -> str:
+        return hashlib.sha256(f"{image_sha}|{QUESTION.format(noun=noun, attr=attr)}|{self.model_id}".encode()).hexdigest()
+
+    def add(self, items: Sequence[tuple[str, float]]) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for k, v in items:
+                fh.write(json.dumps({"key": k, "p_yes": float(v)}) + "\n")
+                self.values[k] = float(v)
+
+
+def clipscore(image_paths: Sequence[Path], prompts: Sequence[str], model: str, cache_dir: str | None = None) -> np.ndarray:
+    """CLIPScore 2.5 · max(cos, 0) of each image with its prompt, with an open_clip model."""
+    from vgrc.evaluators.embedding_cache import EmbeddingCache, content_key, default_cache_dir, encode_cached
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+
+    enc = ClipEncoder(resolve_model(model))
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    items = [(str(p), Path(p).read_bytes()) for p in image_paths]
+    img, _ = encode_cached([content_key(d) for _, d in items], lambda i: items[i], enc.encode_image_bytes, EmbeddingCache(root, f"{enc.cache_key}-image"))
+    txt, _ = encode_cached([content_key(t) for t in prompts], lambda i: prompts[i], enc.encode_texts, EmbeddingCache(root, f"{enc.cache_key}-text"))
+    return 2.5 * np.maximum((img * txt).sum(axis=1), 0.0)

@@ -1,0 +1,235 @@
+"""Build NAC, noun–attribute contrast pairs generated with FLUX (paper §3, App. F.1): ``vgrc build-nac``.
+
+Stages (all resumable; files are written atomically):
+
+1. Prompts (:mod:`vgrc.generators.nac_prompts`): ``prompts.jsonl``, one row per pair.
+   ``--dry-run`` stops here.
+2. Generation: the real diffusers ``FluxPipeline.from_pretrained(--model)`` (bf16 on GPU,
+   float32 on CPU, optional ``--cpu-offload``). Both images of a pair come from ONE
+   batched call with the pair's seed, using one ``torch.Generator`` per image (``[g] * 2``
+   would draw different noise for the two images). Seeds derive from (seed, noun,
+   attributes, sample). A pair whose two images exist is skipped. Pairs are split
+   round-robin over ``--num-shards`` × the processes of ``accelerate launch``, so a
+   cluster job array or a multi-GPU launch each take a disjoint share.
+3. Merge (automatic for a single shard, or ``--merge`` once every shard is done):
+   verification by the judge (:mod:`vgrc.generators.nac_judge`), the steerability filter,
+   then ``pairs/metadata.jsonl``, ``steering.jsonl``, ``stats.csv`` / ``stats.md``, the
+   dataset card, and the manifest last.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators import __version__
+from vgrc.evaluators.dataset import (
+    atomic_write_bytes,
+    atomic_write_text,
+    dumps_row,
+    prepare_output,
+    remove_stale_temporaries,
+)
+from vgrc.evaluators.errors import InvalidInputError, VgrcError
+from vgrc.generators.nac_prompts import NACPair, load_nac_contrasts, make_pairs
+from vgrc.generators.png import encode_rgb_png
+
+__all__ = ["NACConfig", "NACResult", "build_nac", "shard_of", "load_flux"]
+
+DATASET = "nac"
+SPLIT = "pairs"
+DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class NACConfig:
+    """Everything that determines the output (worker and shard layout excluded)."""
+
+    model: str = DEFAULT_MODEL
+    contrasts: str | None = None
+    plausible: str | None = None
+    samples_per_contrast: int = 10
+    steps: int = 28
+    guidance: float = 3.5
+    height: int = 1024
+    width: int = 1024
+    seed: int = 0
+    limit: int | None = None
+    max_sequence_length: int = 256
+    judge: str = "qwen2.5-vl"
+    judge_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    min_confidence: float = 0.8
+    min_samples: int = 10
+    clipscore_model: str | None = None
+    clipscore_min: float = 0.2
+
+    def check(self) -> None:
+        if self.steps < 1:
+            raise InvalidInputError(f"--steps must be ≥ 1, got {self.steps}")
+        for name, v in (("--height", self.height), ("--width", self.width)):
+            if v < 16 or v % 16:
+                raise InvalidInputError(f"{name} must be a multiple of 16 and ≥ 16, got {v}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise InvalidInputError(f"--min-confidence must be in [0, 1], got {self.min_confidence}")
+        if self.min_samples < 1:
+            raise InvalidInputError(f"--min-samples must be ≥ 1, got {self.min_samples}")
+
+    def record(self) -> dict:
+        rec = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for k in ("contrasts", "plausible"):
+            rec[k] = os.path.abspath(rec[k]) if rec[k] else "shipped"
+        return rec
+
+
+@dataclass
+class NACResult:
+    out: Path
+    state: str
+    pairs: int = 0
+    generated: int = 0
+    skipped: int = 0
+    merged: bool = False
+    counts: dict = field(default_factory=dict)
+
+
+def shard_of(n_items: int, num_shards: int, shard_index: int) -> list[int]:
+    """Indices this process generates: round-robin over shards × ``accelerate`` processes."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    total, index = num_shards * world, shard_index * world + rank
+    return [i for i in range(n_items) if i % total == index]
+
+
+def _model_reachable(model: str) -> None:
+    """One line, at once, when FLUX weights are neither local nor fetchable."""
+    if Path(model).exists():
+        if not (Path(model) / "model_index.json").is_file():
+            raise VgrcError(f"--model {model} is a folder without model_index.json: not a diffusers pipeline folder")
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+        return
+    from vgrc.evaluators.encoders import _hub_reachable
+
+    if constants.HF_HUB_OFFLINE or not _hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub cannot be reached"
+        raise VgrcError(
+            f"model {model!r} is not available offline (not in the Hugging Face cache and {why}); "
+            f"download it once, or pass a local folder: --model PATH/TO/FLUX.1-dev"
+        )
+
+
+def load_flux(model: str, *, cpu_offload: bool = False, device: str | None = None):
+    """``FluxPipeline.from_pretrained(model)`` on the right device and dtype."""
+    import torch
+
+    if cpu_offload and not torch.cuda.is_available():
+        raise VgrcError("--cpu-offload needs a CUDA GPU and none is available; drop --cpu-offload to run on the CPU (slow)")
+    _model_reachable(model)
+    from diffusers import FluxPipeline
+
+    cuda = torch.cuda.is_available()
+    try:
+        pipe = FluxPipeline.from_pretrained(model, torch_dtype=torch.bfloat16 if cuda else torch.float32)
+    except (OSError, ValueError) as exc:
+        raise VgrcError(f"cannot load --model {model}: {str(exc).splitlines()[0]}") from exc
+    if cpu_offload:
+        pipe.enable_model_cpu_offload()
+    else:
+        local = os.environ.get("LOCAL_RANK")
+        pipe.to(device or (f"cuda:{local}" if cuda and local else "cuda" if cuda else "cpu"))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _image_paths(out: Path, pair: NACPair) -> tuple[Path, Path]:
+    base = out / SPLIT / "images"
+    return base / f"{pair.pair_id}_a.png", base / f"{pair.pair_id}_b.png"
+
+
+def generate_pair(pipe, pair: NACPair, config: NACConfig):
+    """The two images of a pair: ONE batched call, the same seed, one generator per image."""
+    import torch
+
+    gens = [torch.Generator(device="cpu").manual_seed(pair.seed) for _ in range(2)]
+    result = pipe(
+        prompt=[pair.prompt_a, pair.prompt_b],
+        generator=gens,
+        num_inference_steps=config.steps,
+        guidance_scale=config.guidance,
+        height=config.height,
+        width=config.width,
+        max_sequence_length=config.max_sequence_length,
+        output_type="np",
+    )
+    return [(np.clip(img, 0, 1) * 255).round().astype(np.uint8) for img in result.images]
+
+
+def build_nac(
+    out: str | os.PathLike,
+    config: NACConfig,
+    *,
+    dry_run: bool = False,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    merge: bool | None = None,
+    cpu_offload: bool = False,
+    device: str | None = None,
+    overwrite: bool = False,
+    command: str = "vgrc build-nac",
+    on_progress: ProgressFn | None = None,
+) -> NACResult:
+    """Prompts, generation (this shard's pairs) and, when all shards are done, the merge.
+
+    ``merge``: None = merge when this is the only shard and process; True = merge only
+    (every pair must have its images); False = never.
+    """
+    config.check()
+    if cpu_offload and not dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise VgrcError("--cpu-offload needs a CUDA GPU and none is available; drop --cpu-offload to run on the CPU (slow)")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise InvalidInputError(f"--shard-index must be in [0, --num-shards) = [0, {num_shards}), got {shard_index}")
+    contrasts = load_nac_contrasts(config.contrasts)
+    pairs = make_pairs(contrasts, config.samples_per_contrast, config.seed, config.limit)
+    out = Path(out)
+    state = prepare_output(out, DATASET, config.record(), overwrite=overwrite)
+    result = NACResult(out=out, state=state, pairs=len(pairs))
+    atomic_write_text(out / "prompts.jsonl", "".join(dumps_row(p.row()) + "\n" for p in pairs))
+    if dry_run:
+        return result
+    from vgrc.evaluators.judges import check_judge
+
+    check_judge(config.judge, config.judge_model)  # before hours of generation, not after
+    (out / SPLIT / "images").mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out / SPLIT / "images")
+    merge_only = merge is True
+    mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
+    todo = [p for p in mine if not all(path.exists() for path in _image_paths(out, p))]
+    result.skipped = len(mine) - len(todo)
+    if todo:
+        pipe = load_flux(config.model, cpu_offload=cpu_offload, device=device)
+        for n, pair in enumerate(todo, 1):
+            for img, path in zip(generate_pair(pipe, pair, config), _image_paths(out, pair)):
+                atomic_write_bytes(path, encode_rgb_png(img))
+            result.generated += 1
+            if on_progress:
+                on_progress(result.skipped + n, len(mine))
+    single = num_shards == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if merge is False or (merge is None and not single):
+        return result
+    missing = [p.pair_id for p in pairs if not all(path.exists() for path in _image_paths(out, p))]
+    if missing:
+        raise VgrcError(f"cannot merge: {len(missing)} pair(s) have no images yet (first: {missing[0]}); finish every shard first")
+    from vgrc.generators.nac_merge import merge_nac
+
+    result.counts = merge_nac(out, pairs, config, device=device, command=command)
+    result.merged = True
+    return result
