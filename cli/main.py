@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from vgrc.cli.eval import eval_command, report_command
-from vgrc.cli.nac import build_nac_command
+from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
 from vgrc.cli.vg import build_vg_command
 
@@ -45,6 +45,7 @@ def _root(
 app.command("gen-shapes")(gen_shapes)
 app.command("build-nac")(build_nac_command)
 app.command("build-vg")(build_vg_command)
+app.command("propose-nac")(propose_nac_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 

@@ -65,3 +65,20 @@ def build_nac_command(
         else:
             extra = f"; {result.counts['retained']} of {result.counts['contrasts']} noun contrasts retained" if result.merged else " (not merged yet: run with --merge when every shard is done)"
             stdout.print(f"{result.out}: {result.generated:,} pairs generated, {result.skipped:,} kept{extra}")
+
+
+def propose_nac_command(
+    mit_states: Annotated[Path, typer.Option("--mit-states", help="MIT-States folder: adj_ants.csv and the 'adj noun' image folders.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Contrast YAML to write (review it, then pass it to build-nac --contrasts).", show_default=False)],
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Propose NAC contrasts from MIT-States antonyms and adjective–noun folders, filtered."""
+    from vgrc.evaluators.dataset import atomic_write_text
+    from vgrc.generators.mit_states import contrasts_yaml, propose_contrasts
+
+    with user_errors(debug):
+        candidates, dropped = propose_contrasts(mit_states)
+        atomic_write_text(out, contrasts_yaml(candidates, dropped))
+    if not quiet:
+        stdout.print(f"{out}: {len(candidates)} candidate contrasts over {sum(len(n) for _, _, n in candidates)} nouns; dropped: {dict(dropped) or 'nothing'}")

@@ -168,3 +168,35 @@ def test_dry_run_cli(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "p" / "prompts.jsonl").read_text().splitlines()]
     assert len(rows) == 7 and set(rows[0]) >= {"pair_id", "noun", "attribute_a", "attribute_b", "prompt_a", "prompt_b", "seed"}
     assert not (tmp_path / "p" / "pairs").exists()
+
+
+def test_mit_states_proposals_and_filters(tmp_path):
+    from vgrc.generators.mit_states import propose_contrasts
+
+    root = tmp_path / "mit"
+    images = root / "release_dataset" / "images"
+    for name in ("open box", "closed box", "open door", "closed door", "crinkled paper", "smooth paper", "large car", "small car",
+                 "bright room", "dark room", "bright lamp", "dark lamp", "peeled banana", "unpeeled banana", "open thing", "closed thing", "wet street"):
+        (images / name).mkdir(parents=True)
+    (root / "adj_ants.csv").write_text("open,closed\ncrumpled,smooth\nlarge,small\nbright,dark\npeeled,unpeeled\nwet,dry\n")
+    candidates, dropped = propose_contrasts(root)
+    assert candidates == [("closed", "open", ["box", "door"]), ("crumpled", "smooth", ["paper"]), ("peeled", "unpeeled", ["banana"])]
+    assert dropped == {"ambiguous_pair": 1, "lighting_dependent_pair": 1, "near_duplicate_adjective_folded": 1, "redundant_noun": 4}  # thing, room
+    result = runner.invoke(app, ["propose-nac", "--mit-states", str(root), "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0, result.output
+    loaded = load_nac_contrasts(tmp_path / "c.yaml")  # the proposals are a valid contrast file
+    assert ("paper", "crumpled", "smooth", "candidate") in loaded.pairs
+    assert "missing" in one_error_line(runner.invoke(app, ["propose-nac", "--mit-states", str(tmp_path), "--out", str(tmp_path / "x.yaml")]))
+
+
+def test_accelerate_processes_split_like_shards(tiny_flux, tmp_path, monkeypatch):
+    """`accelerate launch` sets WORLD_SIZE/RANK: each process takes a disjoint share."""
+    from vgrc.generators.nac import shard_of
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert shard_of(7, 1, 0) == [1, 3, 5]
+    assert shard_of(8, 2, 1) == [3, 7]  # shard 1 of 2, process 1 of 2: index 3 of 4
+    out = tmp_path / "o"
+    r = build_nac(out, config(tiny_flux))
+    assert (r.generated, r.merged) == (2, False)  # several processes: merge later with --merge
