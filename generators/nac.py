@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vgrc.evaluators import __version__
 from vgrc.evaluators.dataset import (
     atomic_write_bytes,
     atomic_write_text,

@@ -6,6 +6,8 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# embeddings cached by code paths without a --cache-dir go to a throw-away folder, not ~/.cache/vgrc
+os.environ["VGRC_CACHE"] = __import__("tempfile").mkdtemp(prefix="vgrc-test-cache-")
 
 from pathlib import Path  # noqa: E402
 

@@ -1,8 +1,6 @@
 """`vgrc build-nac` with a tiny random FLUX and Qwen2.5-VL loaded through from_pretrained."""
 
 import json
-import re
-import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ from helpers import one_error_line, tree_digest
 from typer.testing import CliRunner
 
 from vgrc.cli.main import app
-from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.judges import QUESTION, QwenYesNoJudge
 from vgrc.generators.nac import NACConfig, build_nac, generate_pair, load_flux
 from vgrc.generators.nac_prompts import load_nac_contrasts, make_pairs, subject_clause
@@ -200,3 +197,20 @@ def test_accelerate_processes_split_like_shards(tiny_flux, tmp_path, monkeypatch
     out = tmp_path / "o"
     r = build_nac(out, config(tiny_flux))
     assert (r.generated, r.merged) == (2, False)  # several processes: merge later with --merge
+
+
+def test_clipscore_prefilter(tiny_flux, tiny_qwen, tmp_path):
+    """Images under the CLIPScore threshold are not sent to the judge (confidence 0)."""
+    from vgrc.evaluators.judges import clipscore
+
+    kw = dict(judge="qwen2.5-vl", judge_model=str(tiny_qwen), min_confidence=0.0, min_samples=1, limit=2, clipscore_model="tiny-random")
+    out = tmp_path / "strict"
+    build_nac(out, config(tiny_flux, clipscore_min=3.0, **kw))  # CLIPScore is at most 2.5
+    rows = [json.loads(line) for line in (out / "pairs" / "metadata.jsonl").read_text().splitlines()]
+    assert all(r["confidence"] == 0.0 for r in rows) and not (out / "judgments.jsonl").exists()
+    out2 = tmp_path / "open"
+    build_nac(out2, config(tiny_flux, clipscore_min=0.0, **kw))
+    rows2 = [json.loads(line) for line in (out2 / "pairs" / "metadata.jsonl").read_text().splitlines()]
+    assert all(0 < r["confidence"] < 1 for r in rows2)
+    scores = clipscore([out2 / "pairs" / r["file_name"] for r in rows2], [r["prompt"] for r in rows2], "tiny-random", cache_dir=str(tmp_path / "c"))
+    assert ((scores >= 0) & (scores <= 2.5)).all()
