@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.generators.vg_contrasts import normalize_term
+from vgrc.generators.yaml_files import load_yaml
 
 __all__ = ["NACContrasts", "NACPair", "load_nac_contrasts", "load_plausible", "make_pairs", "subject_clause"]
 
@@ -56,24 +56,9 @@ def subject_clause(attribute: str, noun: str) -> str:
     return f"{article} {attribute} {noun}"
 
 
-def _read_yaml(path, where: str):
-    import yaml
-
-    text = resources.files("vgrc.generators").joinpath(path).read_text(encoding="utf-8") if isinstance(path, str) and path.startswith("vocab/") else Path(path).read_text(encoding="utf-8")
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidInputError(f"{where}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
-
-
 def load_nac_contrasts(path: str | Path | None = None) -> NACContrasts:
     """The shipped contrasts or a user file, validated; errors name the entry and the field."""
-    where = "shipped nac_contrasts.yaml" if path is None else str(path)
-    if path is not None and not Path(path).is_file():
-        raise InvalidInputError(f"--contrasts {path}: no such file")
-    data = _read_yaml("vocab/nac_contrasts.yaml" if path is None else path, where)
+    data, where = load_yaml(path, "nac_contrasts.yaml", "--contrasts")
     if not isinstance(data, dict) or not isinstance(data.get("contrasts"), list) or not data["contrasts"]:
         raise InvalidInputError(f"{where}: expected a mapping with a non-empty 'contrasts' list")
     scenes = data.get("scenes") or {}
@@ -113,8 +98,8 @@ def load_nac_contrasts(path: str | Path | None = None) -> NACContrasts:
 
 def load_plausible(path: str | Path | None = None) -> dict[str, list[str]]:
     """noun -> plausible attributes (the verifier asks about each)."""
-    where = "shipped nac_plausible.yaml" if path is None else str(path)
-    data = _read_yaml("vocab/nac_plausible.yaml" if path is None else path, where) or {}
+    data, where = load_yaml(path, "nac_plausible.yaml", "--plausible")
+    data = data or {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{where}: expected a mapping noun -> [attributes]")
     out = {}

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.generators.yaml_files import load_yaml
 
 __all__ = ["ContrastPair", "load_contrasts", "normalize_term", "SHIPPED_COUNTS"]
 
@@ -68,23 +68,7 @@ def load_contrasts(path: str | Path | None = None) -> list[ContrastPair]:
         empty category or pole, a word in both poles, or a duplicate pair (in either
         direction). The message names the file and the entry (1-based).
     """
-    import yaml
-
-    if path is None:
-        where = "shipped vg_contrasts.yaml"
-        text = resources.files("vgrc.generators").joinpath("vocab/vg_contrasts.yaml").read_text(encoding="utf-8")
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidInputError(f"--contrasts {path}: cannot read it ({exc.strerror or exc})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidInputError(f"{where}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    data, where = load_yaml(path, "vg_contrasts.yaml", "--contrasts")
     if not isinstance(data, list) or not data:
         raise InvalidInputError(f"{where}: expected a non-empty YAML list of {{category, a, b}} entries")
     pairs: list[ContrastPair] = []
