@@ -289,10 +289,7 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
     timer = _Timer()
     progress = on_progress or (lambda phase, done, total: None)
     out = Path(config.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
+    check_output_folder(out)
     if config.task == "steering":
         from vgrc.evaluators.steering_eval import run_steering_eval
 
@@ -404,9 +401,29 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
 
     # ---------------------------------------------------------------- outputs
     with timer("write"):
+        make_output_folder(out)
         _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k)
         write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, diagnostics, timer)
     return metrics
+
+
+def check_output_folder(out: Path) -> None:
+    """Fail early when ``out`` cannot be created or written; create nothing yet, so a run
+    that fails on its inputs leaves no empty folder behind."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} exists and is not a folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot create --out {out}: {parent} is not a writable folder")
+
+
+def make_output_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
 
 
 def write_run_json(out: Path, config: EvalConfig, setup: "EncodingSetup", data_info: dict, skipped: dict, diagnostics: dict, timer: _Timer) -> None:

@@ -64,7 +64,7 @@ def load_steering_rows(data: str | Path) -> list[dict]:
 
 def run_steering_eval(config, out: Path, progress, timer) -> dict:
     """Run the steering evaluation (see the module documentation) and write ``out``."""
-    from vgrc.evaluators.pipeline import EncodingSetup, plot_recall, write_run_json
+    from vgrc.evaluators.pipeline import EncodingSetup, make_output_folder, plot_recall, write_run_json
 
     with timer("load_data"):
         gallery, _, data_info = load_retrieval(config.data, config.split, fit_fraction=0.0, seed=config.seed)
@@ -109,6 +109,7 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
     with timer("write"):
         import os
 
+        make_output_folder(out)
         import pandas as pd
 
         cfg = {"data": config.data, "model": config.model, "stage1": "steer", "rerank": "none", "task": "steering",

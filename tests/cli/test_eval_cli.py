@@ -55,6 +55,9 @@ def test_not_a_dataset(tmp_path):
     (tmp_path / "photos").mkdir()
     line = one_error_line(run("eval", "--data", tmp_path / "photos", "--model", "tiny-random", "--out", tmp_path / "o"))
     assert "is not a finished vgrc dataset" in line
+    assert not (tmp_path / "o").exists()  # a failed run leaves no empty output folder
+    (tmp_path / "file").write_text("x")
+    assert "cannot create --out" in one_error_line(run("eval", "--data", tmp_path / "photos", "--out", tmp_path / "file" / "o"))
 
 
 def test_offline_weights_one_line_fast(shapes_dir, tmp_path):
