@@ -31,6 +31,7 @@ from vgrc.evaluators.errors import InvalidInputError, VgrcError
 
 __all__ = [
     "BadImageError",
+    "hub_missing_reason",
     "MODEL_ALIASES",
     "ModelSpec",
     "ModelUnavailableError",
@@ -146,6 +147,18 @@ def _cached_hub_file(repo_id: str, filenames: Sequence[str]) -> str | None:
     return None
 
 
+def hub_missing_reason(repo_id: str, filenames: Sequence[str]) -> str | None:
+    """Why ``repo_id`` cannot be used now, or None when one of ``filenames`` is cached or
+    the hub can be reached. Answers within a second: no download retry loop."""
+    if _cached_hub_file(repo_id, filenames):
+        return None
+    if _offline():
+        return "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+    if not _hub_reachable():
+        return "not in the Hugging Face cache and the hub cannot be reached (offline)"
+    return None
+
+
 def _unavailable(spec: ModelSpec, why: str) -> ModelUnavailableError:
     return ModelUnavailableError(
         f"model {spec.name!r} ({spec.describe()}): {why}; download the weights once with network access, "
@@ -171,12 +184,9 @@ def _ensure_weights_reachable(spec: ModelSpec) -> None:
         name = name or "open_clip_pytorch_model.bin"
         safe = "open_clip_model.safetensors" if name == "open_clip_pytorch_model.bin" else name.rsplit(".", 1)[0] + ".safetensors"
         files = (safe, name)
-    if _cached_hub_file(repo, files):
-        return
-    if _offline():
-        raise _unavailable(spec, "weights are not in the Hugging Face cache and HF_HUB_OFFLINE is set")
-    if not _hub_reachable():
-        raise _unavailable(spec, "weights are not in the Hugging Face cache and the hub cannot be reached (offline)")
+    why = hub_missing_reason(repo, files)
+    if why:
+        raise _unavailable(spec, f"weights are {why}")
 
 
 class ClipEncoder:

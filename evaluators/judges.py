@@ -85,15 +85,12 @@ class QwenYesNoJudge:
 def _judge_reachable(model: str) -> None:
     if Path(model).exists():
         return
-    from huggingface_hub import constants, try_to_load_from_cache
+    from vgrc.evaluators.encoders import hub_missing_reason
 
-    if isinstance(try_to_load_from_cache(model, "config.json"), str):
-        return
-    from vgrc.evaluators.encoders import _hub_reachable
-
-    if constants.HF_HUB_OFFLINE or not _hub_reachable():
+    why = hub_missing_reason(model, ("config.json",))
+    if why:
         raise VgrcError(
-            f"judge model {model!r} is not available offline (not in the Hugging Face cache); download it once, "
+            f"judge model {model!r} is not available offline ({why}); download it once, "
             "or pass a local folder: --judge-model PATH, or skip verification with --judge none"
         )
 

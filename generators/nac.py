@@ -109,26 +109,28 @@ def _model_reachable(model: str) -> None:
         if not (Path(model) / "model_index.json").is_file():
             raise VgrcError(f"--model {model} is a folder without model_index.json: not a diffusers pipeline folder")
         return
-    from huggingface_hub import constants, try_to_load_from_cache
+    from vgrc.evaluators.encoders import hub_missing_reason
 
-    if isinstance(try_to_load_from_cache(model, "model_index.json"), str):
-        return
-    from vgrc.evaluators.encoders import _hub_reachable
-
-    if constants.HF_HUB_OFFLINE or not _hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub cannot be reached"
+    why = hub_missing_reason(model, ("model_index.json",))
+    if why:
         raise VgrcError(
-            f"model {model!r} is not available offline (not in the Hugging Face cache and {why}); "
+            f"model {model!r} is not available offline ({why}); "
             f"download it once, or pass a local folder: --model PATH/TO/FLUX.1-dev"
         )
+
+
+def _check_cpu_offload(cpu_offload: bool) -> None:
+    import torch
+
+    if cpu_offload and not torch.cuda.is_available():
+        raise VgrcError("--cpu-offload needs a CUDA GPU and none is available; drop --cpu-offload to run on the CPU (slow)")
 
 
 def load_flux(model: str, *, cpu_offload: bool = False, device: str | None = None):
     """``FluxPipeline.from_pretrained(model)`` on the right device and dtype."""
     import torch
 
-    if cpu_offload and not torch.cuda.is_available():
-        raise VgrcError("--cpu-offload needs a CUDA GPU and none is available; drop --cpu-offload to run on the CPU (slow)")
+    _check_cpu_offload(cpu_offload)
     _model_reachable(model)
     from diffusers import FluxPipeline
 
@@ -189,11 +191,8 @@ def build_nac(
     (every pair must have its images); False = never.
     """
     config.check()
-    if cpu_offload and not dry_run:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise VgrcError("--cpu-offload needs a CUDA GPU and none is available; drop --cpu-offload to run on the CPU (slow)")
+    if not dry_run:
+        _check_cpu_offload(cpu_offload)  # before prompts or folders: a wrong flag wastes nothing
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise InvalidInputError(f"--shard-index must be in [0, --num-shards) = [0, {num_shards}), got {shard_index}")
     contrasts = load_nac_contrasts(config.contrasts)

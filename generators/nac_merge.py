@@ -100,7 +100,8 @@ def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: s
     for noun, a, b in retained:
         for src, dst in ((a, b), (b, a)):
             pos = [r["id"] for r in by_noun[noun] if r["detections"].get(dst, 0.0) >= config.min_confidence]
-            neg = [r["id"] for r in by_noun[noun] if r["detections"].get(src, 0.0) >= config.min_confidence and r["id"] not in set(pos)]
+            is_pos = set(pos)
+            neg = [r["id"] for r in by_noun[noun] if r["detections"].get(src, 0.0) >= config.min_confidence and r["id"] not in is_pos]
             steering.append({
                 "id": f"{noun}|{src}->{dst}", "noun": noun, "category": f"{a}/{b}", "source": [src], "target": [dst],
                 "source_query": f"a photo of {_article(src)} {src} {noun}", "target_query": f"a photo of {_article(dst)} {dst} {noun}",
