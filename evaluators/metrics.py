@@ -12,8 +12,11 @@ Each function returns a flat ``{name: value}`` dict averaged over queries.
 - ``t2i_CAS-gen@K`` — concept coverage: the share of the query's concepts (its nouns
   and attributes, as a set) found anywhere among the image's annotations, averaged
   over the top K. It can be high when attributes sit on the wrong objects.
-- ``t2i_CAS-noun@K`` — binding: the share of query objects whose noun with its full
-  attribute bundle appears as one object of the image (App. J), averaged over the top K.
+- ``t2i_CAS-noun@K`` — binding: the share of query objects (a set of (noun, attributes)
+  tuples) that are *grounded* in the image, averaged over the top K. App. J: "CAS-noun
+  requires that the full attribute bundle of a query object appear on a single scene
+  object": a query object is grounded when one scene object has the same noun and a
+  **superset** of its attributes ("red car" is grounded by a "red shiny car").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "concept_coverage",
     "object_binding",
     "first_relevant_rank",
+    "annotation_list_metrics",
 ]
 
 KS = (1, 5, 10)
@@ -94,7 +98,53 @@ def concept_coverage(query_objects: list[dict], image_objects: list[dict]) -> fl
     return len(q & _concepts(image_objects)) / len(q) if q else 0.0
 
 
+def _scene_index(objects: list[dict]) -> dict[str, list[frozenset]]:
+    """noun -> attribute sets of the scene's objects with that noun."""
+    index: dict[str, list[frozenset]] = {}
+    for o in objects:
+        index.setdefault(o["noun"], []).append(frozenset(o.get("attributes", [])))
+    return index
+
+
+def _grounded_share(query: set, scene: dict[str, list[frozenset]]) -> float:
+    hits = sum(1 for noun, attrs in query if any(set(attrs) <= s for s in scene.get(noun, ())))
+    return hits / len(query) if query else 0.0
+
+
 def object_binding(query_objects: list[dict], image_objects: list[dict]) -> float:
-    """CAS-noun of one image: share of query objects present with their full attribute bundle."""
-    q = set(object_tuples(query_objects))
-    return len(q & set(object_tuples(image_objects))) / len(q) if q else 0.0
+    """CAS-noun of one image: share of query objects (as a set of tuples) grounded on one
+    scene object with the same noun and a superset of the attributes (App. J)."""
+    return _grounded_share(set(object_tuples(query_objects)), _scene_index(image_objects))
+
+
+def annotation_list_metrics(lists: np.ndarray, query_objects: Sequence[list[dict]], gallery_objects: Sequence[list[dict]], prefix: str = "t2i") -> dict[str, float]:
+    """nDCG@1/5/10, CAS-gen@10 and CAS-noun@10 of ranked top lists, from annotations.
+
+    ``lists`` (Q, K) holds gallery indices in ranked order; query ``q`` is scored with
+    ``query_objects[q]`` against ``gallery_objects[g]``. Per-row forms are built once; the
+    per-pair values equal :func:`symbolic_relevance`, :func:`concept_coverage` and
+    :func:`object_binding` (tested against them). Queries without objects are an error
+    for the caller to report (see ``vgrc.evaluators.retrieval_data.require_objects``).
+    """
+    q_tuples = [object_tuples(objs) for objs in query_objects]
+    q_sizes = [sum(t.values()) for t in q_tuples]
+    q_sets = [set(t) for t in q_tuples]
+    q_concepts = [_concepts(objs) for objs in query_objects]
+    used = np.unique(lists)
+    g_tuples = {int(g): object_tuples(gallery_objects[g]) for g in used}
+    g_concepts = {int(g): _concepts(gallery_objects[g]) for g in used}
+    g_scene = {int(g): _scene_index(gallery_objects[g]) for g in used}
+    rel = np.zeros(lists.shape)
+    gen = np.zeros(lists.shape)
+    noun = np.zeros(lists.shape)
+    for q, row in enumerate(lists):
+        if not q_sizes[q]:
+            continue
+        for j, g in enumerate(row):
+            g = int(g)
+            rel[q, j] = 4.0 * sum((q_tuples[q] & g_tuples[g]).values()) / q_sizes[q]
+            gen[q, j] = len(q_concepts[q] & g_concepts[g]) / len(q_concepts[q])
+            noun[q, j] = _grounded_share(q_sets[q], g_scene[g])
+    out = ndcg_at_k(rel, prefix=prefix)
+    out.update(cas_at_k(gen, noun, prefix=prefix))
+    return out

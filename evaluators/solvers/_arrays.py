@@ -76,6 +76,21 @@ def weights(name: str, w, B: int, n: int, kind: ArrayKind) -> tuple[np.ndarray, 
     return arr, kind
 
 
+def rounding_eps(x) -> float:
+    """Machine epsilon of ``x``'s floating dtype (numpy or torch); float64's for anything else.
+
+    Weights given in float32 (or a CUDA float32 tensor) carry float32 rounding, so checks
+    such as "equal total mass" must tolerate it.
+    """
+    if x is None:
+        return float(np.finfo(np.float64).eps)
+    name = str(getattr(x, "dtype", "float64"))
+    for key, eps in (("bfloat16", 2.0**-7), ("float16", float(np.finfo(np.float16).eps)), ("float32", float(np.finfo(np.float32).eps))):
+        if key in name:
+            return eps
+    return float(np.finfo(np.float64).eps)
+
+
 def n_blocks(B: int) -> int:
     """Parallel blocks per kernel call: a few per thread, so uneven problems balance."""
     threads = os.cpu_count() or 1

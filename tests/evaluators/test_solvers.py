@@ -112,7 +112,7 @@ def test_pot_solver_is_pot():
     rng = np.random.default_rng(2)
     M, C1, C2 = random_problems(rng, 10, 3, 4)
     assert np.array_equal(fgw_cost(M, C1, C2, solver="pot"), pot_values(M, C1, C2))
-    assert list_fgw_solvers() == ["cg", "global", "pot"]
+    assert list_fgw_solvers() == ["cg", "global", "pot", "sinkhorn"]
 
 
 # --------------------------------------------------------------------------- mathematical properties
@@ -226,6 +226,18 @@ def test_global_falls_back_to_cg_outside_its_scope():
 # --------------------------------------------------------------------------- assignment
 
 
+def padded_square_cost(sub, unmatched=1.0, surplus=0.0):
+    """The definition: scipy on the square problem padded with the penalty costs, / n."""
+    n, m = sub.shape
+    N = max(n, m)
+    sq = np.zeros((N, N))
+    sq[:n, :m] = sub
+    sq[:n, m:] = unmatched
+    sq[n:, :m] = surplus
+    r, c = linear_sum_assignment(sq)
+    return sq[r, c].sum() / n
+
+
 @pytest.mark.parametrize("n, m", [(1, 1), (3, 3), (5, 5), (2, 5), (6, 3)])
 def test_assignment_equals_brute_force_and_scipy(n, m):
     rng = np.random.default_rng(n * 10 + m)
@@ -237,24 +249,68 @@ def test_assignment_equals_brute_force_and_scipy(n, m):
     for inj in itertools.permutations(range(large), small):
         idx = (np.arange(small), list(inj)) if n <= m else (list(inj), np.arange(small))
         best = np.minimum(best, M[:, idx[0], idx[1]].sum(1))
-    ours = assignment_solve(M)
-    assert np.abs(ours.cost - best / k).max() <= 1e-12
-    scipy_cost = np.array([M[b][linear_sum_assignment(M[b])].sum() / k for b in range(40)])
+    ours = assignment_solve(M, unmatched_cost=0.7, surplus_cost=0.3)
+    penalty = 0.7 * max(n - m, 0) + 0.3 * max(m - n, 0)
+    assert np.abs(ours.cost - (best + penalty) / n).max() <= 1e-12
+    scipy_cost = np.array([padded_square_cost(M[b], 0.7, 0.3) for b in range(40)])
     assert np.abs(ours.cost - scipy_cost).max() <= 1e-12
     assert (ours.matching.sum((1, 2)) == k).all() and ours.matching.sum(2).max() <= 1 and ours.matching.sum(1).max() <= 1
 
 
-def test_assignment_with_padding_matches_scipy():
+@pytest.mark.parametrize("unmatched, surplus", [(1.0, 0.0), (1.0, 1.0), (0.25, 2.0)])
+def test_assignment_with_padding_matches_scipy_on_the_padded_square(unmatched, surplus):
     rng = np.random.default_rng(8)
-    M = rng.random((100, 6, 8))
+    M = 2 * rng.random((100, 6, 8))
     ns, ms = rng.integers(1, 7, 100), rng.integers(1, 9, 100)
     p = (np.arange(6) < ns[:, None]).astype(float)
     q = (np.arange(8) < ms[:, None]).astype(float)
-    ref = []
-    for b in range(100):
-        sub = M[b, : ns[b], : ms[b]]
-        ref.append(sub[linear_sum_assignment(sub)].sum() / min(ns[b], ms[b]))
-    assert np.abs(assignment_cost(M, p, q) - np.array(ref)).max() <= 1e-12
+    ref = [padded_square_cost(M[b, : ns[b], : ms[b]], unmatched, surplus) for b in range(100)]
+    got = assignment_cost(M, p, q, unmatched_cost=unmatched, surplus_cost=surplus)
+    assert np.abs(got - np.array(ref)).max() <= 1e-12
+
+
+def _objects(names, d=12, seed=3):
+    """Unit vectors, one per distinct object name (orthogonal-ish random directions)."""
+    rng = np.random.default_rng(seed)
+    basis = {n: unit(rng.normal(size=d)) for n in sorted(set(names))}
+    return basis
+
+
+def test_assignment_orders_exact_superset_subset_disjoint():
+    """A candidate holding 1 of the query's 3 objects must not tie the exact match."""
+    names = ["red circle", "blue star", "green square", "black hexagon", "orange star", "purple circle", "yellow square"]
+    e = _objects(names)
+    query = ["red circle", "blue star", "green square"]
+    candidates = {
+        "exact": ["green square", "red circle", "blue star"],
+        "superset": ["red circle", "blue star", "green square", "black hexagon"],
+        "subset": ["red circle"],
+        "disjoint": ["orange star", "purple circle", "yellow square"],
+    }
+    m_max = 4
+    M = np.zeros((4, 3, m_max))
+    q = np.zeros((4, m_max))
+    for b, objs in enumerate(candidates.values()):
+        Y = np.stack([e[o] for o in objs])
+        X = np.stack([e[o] for o in query])
+        M[b, :, : len(objs)] = 1 - X @ Y.T
+        q[b, : len(objs)] = 1
+    p = np.ones((4, 3))
+    exact, superset, subset, disjoint = assignment_cost(M, p, q)
+    assert exact == pytest.approx(0.0, abs=1e-12) and superset == pytest.approx(0.0, abs=1e-12)
+    assert exact < subset < disjoint
+    assert subset == pytest.approx(2 / 3)  # two query objects unmatched at cost 1, / 3 query objects
+    strict = assignment_cost(M, p, q, surplus_cost=1.0)
+    assert strict[0] < strict[1] == pytest.approx(1 / 3)
+
+
+def test_assignment_penalties_are_validated():
+    M = np.zeros((1, 2, 2))
+    for bad in (-1.0, float("nan"), "x"):
+        with pytest.raises(InvalidInputError, match="unmatched_cost must be"):
+            assignment_cost(M, unmatched_cost=bad)
+    with pytest.raises(InvalidInputError, match="surplus_cost must be"):
+        assignment_cost(M, surplus_cost=-0.5)
 
 
 def test_assignment_equals_fgw_alpha_zero_for_equal_sizes():
@@ -312,11 +368,120 @@ def test_bad_inputs_raise_one_clear_error(over, message):
 def test_bad_solver_and_assignment_inputs():
     rng = np.random.default_rng(0)
     M, C1, C2 = random_problems(rng, 2, 2, 2)
-    with pytest.raises(InvalidInputError, match="unknown FGW solver 'sinkhorn'; valid solvers: cg, global, pot"):
-        fgw_cost(M, C1, C2, solver="sinkhorn")
+    with pytest.raises(InvalidInputError, match="unknown FGW solver 'exact'; valid solvers: cg, global, pot, sinkhorn"):
+        fgw_cost(M, C1, C2, solver="exact")
+    with pytest.raises(InvalidInputError, match="epsilon must be a finite number > 0"):
+        fgw_cost(M, C1, C2, solver="sinkhorn", epsilon=0.0)
     with pytest.raises(InvalidInputError, match="max_iter must be ≥ 1"):
         fgw_solve(M, C1, C2, max_iter=0)
     with pytest.raises(InvalidInputError, match="p has negative weights"):
         assignment_cost(M, p=-np.ones((2, 2)))
     with pytest.raises(InvalidInputError, match=re.escape("M must be a batch of shape (B, n, m)")):
         assignment_cost(np.zeros(3))
+
+
+# --------------------------------------------------------------------------- float32 and CUDA
+
+
+def _mixed_float32(rng, B=60, n_max=5, m_max=6):
+    M, C1, C2 = random_problems(rng, B, n_max, m_max)
+    ns, ms = rng.integers(1, n_max + 1, B), rng.integers(1, m_max + 1, B)
+    p = (np.arange(n_max) < ns[:, None]) / ns[:, None]
+    q = (np.arange(m_max) < ms[:, None]) / ms[:, None]
+    return M, C1, C2, p, q
+
+
+@pytest.mark.parametrize("solver", ["cg", "global", "sinkhorn"])
+def test_float32_mixed_sizes_are_accepted_and_agree_with_float64(solver):
+    """float32 uniform weights 1/3 vs 1/2 differ in total mass by float32 rounding (~1e-7)."""
+    rng = np.random.default_rng(11)
+    M, C1, C2, p, q = _mixed_float32(rng)
+    f32 = [a.astype(np.float32) for a in (M, C1, C2, p, q)]
+    assert np.abs(f32[3].astype(np.float64).sum(1) - f32[4].astype(np.float64).sum(1)).max() > 1e-9  # the case that used to fail "1 vs 1"
+    # symmetrise in float32 (1 - X Xᵀ is not bit-symmetric after the cast)
+    f32[1] = 0.5 * (f32[1] + f32[1].transpose(0, 2, 1))
+    f32[2] = 0.5 * (f32[2] + f32[2].transpose(0, 2, 1))
+    got = fgw_cost(*f32, alpha=0.5, solver=solver)
+    M64, C164, C264, p64, q64 = (a.astype(np.float64) for a in f32)
+    ref = fgw_cost(M64, C164, C264, p64 / p64.sum(1, keepdims=True), q64 / q64.sum(1, keepdims=True), alpha=0.5, solver=solver)
+    assert np.abs(got - ref).max() <= 1e-6
+    assert np.abs(assignment_cost(f32[0], f32[3], f32[4]) - assignment_cost(M, p, q)).max() <= 1e-5
+
+
+def test_torch_float32_mixed_sizes_and_cuda_when_present():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    M, C1, C2, p, q = _mixed_float32(rng)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    ref = fgw_cost(M, C1, C2, p, q)
+    for dev in devices:
+        t = [torch.tensor(a, dtype=torch.float32, device=dev) for a in (M, C1, C2, p, q)]
+        t[1] = 0.5 * (t[1] + t[1].transpose(1, 2))
+        t[2] = 0.5 * (t[2] + t[2].transpose(1, 2))
+        out = fgw_cost(*t)
+        assert out.dtype == torch.float32 and out.device.type == dev
+        assert np.abs(out.cpu().double().numpy() - ref).max() <= 1e-5
+
+
+def test_unequal_masses_beyond_rounding_are_still_refused():
+    rng = np.random.default_rng(13)
+    M, C1, C2, p, q = _mixed_float32(rng)
+    with pytest.raises(InvalidInputError, match="same total mass"):
+        fgw_cost(M.astype(np.float32), C1, C2, p.astype(np.float32), (q * 1.001).astype(np.float32))
+
+
+# --------------------------------------------------------------------------- sinkhorn (the paper's linear step)
+
+
+def sinkhorn_cg_reference(M, C1, C2, p, q, alpha, epsilon, max_iter=10_000, tol=1e-9):
+    """Per-problem conditional gradient with POT's own pieces: ot.gromov.init_matrix /
+    gwloss / gwggrad for the GW term, ot.sinkhorn for the linear step, and the exact
+    quadratic line search of POT's solve_1d_linesearch_quad."""
+    from ot.gromov import gwggrad, gwloss, init_matrix
+    from ot.optim import solve_1d_linesearch_quad
+
+    constC, hC1, hC2 = init_matrix(C1, C2, p, q, "square_loss")
+
+    def f(T):
+        return (1 - alpha) * np.sum(M * T) + alpha * gwloss(constC, hC1, hC2, T)
+
+    T = np.outer(p, q)
+    cost = f(T)
+    for _ in range(max_iter):
+        G = (1 - alpha) * M + alpha * gwggrad(constC, hC1, hC2, T)
+        Tc = ot.sinkhorn(p, q, G, epsilon, method="sinkhorn_log", numItermax=5000, stopThr=1e-12)
+        D = Tc - T
+        a = -2 * alpha * np.sum((C1 @ D @ C2) * D)
+        b = (1 - alpha) * np.sum(M * D) + alpha * (np.sum(constC * D) - 4 * np.sum((C1 @ T @ C2) * D))
+        tau = solve_1d_linesearch_quad(a, b)
+        T = T + tau * D
+        new = f(T)
+        done = abs(new - cost) < tol or abs(new - cost) / max(abs(cost), 1e-300) < tol
+        cost = new
+        if done:
+            break
+    return cost, T
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.7])
+def test_sinkhorn_solver_matches_a_per_problem_pot_reference(alpha):
+    rng = np.random.default_rng(21)
+    M, C1, C2, p, q = _mixed_float32(rng, B=12, n_max=4, m_max=5)
+    res = fgw_solve(M, C1, C2, p, q, alpha=alpha, solver="sinkhorn", epsilon=0.05)
+    for b in range(12):
+        r, c = np.flatnonzero(p[b] > 0), np.flatnonzero(q[b] > 0)
+        ref_cost, ref_T = sinkhorn_cg_reference(M[b][np.ix_(r, c)], C1[b][np.ix_(r, r)], C2[b][np.ix_(c, c)], p[b, r], q[b, c], alpha, 0.05)
+        assert res.cost[b] == pytest.approx(ref_cost, abs=1e-6)
+        assert np.abs(res.plan[b][np.ix_(r, c)] - ref_T).max() <= 1e-5
+        # marginals hold and padding carries no mass
+        assert np.allclose(res.plan[b].sum(1), p[b], atol=1e-8) and np.allclose(res.plan[b].sum(0), q[b], atol=1e-8)
+
+
+def test_sinkhorn_plans_are_soft_and_approach_exact_as_epsilon_shrinks():
+    rng = np.random.default_rng(22)
+    M, C1, C2 = structured_problems(rng, 30, 3, 3)
+    exact = fgw_cost(M, C1, C2, alpha=0.5, solver="cg")
+    soft = fgw_solve(M, C1, C2, alpha=0.5, solver="sinkhorn", epsilon=0.1)
+    assert (soft.plan > 1e-4).sum((1, 2)).min() > 3  # fractional mass on more than a permutation's 3 cells
+    sharp = fgw_cost(M, C1, C2, alpha=0.5, solver="sinkhorn", epsilon=0.002)
+    assert np.abs(sharp - exact).mean() < np.abs(soft.cost - exact).mean()
