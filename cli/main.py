@@ -5,21 +5,59 @@ Only commands that really work are registered here.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+try:  # Typer ≥ 0.20 vendors Click as typer._click; its exceptions are not click's
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older Typer on plain Click
+    from click import exceptions as click_exceptions
 
 from vgrc.cli.eval import eval_command, report_command
 from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
 from vgrc.cli.vg import build_vg_command
 
+class VgrcGroup(TyperGroup):
+    """Typer's group, with every command-line usage error (a bad number, a missing option,
+    an unknown flag) reported as ONE ``error:`` line and exit code 2, like vgrc's own errors,
+    instead of a boxed multi-line panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from vgrc.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, stderr
+
+        try:
+            rc = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except click_exceptions.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # plain `vgrc`: the help (already printed by rich)
+                if exc.format_message().strip():
+                    typer.echo(exc.format_message())
+                return 0 if not standalone_mode else sys.exit(0)
+            where = f" (vgrc {exc.ctx.info_name} --help)" if exc.ctx is not None and exc.ctx.info_name != "vgrc" else " (vgrc --help)"
+            stderr.print(f"[red]error:[/red] {exc.format_message()}{where}", markup=True, highlight=False)
+            rc = EXIT_USER_ERROR
+        except click_exceptions.ClickException as exc:
+            stderr.print(f"[red]error:[/red] {exc.format_message()}", markup=True, highlight=False)
+            rc = exc.exit_code
+        except typer.Abort:
+            stderr.print("[yellow]interrupted[/yellow]")
+            rc = EXIT_INTERRUPTED
+        if not standalone_mode:
+            return rc
+        raise SystemExit(rc or 0)
+
+
 app = typer.Typer(
+    cls=VgrcGroup,
     name="vgrc",
     help="Build contrast datasets and evaluate text-to-image retrieval with structure-aware reranking.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # "rich" would swallow "[default: …]" and other bracketed text
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -17,6 +17,6 @@ Workers = Annotated[
     Optional[int],
     typer.Option("--workers", min=1, help="Worker processes [default: CPU count, at most 8].", show_default=False),
 ]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an output folder that holds a different vgrc dataset.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace what vgrc wrote before at --out (never files vgrc did not write).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries; errors only.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,9 @@ __all__ = [
     "write_jsonl",
     "read_jsonl",
     "sha256_file",
+    "check_output",
     "prepare_output",
+    "mark_unfinished",
     "finish_dataset",
     "read_manifest",
     "read_split",
@@ -152,8 +153,66 @@ def _describe(record: dict) -> str:
     return f"{name} {json.dumps(config, sort_keys=True)}" if config is not None else str(name)
 
 
-def prepare_output(
+def _vgrc_record(path: Path) -> dict | None:
+    """A manifest or build marker that vgrc wrote (format marker and kind), else None."""
+    record = _read_json(path)
+    if record and record.get("format") == FORMAT and isinstance(record.get("dataset"), str):
+        return record
+    return None
+
+
+def check_output(
     out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, overwrite: bool = False
+) -> str:
+    """:func:`prepare_output`'s decision, writing nothing: ``"complete"``, ``"resume"``,
+    ``"new"`` or ``"replace"`` (a different vgrc dataset, ``overwrite`` given)."""
+    out = Path(out)
+    wanted = {"dataset": dataset, "config": json.loads(json.dumps(config))}
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} exists and is not a folder")
+    if not (out.is_dir() and any(out.iterdir())):
+        parent = out
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise OutputError(f"cannot create --out {out}: {parent} is not a writable folder")
+        return "new"
+    manifest = _vgrc_record(out / MANIFEST_NAME)
+    marker = _vgrc_record(out / MARKER_NAME)
+    found = manifest if manifest is not None else marker
+    if found is None:
+        first = sorted(p.name for p in out.iterdir())[0]
+        raise DatasetFolderError(
+            f"--out {out} is not empty and is not a vgrc dataset (it holds {first!r}); choose an empty or new folder"
+        )
+    same = found.get("dataset") == wanted["dataset"] and found.get("config") == wanted["config"]
+    if same:
+        return "complete" if manifest is not None else "resume"
+    if not overwrite:
+        state = "holds" if manifest is not None else "holds an unfinished build of"
+        raise DatasetFolderError(
+            f"--out {out} {state} a different dataset ({_describe(found)}); "
+            "pass --overwrite to replace it, or choose another folder"
+        )
+    files = found.get("files")
+    if not files:
+        raise DatasetFolderError(
+            f"--out {out} holds a dataset written by an older vgrc that did not record its files; "
+            "vgrc cannot prove what it may delete: remove the folder yourself or choose another one"
+        )
+    from vgrc.evaluators.ownership import foreign_entries
+
+    foreign = foreign_entries(out, [MANIFEST_NAME, MARKER_NAME, *files])
+    if foreign:
+        raise DatasetFolderError(
+            f"--out {out} holds a vgrc dataset and {foreign[0]!r}, which vgrc did not write; "
+            "--overwrite removes only vgrc's files: move it away or choose another folder"
+        )
+    return "replace"
+
+
+def prepare_output(
+    out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, overwrite: bool = False, files: Iterable[str] = ()
 ) -> str:
     """Claim ``out`` for building ``dataset`` with ``config``; say how the build should proceed.
 
@@ -175,7 +234,13 @@ def prepare_output(
     str
         ``"complete"`` — the folder already holds exactly this dataset, finished;
         ``"resume"`` — an interrupted build of this dataset is continued;
-        ``"new"`` — a fresh build starts.
+        ``"new"`` — a fresh build starts (after removing, with ``overwrite``, the files of
+    the different vgrc dataset the folder held: only files matching the patterns its
+    manifest or marker recorded, and only when nothing else is there).
+
+    files : patterns
+        Relative-path globs of every file this build writes (recorded, so a later
+        ``--overwrite`` can prove what it may delete).
 
     Raises
     ------
@@ -186,54 +251,37 @@ def prepare_output(
         The folder cannot be created or written.
     """
     out = Path(out)
-    wanted = {"dataset": dataset, "config": json.loads(json.dumps(config))}
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        manifest = _read_json(out / MANIFEST_NAME)
-        marker = _read_json(out / MARKER_NAME)
-        found = manifest if manifest is not None else marker
-        if found is None:
-            raise DatasetFolderError(
-                f"--out {out} is not empty and is not a vgrc dataset; choose an empty or new folder"
-            )
-        same = found.get("dataset") == wanted["dataset"] and found.get("config") == wanted["config"]
-        if same and manifest is not None:
-            return "complete"
-        if same:
-            _write_marker(out, wanted)
-            return "resume"
-        if not overwrite:
-            state = "holds" if manifest is not None else "holds an unfinished build of"
-            raise DatasetFolderError(
-                f"--out {out} {state} a different dataset ({_describe(found)}); "
-                "pass --overwrite to replace it, or choose another folder"
-            )
-        _clear_vgrc_folder(out)
+    state = check_output(out, dataset, config, overwrite=overwrite)
+    wanted = {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": list(files)}
+    if state == "complete":
+        return state
+    if state == "replace":
+        from vgrc.evaluators.ownership import remove_owned
+
+        found = _vgrc_record(out / MANIFEST_NAME) or _vgrc_record(out / MARKER_NAME) or {}
+        remove_owned(out, [MANIFEST_NAME, MARKER_NAME, *found.get("files", [])])
+        state = "new"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
     _write_marker(out, wanted)
-    return "new"
+    return state
+
+
+def mark_unfinished(out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, files: Iterable[str] = ()) -> None:
+    """Turn a finished dataset back into a build in progress, keeping every file: the
+    build marker is written first, then the manifest removed, so the folder is vgrc's at
+    every moment and never declared finished while a builder rewrites it."""
+    out = Path(out)
+    _write_marker(out, {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": list(files)})
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
 
 
 def _write_marker(out: Path, record: dict) -> None:
     if not os.access(out, os.W_OK):
         raise OutputError(f"cannot write to --out {out}: permission denied")
     atomic_write_text(out / MARKER_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
-
-
-def _clear_vgrc_folder(out: Path) -> None:
-    """Remove the contents of a folder that a vgrc manifest or build marker vouches for."""
-    try:
-        for child in out.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    except OSError as exc:
-        raise OutputError(f"cannot clear --out {out} for --overwrite: {exc.strerror or exc}") from exc
 
 
 def finish_dataset(
@@ -246,6 +294,7 @@ def finish_dataset(
     seed: int | None,
     splits: Iterable[str],
     extra: Mapping[str, Any] | None = None,
+    files: Iterable[str] = (),
 ) -> dict:
     """Declare the dataset finished: write ``manifest.json`` last, then drop the build marker.
 
@@ -277,6 +326,7 @@ def finish_dataset(
         "seed": seed,
         "config": json.loads(json.dumps(config)),
         "splits": split_info,
+        "files": list(files),
     }
     if extra:
         manifest.update(extra)

@@ -40,15 +40,8 @@ __all__ = [
     "resolve_model",
 ]
 
-#: alias -> (open_clip architecture, pretrained tag or None for seeded random weights)
-MODEL_ALIASES: dict[str, tuple[str, str | None]] = {
-    "clip": ("ViT-B-32", "openai"),
-    "clip-l": ("ViT-L-14", "openai"),
-    "siglip": ("ViT-B-16-SigLIP", "webli"),
-    "siglip2": ("ViT-B-16-SigLIP2", "webli"),
-    "tiny-random": ("vgrc-tiny-random", None),
-}
-TINY_CONFIG_DIR = Path(__file__).with_name("model_configs")
+from vgrc.evaluators.model_refs import MODEL_ALIASES, TINY_CONFIG_DIR, check_clip_model
+
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
@@ -95,6 +88,7 @@ def resolve_model(model: str, pretrained: str | None = None, seed: int = 0) -> M
     InvalidInputError
         An unknown name: the message lists the aliases and the accepted forms.
     """
+    check_clip_model("--model", model, pretrained)
     import open_clip
 
     _register_tiny_configs()

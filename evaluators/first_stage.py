@@ -8,8 +8,9 @@ r"""First-stage retrieval (paper §4.1 Eq. 1, §4.2, §6.3, App. E, I).
 - :class:`Steering` — steering vectors. The direction is the normalised difference
   between the embeddings of a target and a source prompt, and a query that names the
   target (not the source) is moved as :math:`q \leftarrow \mathrm{normalize}(q + \alpha d)`.
-  :func:`confusion_pairs` derives (source, target) pairs from the shortlist confusions
-  on the fit split: the App. E substitution analysis.
+  :func:`confusion_pairs` derives (source, target) pairs from the baseline (cosine)
+  top-1 confusions on the fit rows with attributes held fixed: the App. E substitution
+  analysis.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.retrieval_data import object_tuples
 
-__all__ = ["normalize", "cosine_topk", "RidgeMapper", "Steering", "confusion_pairs", "parse_steer_pairs"]
+__all__ = ["normalize", "cosine_topk", "RidgeMapper", "Steering", "confusion_pairs", "check_steer_words", "parse_steer_pairs"]
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -71,8 +72,8 @@ class RidgeMapper:
 
     Parameters
     ----------
-    alpha : float
-        L2 penalty λ.
+    ridge_lambda : float
+        L2 penalty λ (``--ridge-lambda``).
 
     Attributes
     ----------
@@ -83,16 +84,16 @@ class RidgeMapper:
         rows, before and after mapping.
     """
 
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
+    def __init__(self, ridge_lambda: float = 1.0):
+        self.ridge_lambda = ridge_lambda
 
     def fit(self, text: np.ndarray, image: np.ndarray) -> "RidgeMapper":
         if len(text) != len(image) or len(text) == 0:
             raise InvalidInputError(f"ridge needs paired, non-empty fit embeddings; got {len(text)} texts and {len(image)} images")
-        if self.alpha < 0:
-            raise InvalidInputError(f"--ridge-alpha must be ≥ 0, got {self.alpha}")
+        if self.ridge_lambda < 0:
+            raise InvalidInputError(f"--ridge-lambda must be ≥ 0, got {self.ridge_lambda}")
         T, V = text.astype(np.float64), image.astype(np.float64)
-        self.W_ = np.linalg.solve(T.T @ T + self.alpha * np.eye(T.shape[1]), T.T @ V)
+        self.W_ = np.linalg.solve(T.T @ T + self.ridge_lambda * np.eye(T.shape[1]), T.T @ V)
         self.distance_before_ = float(np.linalg.norm(text - image, axis=1).mean())
         self.distance_after_ = float(np.linalg.norm(self.transform(text) - image, axis=1).mean())
         return self
@@ -119,13 +120,19 @@ def parse_steer_pairs(specs: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def confusion_pairs(query_objects: Sequence[list[dict]], retrieved_objects: Sequence[list[dict]], top: int) -> list[tuple[str, str, int]]:
+def confusion_pairs(
+    query_objects: Sequence[list[dict]], retrieved_objects: Sequence[list[dict]], top: int, *, attributes_fixed: bool = True
+) -> list[tuple[str, str, int]]:
     """Most frequent single-object substitutions between queries and wrong top-1 images.
 
-    For each query whose top-1 image differs from it in exactly one object, the
-    substitution is a noun swap (attributes equal) or an attribute swap (noun equal). It
-    counts as (source = what was retrieved, target = what the query asked for). Returns
-    ``(source, target, count)``, most frequent first (App. E's substitution matrix).
+    App. E: "Each entry records how often a query containing shape a retrieves an image
+    with shape b instead, with color held fixed so that the matrix isolates shape-level
+    confusion." For each query whose top-1 image differs from it in exactly one object,
+    the substitution counts when it is a noun swap with the attributes held fixed. It
+    counts as (source = what was retrieved, target = what the query asked for). With
+    ``attributes_fixed=False``, single attribute swaps (noun held fixed) count too.
+    Returns ``(source, target, count)``, most frequent first; ties by name, so the result
+    is deterministic.
     """
     counts: Counter = Counter()
     for q, r in zip(query_objects, retrieved_objects):
@@ -136,9 +143,20 @@ def confusion_pairs(query_objects: Sequence[list[dict]], retrieved_objects: Sequ
         (qn, qa), (rn, ra) = missing[0], extra[0]
         if qa == ra and qn != rn:
             counts[(rn, qn)] += 1
-        elif qn == rn and len(qa) == len(ra) == 1 and qa != ra:
+        elif not attributes_fixed and qn == rn and len(qa) == len(ra) == 1 and qa != ra:
             counts[(ra[0], qa[0])] += 1
-    return [(s, t, c) for (s, t), c in counts.most_common(top)]
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(s, t, c) for (s, t), c in ranked[:top]]
+
+
+def check_steer_words(pairs: Sequence[tuple[str, str]], vocabulary: set[str]) -> None:
+    """Every word of every --steer pair must occur in the dataset's objects, or it steers nothing."""
+    for source, target in pairs:
+        for word in (source, target):
+            if word not in vocabulary:
+                near = sorted(w for w in vocabulary if w[:3] == word[:3])[:5]
+                hint = f" (similar: {', '.join(near)})" if near else ""
+                raise InvalidInputError(f"--steer {source}:{target}: {word!r} is not a noun or attribute of this dataset's objects{hint}")
 
 
 class Steering:
@@ -148,17 +166,17 @@ class Steering:
     ----------
     pairs : list of (source, target)
         Words (nouns or attributes) as they appear in ``objects``.
-    alpha : float
-        Steering strength.
+    steer_alpha : float
+        Steering strength α (``--steer-alpha``).
 
     Attributes
     ----------
     directions_ : array (len(pairs), d) — unit directions in the query space.
     """
 
-    def __init__(self, pairs: Sequence[tuple[str, str]], alpha: float = 0.5):
+    def __init__(self, pairs: Sequence[tuple[str, str]], steer_alpha: float = 0.5):
         self.pairs = list(pairs)
-        self.alpha = alpha
+        self.steer_alpha = steer_alpha
 
     def fit(self, embed: Callable[[list[str]], np.ndarray], mapper: RidgeMapper | None = None) -> "Steering":
         """``embed(words)`` gives templated text embeddings; ``mapper`` maps them to image space."""
@@ -179,7 +197,7 @@ class Steering:
         for i, objs in enumerate(query_objects):
             words = {o["noun"] for o in objs} | {a for o in objs for a in o.get("attributes", [])}
             delta = sum(
-                (self.alpha * d for (s, t), d in zip(self.pairs, self.directions_) if t in words and s not in words),
+                (self.steer_alpha * d for (s, t), d in zip(self.pairs, self.directions_) if t in words and s not in words),
                 np.zeros(queries.shape[1], np.float32),
             )
             if np.any(delta):

@@ -83,6 +83,9 @@ class QwenYesNoJudge:
 
 
 def _judge_reachable(model: str) -> None:
+    from vgrc.evaluators.model_refs import check_model_reference
+
+    check_model_reference("--judge-model", model, kind="transformers")
     if Path(model).exists():
         return
     from vgrc.evaluators.encoders import hub_missing_reason

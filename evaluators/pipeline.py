@@ -36,48 +36,60 @@ from pathlib import Path
 import numpy as np
 
 from vgrc.evaluators import __version__
-from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
+from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text, read_manifest
 from vgrc.evaluators.embedding_cache import EmbeddingCache, EncodeStats, content_key, default_cache_dir, encode_cached
 from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
-from vgrc.evaluators.errors import InvalidInputError, OutputError
-from vgrc.evaluators.first_stage import RidgeMapper, Steering, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
-from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k, recall_at_k
-from vgrc.evaluators.rerank import RERANKERS, ObjectTable, RerankContext, rerank
-from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, object_tuples
-from vgrc.evaluators.solvers import list_fgw_solvers
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
+from vgrc.evaluators.metrics import annotation_list_metrics, first_relevant_rank, recall_at_k
+from vgrc.evaluators.ownership import RUN_FILES, RUN_FORMAT, check_run_folder, claim_run_folder
+from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, RERANKERS, ObjectTable, RerankContext, rerank, steer_objects
+from vgrc.evaluators.registry import check_choice
+from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
 
-__all__ = ["EvalConfig", "EncodingSetup", "STAGE1", "TASKS", "list_stage1", "plot_recall", "run_eval", "write_run_json"]
+__all__ = ["EvalConfig", "EncodingSetup", "STAGE1", "TASKS", "list_stage1", "plot_recall", "run_eval", "write_run_json", "default_run_folder"]
 
-#: first stages; "objects-avg" is App. J's merge of per-object embeddings by average
-STAGE1 = ("cosine", "ridge", "ridge+steer", "objects-avg")
-#: "retrieval": captions as queries (paper §6.1, App. J); "steering": steering.jsonl rows (App. H, I)
-TASKS = ("retrieval", "steering")
-DEFAULT_TEMPLATES = ("a photo of a {}.", "a {}.", "an image of a {}.")
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES, STAGE1, TASKS  # noqa: E402  (names live in the light registry)
+
 TOP = 10  # list depth for nDCG / CAS
+#: stages that read per-object query sets
+PER_OBJECT_STAGE1 = ("objects-avg", "objects-steer-avg")
+#: where per-object sets come from, said in every output
+OBJECTS_NOTE = "per-object sets come from the dataset's annotations (an oracle, as in the paper §4.3 / App. A), not from a detector"
 
 
 def list_stage1() -> list[str]:
     return list(STAGE1)
 
 
+_check_choice = check_choice
+
+
 @dataclass
 class EvalConfig:
-    """All options of ``vgrc eval`` (see ``vgrc eval --help`` for their meaning)."""
+    """All options of ``vgrc eval`` (see ``vgrc eval --help`` for their meaning).
 
-    data: str
-    out: str
+    Names carry one meaning each: ``fgw_alpha`` is FGW's feature/structure trade-off,
+    ``ridge_lambda`` the ridge mapper's L2 penalty, ``steer_alpha`` the steering strength.
+    """
+
+    data: str | None = None
+    out: str | None = None
     model: str = "clip"
     pretrained: str | None = None
     stage1: str = "cosine"
     rerank: str = "none"
     k: int = 50
-    alpha: float = 0.5
+    fgw_alpha: float = 0.5
     solver: str = "cg"
+    epsilon: float = 0.01
     tau: float = 0.05
+    unmatched_cost: float = 1.0
+    surplus_cost: float = 0.0
     split: str | None = None
     fit_split: str | None = None
     fit_fraction: float = 0.2
-    ridge_alpha: float = 1.0
+    ridge_lambda: float = 1.0
     steer: list[str] = field(default_factory=list)
     steer_alpha: float = 0.5
     steer_top: int = 3
@@ -90,34 +102,83 @@ class EvalConfig:
     cache_dir: str | None = None
     skip_bad: bool = False
     task: str = "retrieval"
+    overwrite: bool = False
 
     def check(self) -> None:
-        """Validate every option before any work is done (``check_inputs`` style)."""
-        if self.task not in TASKS:
-            raise InvalidInputError(f"unknown --task {self.task!r}; valid: {', '.join(TASKS)}")
+        """Validate every option before any work or heavy import (``check_inputs`` style).
+
+        Writes nothing. Model names are checked against open_clip's shipped configs without
+        importing torch; the dataset's manifest is read; the output folder is checked.
+        """
+        self.check_options()
+        if self.data is None:
+            raise InvalidInputError("--data is required here (the CLI builds Synthetic Shapes when it is left out)")
+        manifest = read_manifest(self.data)
+        if self.split is not None and self.split not in manifest["splits"]:
+            raise InvalidInputError(f"--split {self.split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
+        if self.fit_split is not None and self.fit_split not in manifest["splits"]:
+            raise InvalidInputError(f"--fit-split {self.fit_split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
+        if self.out is None:
+            self.out = str(default_run_folder(self, manifest))
+        check_run_folder(self.out, self.overwrite)
+
+    def check_options(self) -> None:
+        """Every check that needs neither the dataset nor the output folder."""
+        import math
+
+        from vgrc.evaluators.encoders import PRECISIONS
+        from vgrc.evaluators.model_refs import check_clip_model
+        from vgrc.evaluators.solvers import list_fgw_solvers
+
+        _check_choice("--task", self.task, TASKS)
+        _check_choice("--stage1", self.stage1, STAGE1)
+        _check_choice("--rerank", self.rerank, RERANKERS)
+        _check_choice("--solver", self.solver, list_fgw_solvers())
+        _check_choice("--precision", self.precision, PRECISIONS)
         if self.task == "steering" and (self.stage1 != "cosine" or self.rerank != "none"):
             raise InvalidInputError("--task steering scores steered queries by cosine: use it without --stage1 / --rerank")
-        if self.stage1 not in STAGE1:
-            raise InvalidInputError(f"unknown --stage1 {self.stage1!r}; valid: {', '.join(STAGE1)}")
-        if self.rerank not in RERANKERS:
-            raise InvalidInputError(f"unknown --rerank {self.rerank!r}; valid: {', '.join(RERANKERS)}")
-        if self.solver not in list_fgw_solvers():
-            raise InvalidInputError(f"unknown --solver {self.solver!r}; valid: {', '.join(list_fgw_solvers())}")
-        if self.k < 1:
-            raise InvalidInputError(f"--k must be ≥ 1, got {self.k}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise InvalidInputError(f"--alpha must be in [0, 1], got {self.alpha}")
-        if self.tau <= 0:
-            raise InvalidInputError(f"--tau must be > 0, got {self.tau}")
+        check_clip_model("--model", self.model, self.pretrained)
+        dev = self.device
+        if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise InvalidInputError(f"--device {dev!r}: expected cpu, cuda or cuda:N")
+        for option, value in (("--k", self.k), ("--batch-size", self.batch_size)):
+            if value < 1:
+                raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidInputError(f"--limit must be ≥ 1, got {self.limit}")
+        for option, value, lo, hi in (("--fgw-alpha", self.fgw_alpha, 0.0, 1.0), ("--fit-fraction", self.fit_fraction, 0.0, 0.999999)):
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise InvalidInputError(f"{option} must be in [{lo:g}, {1 if hi < 1 else hi:g}{')' if hi < 1 else ']'}, got {value}")
+        for option, value in (("--tau", self.tau), ("--epsilon", self.epsilon)):
+            if not (math.isfinite(value) and value > 0):
+                raise InvalidInputError(f"{option} must be > 0, got {value}")
+        for option, value in (("--unmatched-cost", self.unmatched_cost), ("--surplus-cost", self.surplus_cost), ("--ridge-lambda", self.ridge_lambda), ("--steer-alpha", self.steer_alpha)):
+            if not (math.isfinite(value) and value >= 0):
+                raise InvalidInputError(f"{option} must be ≥ 0, got {value}")
+        if self.steer_top < 0:
+            raise InvalidInputError(f"--steer-top must be ≥ 0, got {self.steer_top}")
         if not self.templates or any("{}" not in t for t in self.templates):
-            raise InvalidInputError("every --template must contain '{}' where the object phrase goes, e.g. 'a photo of a {}.'")
+            bad = next((t for t in self.templates if "{}" not in t), "")
+            raise InvalidInputError(f"--template {bad!r} has no '{{}}' where the object phrase goes, e.g. 'a photo of a {{}}.'")
         if self.stage1 in ("ridge", "ridge+steer") and self.fit_fraction <= 0 and not self.fit_split:
             raise InvalidInputError(f"--stage1 {self.stage1} needs fit rows: give --fit-split or a --fit-fraction > 0")
         if self.steer and self.stage1 != "ridge+steer":
             raise InvalidInputError("--steer applies to --stage1 ridge+steer only")
-        if self.steer_top < 0:
-            raise InvalidInputError(f"--steer-top must be ≥ 0, got {self.steer_top}")
         parse_steer_pairs(self.steer)
+        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            raise InvalidInputError(f"--cache-dir {self.cache_dir} exists and is not a folder")
+
+    def run_name(self, dataset: str) -> str:
+        """``shapes-clip-cosine-fgw``: names the default output folder."""
+        model = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model)
+        if self.task == "steering":
+            return f"{dataset}-{model}-steering-a{self.steer_alpha:g}"
+        return f"{dataset}-{model}-{self.stage1.replace('+', '-')}-{self.rerank}"
+
+
+def default_run_folder(config: EvalConfig, manifest: dict) -> Path:
+    """``results/<dataset>-<model>-<stage1>-<rerank>`` in the working folder."""
+    return Path("results") / config.run_name(str(manifest.get("dataset") or Path(config.data).name))
 
 
 class _Timer:
@@ -182,34 +243,6 @@ def _versions() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
-    return out
-
-
-def _lists_metrics(lists: np.ndarray, ev: RetrievalSet, prefix: str) -> dict[str, float]:
-    """nDCG@K and CAS@K from the top-10 lists, using the object annotations.
-
-    Per-row annotation forms are built once; the per-pair values equal
-    :func:`~vgrc.evaluators.metrics.symbolic_relevance`, ``concept_coverage`` and
-    ``object_binding`` (tested against them).
-    """
-    if not any(ev.objects):
-        return {}
-    tuples = [object_tuples(objs) for objs in ev.objects]
-    sizes = [sum(t.values()) for t in tuples]
-    tsets = [set(t) for t in tuples]
-    concepts = [{o["noun"] for o in objs} | {a for o in objs for a in o.get("attributes", [])} for objs in ev.objects]
-    rel = np.zeros(lists.shape)
-    gen = np.zeros(lists.shape)
-    noun = np.zeros(lists.shape)
-    for q, row in enumerate(lists):
-        if not sizes[q]:
-            continue
-        for j, g in enumerate(row):
-            rel[q, j] = 4.0 * sum((tuples[q] & tuples[g]).values()) / sizes[q]
-            gen[q, j] = len(concepts[q] & concepts[g]) / len(concepts[q])
-            noun[q, j] = len(tsets[q] & tsets[g]) / len(tsets[q])
-    out = ndcg_at_k(rel, prefix=prefix)
-    out.update(cas_at_k(gen, noun, prefix=prefix))
     return out
 
 
@@ -283,13 +316,14 @@ class EncodingSetup:
 def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run one evaluation and write its output folder; return the metrics dict.
 
-    ``on_progress(phase, done, total)`` reports long phases (encoding, reranking).
+    ``on_progress(phase, done, total)`` reports long phases (encoding, reranking). Nothing
+    is written before every check has passed and the metrics exist: the output folder is
+    created (or a previous run in it cleared, with ``overwrite``) only at the end.
     """
     config.check()
     timer = _Timer()
     progress = on_progress or (lambda phase, done, total: None)
     out = Path(config.out)
-    check_output_folder(out)
     if config.task == "steering":
         from vgrc.evaluators.steering_eval import run_steering_eval
 
@@ -299,12 +333,16 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         ev, fit, data_info = load_retrieval(
             config.data, config.split, fit_split=config.fit_split, fit_fraction=config.fit_fraction, limit=config.limit, seed=config.seed
         )
+        _require_annotations(config, ev)
+        if config.steer:
+            check_steer_words(parse_steer_pairs(config.steer), vocabulary(ev, fit))
     setup = EncodingSetup(config)
     needs_fit = config.stage1 in ("ridge", "ridge+steer")
+    needs_confusions = config.stage1 == "ridge+steer" and not config.steer and config.steer_top > 0
 
     # ---------------------------------------------------------------- encode images
     with timer("encode_images"):
-        sets = [ev] + ([fit] if needs_fit and fit is not None else [])
+        sets = [ev] + ([fit] if (needs_fit or needs_confusions) and fit is not None else [])
         paths = [p for s in sets for p in s.image_paths]
         img_emb, failed, bad = setup.encode_images(paths, progress)
         ev_img, fit_img = img_emb[: len(ev)], img_emb[len(ev) :]
@@ -319,7 +357,7 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         keep = np.flatnonzero(~failed[n_ev:])
         fit, fit_img = fit.subset(keep), fit_img[keep]
     if len(ev) == 0:
-        raise InvalidInputError("no evaluable rows are left (every image was skipped)")
+        raise InvalidInputError(f"no evaluable rows are left: all {n_ev} images were skipped (first: {bad[0] if bad else '?'})")
 
     # ---------------------------------------------------------------- encode texts
     def embed_texts(texts: list[str]) -> np.ndarray:
@@ -333,12 +371,18 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         emb = embed_texts(filled).reshape(len(phrases), len(config.templates), -1)
         return normalize(normalize(emb).mean(axis=1))
 
+    per_object = config.rerank in PER_OBJECT_RERANKERS or config.stage1 in PER_OBJECT_STAGE1
+    steered_objects = config.stage1 == "objects-steer-avg" or config.rerank.startswith("steer-")
     with timer("encode_texts"):
         q_text = embed_texts(ev.captions)
-        ev_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
-        unique = sorted({ph for row in ev_phrases for ph in row})
-        phrase_emb = embed_phrases(unique)
+        q_phrases = [[object_phrase(o) for o in objs] for objs in ev.query_objects]
+        g_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
+        unique = sorted({ph for rows in (q_phrases, g_phrases if config.rerank in CANDIDATE_OBJECT_RERANKERS else []) for row in rows for ph in row}) if per_object else []
+        phrase_emb = embed_phrases(unique) if unique else np.zeros((0, q_text.shape[1]), np.float32)
         phrase_index = {ph: i for i, ph in enumerate(unique)}
+        directions = None
+        if steered_objects:
+            directions = _object_directions(unique, ev.query_objects, phrase_emb, embed_phrases)
 
     # ---------------------------------------------------------------- stage 1
     diagnostics: dict = {}
@@ -348,23 +392,23 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         mapper = None
         if needs_fit:
             fit_text = embed_texts(fit.captions)
-            mapper = RidgeMapper(alpha=config.ridge_alpha).fit(fit_text, fit_img)
+            mapper = RidgeMapper(ridge_lambda=config.ridge_lambda).fit(fit_text, fit_img)
             queries = mapper.transform(q_text)
             diagnostics["ridge"] = {"fit_rows": len(fit), **mapper.distance_reduction(q_text, ev_img)}
         if config.stage1 == "ridge+steer":
             pairs = parse_steer_pairs(config.steer)
-            if not pairs and config.steer_top > 0:  # derive from the fit split's confusions
-                top1 = cosine_topk(mapper.transform(fit_text), fit_img, 1, fit.relevant)[0][:, 0]
-                wrong = [i for i in range(len(fit)) if top1[i] not in fit.relevant[i]]
-                found = confusion_pairs([fit.objects[i] for i in wrong], [fit.objects[top1[i]] for i in wrong], config.steer_top)
-                pairs = [(s, t) for s, t, _ in found]
-                diagnostics["confusions"] = [{"source": s, "target": t, "count": c} for s, t, c in found]
+            if not pairs and config.steer_top > 0:
+                pairs = _confusion_steering_pairs(config, fit, fit_text, fit_img, diagnostics)
             steering = Steering(pairs, config.steer_alpha).fit(embed_phrases, mapper)
-            queries, steered = steering.transform(queries, ev.objects)
-            diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "alpha": config.steer_alpha, "queries_steered": int(steered.sum())}
-        elif config.stage1 == "objects-avg":
-            table = ObjectTable.build(ev_phrases, phrase_index, phrase_emb)
-            queries = normalize((table.emb * (table.weight > 0)[..., None]).sum(1))
+            queries, steered = steering.transform(queries, ev.query_objects)
+            diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "steer_alpha": config.steer_alpha, "queries_steered": int(steered.sum())}
+        elif config.stage1 in PER_OBJECT_STAGE1:
+            table = ObjectTable.build(q_phrases, phrase_index, phrase_emb)
+            objs = table.emb()
+            if config.stage1 == "objects-steer-avg":
+                objs = steer_objects(objs, directions[table.index], config.steer_alpha)
+                steered[:] = True
+            queries = normalize((objs * (table.weight > 0)[..., None]).sum(1))
         depth = max(config.k, TOP)
         topk, topk_scores, rank1 = cosine_topk(queries, ev_img, depth, ev.relevant)
         k = min(config.k, len(ev))
@@ -372,62 +416,116 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
 
     # ---------------------------------------------------------------- stage 2
     with timer("rerank"):
-        q_table = ObjectTable.build(ev_phrases, phrase_index, phrase_emb)
-        g_table = ObjectTable.build(ev_phrases, phrase_index, phrase_emb)  # the gallery is the same rows
-        mapped = q_table.emb if mapper is None else mapper.transform(q_table.emb.reshape(-1, q_table.emb.shape[-1])).reshape(q_table.emb.shape)
-        ctx = RerankContext(q_table, g_table, ev_img, mapped * (q_table.weight > 0)[..., None], alpha=config.alpha, solver=config.solver, tau=config.tau)
-        progress("reranking", 0, 1)
-        reranked = rerank(config.rerank, ctx, shortlist, short_scores)
-        progress("reranking", 1, 1)
+        if config.rerank == "none":
+            reranked = shortlist
+        else:
+            q_table = ObjectTable.build(q_phrases, phrase_index, phrase_emb)
+            g_table = ObjectTable.build(g_phrases if config.rerank in CANDIDATE_OBJECT_RERANKERS else [[] for _ in g_phrases], phrase_index, phrase_emb)
+            ctx = RerankContext(
+                q_table, g_table, ev_img, map_query=None if mapper is None else mapper.transform, fgw_alpha=config.fgw_alpha,
+                solver=config.solver, epsilon=config.epsilon, tau=config.tau, unmatched_cost=config.unmatched_cost,
+                surplus_cost=config.surplus_cost, object_directions=directions, steer_alpha=config.steer_alpha,
+            )
+            progress("reranking", 0, 1)
+            reranked = rerank(config.rerank, ctx, shortlist, short_scores)
+            progress("reranking", 1, 1)
         final_lists = np.concatenate([reranked, topk[:, k:]], axis=1)
-        pos = np.full(len(ev), -1, dtype=np.int64)
-        for q in range(len(ev)):
-            hits = np.flatnonzero(np.isin(reranked[q], ev.relevant[q]))
-            pos[q] = hits[0] if hits.size else -1
+        pos = first_relevant_rank(reranked, ev.relevant)
         rank_final = np.where(pos >= 0, pos, rank1)
 
     # ---------------------------------------------------------------- metrics
     with timer("metrics"):
+        graded = any(ev.query_objects)
         metrics: dict[str, float] = {}
         metrics.update(recall_at_k(rank_final))
-        metrics.update(_lists_metrics(final_lists[:, :TOP], ev, "t2i"))
-        metrics[f"t2i_shortlist_recall@{k}"] = float(np.mean((rank1 >= 0) & (rank1 < k)))
+        if graded:
+            metrics.update(annotation_list_metrics(final_lists[:, :TOP], ev.query_objects, ev.objects, "t2i"))
+        metrics[f"t2i_shortlist_recall@{config.k}"] = float(np.mean((rank1 >= 0) & (rank1 < k)))
         metrics.update({f"stage1_{n}": v for n, v in recall_at_k(rank1).items()})
-        metrics.update({f"stage1_{n}": v for n, v in _lists_metrics(topk[:, :TOP], ev, "t2i").items()})
+        if graded:
+            metrics.update({f"stage1_{n}": v for n, v in annotation_list_metrics(topk[:, :TOP], ev.query_objects, ev.objects, "t2i").items()})
         if "ridge" in diagnostics:
             metrics["ridge_distance_reduction"] = diagnostics["ridge"]["reduction"]
         metrics["n_queries"] = float(len(ev))
         metrics["n_gallery"] = float(len(ev_img))
+        notes = _notes(config, data_info, graded, per_object)
 
     # ---------------------------------------------------------------- outputs
     with timer("write"):
-        make_output_folder(out)
-        _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k)
-        write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, diagnostics, timer)
+        claim_run_folder(out, config.overwrite)
+        _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k, notes, data_info.get("dataset"))
+        write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, {**diagnostics, "notes": notes}, timer)
     return metrics
 
 
-def check_output_folder(out: Path) -> None:
-    """Fail early when ``out`` cannot be created or written; create nothing yet, so a run
-    that fails on its inputs leaves no empty folder behind."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot create --out {out}: {parent} is not a writable folder")
+def _require_annotations(config: EvalConfig, ev: RetrievalSet) -> None:
+    """Per-object stages and rerankers need objects on every row; say which row lacks them."""
+    if config.stage1 in PER_OBJECT_STAGE1:
+        require_objects(ev, "query", f"--stage1 {config.stage1}")
+    if config.rerank in PER_OBJECT_RERANKERS:
+        require_objects(ev, "query", f"--rerank {config.rerank}")
+    if config.stage1 == "ridge+steer":
+        require_objects(ev, "query", "--stage1 ridge+steer (it steers queries by the words of their objects)")
+    if any(ev.query_objects):  # graded metrics: all queries or none
+        require_objects(ev, "query", "the graded metrics (nDCG@K, CAS@K)")
 
 
-def make_output_folder(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
+def _object_directions(unique: list[str], query_objects, phrase_emb: np.ndarray, embed_phrases) -> np.ndarray:
+    """App. J steering direction of each phrase: normalize(e(phrase) − e(noun)), i.e. from
+    the bare noun toward the object's attribute bundle; zero for objects without
+    attributes. One extra all-zero row for padding."""
+    noun_of = {object_phrase(o): o["noun"] for objs in query_objects for o in objs}
+    nouns = sorted({noun_of[ph] for ph in unique if ph in noun_of and noun_of[ph] != ph})
+    noun_emb = dict(zip(nouns, embed_phrases(nouns))) if nouns else {}
+    out = np.zeros((len(unique) + 1, phrase_emb.shape[1]), np.float32)
+    for i, ph in enumerate(unique):
+        noun = noun_of.get(ph)
+        if noun is not None and noun != ph:
+            out[i] = normalize(phrase_emb[i] - noun_emb[noun])
+    return out
+
+
+def _confusion_steering_pairs(config: EvalConfig, fit: RetrievalSet, fit_text: np.ndarray, fit_img: np.ndarray, diagnostics: dict) -> list[tuple[str, str]]:
+    """App. E: steering pairs from the BASELINE (cosine) top-1 confusions on the fit rows,
+    attributes (colour) held fixed."""
+    top1 = cosine_topk(fit_text, fit_img, 1, fit.relevant)[0][:, 0]
+    wrong = [i for i in range(len(fit)) if top1[i] not in fit.relevant[i]]
+    found = confusion_pairs([fit.query_objects[i] for i in wrong], [fit.objects[top1[i]] for i in wrong], config.steer_top)
+    diagnostics["confusions"] = {
+        "source": "cosine top-1 on the fit rows, attributes held fixed (App. E)",
+        "fit_rows": len(fit),
+        "wrong_top1": len(wrong),
+        "pairs": [{"source": s, "target": t, "count": c} for s, t, c in found],
+    }
+    return [(s, t) for s, t, _ in found]
+
+
+def _notes(config: EvalConfig, data_info: dict, graded: bool, per_object: bool) -> list[str]:
+    """Plain-language statements every output carries (metrics.md, run.json, report)."""
+    notes = []
+    if per_object or graded:
+        notes.append(f"{OBJECTS_NOTE}: {data_info.get('objects_source')}")
+    if not graded:
+        notes.append("nDCG@K and CAS@K are not reported: the dataset's rows carry no `objects` annotations to grade relevance")
+    else:
+        notes.append("nDCG@K and CAS@K use symbolic relevance from the annotations (App. H), not a VLM judge")
+    if config.rerank == "hungarian":
+        rec = data_info.get("recommended") or {}
+        notes.append(f"hungarian: unmatched query object costs {config.unmatched_cost:g}, surplus candidate object {config.surplus_cost:g}")
+        if rec and (rec.get("surplus_cost"), rec.get("unmatched_cost")) != (config.surplus_cost, config.unmatched_cost):
+            notes.append(f"this dataset recommends --unmatched-cost {rec.get('unmatched_cost'):g} --surplus-cost {rec.get('surplus_cost'):g}")
+    if config.rerank == "fgw" and config.solver == "sinkhorn":
+        notes.append(f"fgw linear step: Sinkhorn, epsilon {config.epsilon:g} (the paper's variant)")
+    if config.stage1 == "objects-steer-avg" or config.rerank.startswith("steer-"):
+        notes.append(f"per-object steering (App. J): each object moved along normalize(e(phrase) − e(noun)) with strength {config.steer_alpha:g}")
+    return notes
 
 
 def write_run_json(out: Path, config: EvalConfig, setup: "EncodingSetup", data_info: dict, skipped: dict, diagnostics: dict, timer: _Timer) -> None:
     run = {
+        "format": RUN_FORMAT,
+        "kind": f"eval-{config.task}",
+        "files": list(RUN_FILES),
         "config": asdict(config),
         "model": {"spec": asdict(setup.spec), "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
         "data": data_info,
@@ -446,15 +544,32 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
 
 
-def _write_outputs(out: Path, config: EvalConfig, metrics: dict, ev: RetrievalSet, rank1, rank_final, topk, final_lists, steered, k) -> None:
+def run_summary(config: EvalConfig) -> dict:
+    """The config fields a report needs to tell runs apart (stored in metrics.json)."""
+    return {
+        "data": config.data, "model": config.model, "stage1": config.stage1, "rerank": config.rerank, "k": config.k,
+        "fgw_alpha": config.fgw_alpha, "solver": config.solver, "unmatched_cost": config.unmatched_cost,
+        "surplus_cost": config.surplus_cost, "steer_alpha": config.steer_alpha, "ridge_lambda": config.ridge_lambda,
+        "task": config.task, "seed": config.seed,
+    }
+
+
+def write_metric_tables(out: Path, config: EvalConfig, metrics: dict, title: str, notes: list[str], lead: dict[str, str], dataset: str | None) -> None:
+    """metrics.json (flat metrics + ``config`` + ``notes``), metrics.csv and metrics.md."""
+    summary = {**run_summary(config), "dataset": dataset}
+    atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": summary, "notes": notes}, indent=2) + "\n")
+    names = list(metrics)
+    atomic_write_text(out / "metrics.csv", ",".join([*lead, *names]) + "\n" + ",".join([*lead.values(), *(repr(float(metrics[n])) for n in names)]) + "\n")
+    rows = "\n".join(f"| {n} | {_fmt(metrics[n])} |" for n in names)
+    bullets = "".join(f"- {n}\n" for n in notes)
+    atomic_write_text(out / "metrics.md", f"# {title}\n\n| metric | value |\n|---|---|\n{rows}\n\n{bullets}")
+
+
+def _write_outputs(out: Path, config: EvalConfig, metrics: dict, ev: RetrievalSet, rank1, rank_final, topk, final_lists, steered, k, notes, dataset) -> None:
     import pandas as pd
 
-    cfg = {"data": config.data, "model": config.model, "stage1": config.stage1, "rerank": config.rerank, "k": config.k, "alpha": config.alpha, "solver": config.solver, "seed": config.seed}
-    atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": cfg}, indent=2) + "\n")
-    names = list(metrics)
-    atomic_write_text(out / "metrics.csv", ",".join(["stage1", "rerank", *names]) + "\n" + ",".join([config.stage1, config.rerank, *(repr(float(metrics[n])) for n in names)]) + "\n")
-    rows = "\n".join(f"| {n} | {_fmt(metrics[n])} |" for n in names)
-    atomic_write_text(out / "metrics.md", f"# {config.model} · {config.stage1} + {config.rerank} (k={config.k})\n\n| metric | value |\n|---|---|\n{rows}\n")
+    title = f"{dataset} · {config.model} · {config.stage1} + {config.rerank} (k={config.k})"
+    write_metric_tables(out, config, metrics, title, notes, {"stage1": config.stage1, "rerank": config.rerank}, dataset)
     frame = pd.DataFrame(
         {
             "query_id": ev.ids,

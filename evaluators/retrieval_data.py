@@ -1,8 +1,11 @@
 """Queries and gallery for text-to-image retrieval, read from the dataset folder contract.
 
-Every row of the evaluated split is both a query (its ``caption`` and ``objects``) and a
-gallery image (its ``file_name`` and ``objects``). A query's relevant images are its own
-row's image and any other image with the same normalised caption.
+Every row of the evaluated split is both a query (its ``caption``, and the objects the
+caption names) and a gallery image (its ``file_name`` and ``objects``). A query's objects
+are the row's ``caption_objects`` when the builder wrote them (Visual Genome: the caption
+names at most 12 attributed phrases of an image that may hold 100 objects), else its
+``objects`` (Synthetic Shapes, NAC: the caption names every object). A query's relevant
+images are its own row's image and any other image with the same normalised caption.
 
 Fit/eval partition: ridge mappers and steering directions are fitted on rows DISJOINT
 from the evaluated ones. Either a named split (``fit_split``) provides them, or a seeded
@@ -24,7 +27,7 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 
-__all__ = ["RetrievalSet", "load_retrieval", "object_phrase", "object_tuples"]
+__all__ = ["RetrievalSet", "load_retrieval", "object_phrase", "object_tuples", "require_objects", "vocabulary"]
 
 REFERENCE_LAYOUTS = {"reference"}
 
@@ -46,6 +49,9 @@ class RetrievalSet:
     Attributes
     ----------
     ids, captions, objects, image_paths : lists, one entry per row
+        ``objects``: the image's objects (the candidate side).
+    query_objects : list, one entry per row
+        The objects the row's caption names (the query side).
     relevant : list of int arrays, gallery indices relevant to each query
     """
 
@@ -53,16 +59,53 @@ class RetrievalSet:
     captions: list[str]
     objects: list[list[dict]]
     image_paths: list[Path]
+    query_objects: list[list[dict]] = field(default_factory=list)
     relevant: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.query_objects:
+            self.query_objects = self.objects
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def subset(self, idx) -> "RetrievalSet":
         idx = list(idx)
-        out = RetrievalSet([self.ids[i] for i in idx], [self.captions[i] for i in idx], [self.objects[i] for i in idx], [self.image_paths[i] for i in idx])
+        out = RetrievalSet(
+            [self.ids[i] for i in idx], [self.captions[i] for i in idx], [self.objects[i] for i in idx],
+            [self.image_paths[i] for i in idx], [self.query_objects[i] for i in idx],
+        )
         out.relevant = _relevance(out.captions)
         return out
+
+
+def require_objects(rows: RetrievalSet, side: str, needed_by: str) -> None:
+    """One clear error when a row lacks the per-object annotations ``needed_by`` reads.
+
+    ``side`` is ``"query"`` (the objects the caption names) or ``"image"`` (the image's
+    objects).
+    """
+    objects = rows.query_objects if side == "query" else rows.objects
+    for rid, objs in zip(rows.ids, objects):
+        if not objs:
+            what = "query objects (caption_objects/objects)" if side == "query" else "image objects (objects)"
+            raise InvalidInputError(
+                f"row {rid!r} has no {what}, which {needed_by} needs; use a dataset whose rows carry `objects`, "
+                "or choose --stage1 cosine/ridge/ridge+steer with --rerank none"
+            )
+
+
+def vocabulary(*sets: "RetrievalSet | None") -> set[str]:
+    """Every noun and attribute word in the objects of the given sets."""
+    words: set[str] = set()
+    for rs in sets:
+        if rs is None:
+            continue
+        for objs in (*rs.objects, *rs.query_objects):
+            for o in objs:
+                words.add(o["noun"])
+                words.update(o.get("attributes", []))
+    return words
 
 
 def _relevance(captions: list[str]) -> list[np.ndarray]:
@@ -83,6 +126,7 @@ def _rows_to_set(path: Path, split: str, rows: list[dict]) -> RetrievalSet:
         captions=[r["caption"] for r in rows],
         objects=[r.get("objects") or [] for r in rows],
         image_paths=[Path(r["file_name"]) if Path(r["file_name"]).is_absolute() else base / r["file_name"] for r in rows],
+        query_objects=[(r["caption_objects"] if "caption_objects" in r else r.get("objects")) or [] for r in rows],
     )
 
 
@@ -101,11 +145,13 @@ def load_retrieval(
     fit_fraction: float = 0.2,
     limit: int | None = None,
     seed: int = 0,
+    drop_uncaptioned: bool = True,
 ) -> tuple[RetrievalSet, RetrievalSet | None, dict]:
     """Evaluation rows, fit rows (or None) and a description of the partition.
 
     ``limit`` keeps a seeded subset of the evaluation rows (smoke runs); the fit rows are
-    drawn before it, so they never overlap.
+    drawn before it, so they never overlap. Rows with an empty caption cannot be queries
+    and are dropped (counted) unless ``drop_uncaptioned`` is false (a steering gallery).
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -115,7 +161,16 @@ def load_retrieval(
     rows = read_split(path, split)
     if not rows:
         raise DatasetFolderError(f"split {split!r} of {path} is empty")
+    if manifest.get("dataset") == "vg" and "caption_objects" not in rows[0]:
+        raise DatasetFolderError(
+            f"{path} was built by an older vgrc whose VG rows lack `caption_objects` (the objects each caption names); "
+            "rebuild it with `vgrc build-vg ... --overwrite`"
+        )
     full = _rows_to_set(path, split, rows)
+    no_caption = [i for i, c in enumerate(full.captions) if not c.strip()] if drop_uncaptioned else []
+    if no_caption:  # e.g. a VG image none of whose objects carries an attribute: nothing to query
+        dropped = set(no_caption)
+        full = full.subset([i for i in range(len(full)) if i not in dropped])
     order = list(range(len(full)))
     random.Random(f"fit:{seed}").shuffle(order)
     fit = None
@@ -143,5 +198,8 @@ def load_retrieval(
         "n_eval": len(evaluated),
         "n_fit": 0 if fit is None else len(fit),
         "manifest_sha256": {k: v["sha256"] for k, v in manifest["splits"].items()},
+        "rows_without_caption_dropped": len(no_caption),
+        "objects_source": manifest.get("objects_source", "the dataset's `objects` annotations"),
+        "recommended": manifest.get("recommended", {}),
     }
     return evaluated, fit, info

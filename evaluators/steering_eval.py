@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vgrc.evaluators.dataset import atomic_write_text, read_manifest
-from vgrc.evaluators.errors import DatasetFolderError
+from vgrc.evaluators.dataset import read_manifest
+from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+from vgrc.evaluators.ownership import claim_run_folder
 from vgrc.evaluators.first_stage import cosine_topk, normalize
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
@@ -49,13 +50,28 @@ def load_steering_rows(data: str | Path) -> list[dict]:
     if not name or not path.is_file():
         raise DatasetFolderError(f"{data} has no steering.jsonl; --task steering needs a dataset built by `vgrc build-vg`")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetFolderError(f"{path}: cannot be read ({exc})") from exc
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetFolderError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno}); the file is damaged or truncated: rebuild the dataset") from None
+        if not isinstance(row, dict):
+            raise DatasetFolderError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
         missing = [k for k in ("id", "source_query", "target_query", "positives", "negatives") if k not in row]
         if missing:
             raise DatasetFolderError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+        for key in ("positives", "negatives"):
+            if not isinstance(row[key], list):
+                raise DatasetFolderError(f"{path}:{n}: {key!r} must be a list of image ids")
+        for key in ("source_query", "target_query"):
+            if not isinstance(row[key], str):
+                raise DatasetFolderError(f"{path}:{n}: {key!r} must be a string")
         rows.append(row)
     if not rows:
         raise DatasetFolderError(f"{path} is empty: no noun qualified for any contrast pair (try a lower --min-images when building)")
@@ -64,10 +80,10 @@ def load_steering_rows(data: str | Path) -> list[dict]:
 
 def run_steering_eval(config, out: Path, progress, timer) -> dict:
     """Run the steering evaluation (see the module documentation) and write ``out``."""
-    from vgrc.evaluators.pipeline import EncodingSetup, make_output_folder, plot_recall, write_run_json
+    from vgrc.evaluators.pipeline import EncodingSetup, plot_recall, write_metric_tables, write_run_json
 
     with timer("load_data"):
-        gallery, _, data_info = load_retrieval(config.data, config.split, fit_fraction=0.0, seed=config.seed)
+        gallery, _, data_info = load_retrieval(config.data, config.split, fit_fraction=0.0, seed=config.seed, drop_uncaptioned=False)
         rows = load_steering_rows(config.data)
         if config.limit is not None:
             rows = rows[: config.limit]
@@ -90,6 +106,9 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         direction = normalize(target - source)
         steered = normalize(source + config.steer_alpha * direction)
         sel = np.flatnonzero(usable)
+        if sel.size == 0:
+            why = f"{len(bad)} of {len(gallery)} images were skipped" if bad else "their positives are not in the gallery"
+            raise InvalidInputError(f"no steering row has a positive image left to retrieve ({why}); check the images or the dataset")
         top0, _, rank0 = cosine_topk(source[sel], images, TOP, [positives[i] for i in sel])
         top1, _, rank1 = cosine_topk(steered[sel], images, TOP, [positives[i] for i in sel])
 
@@ -109,16 +128,12 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
     with timer("write"):
         import os
 
-        make_output_folder(out)
         import pandas as pd
 
-        cfg = {"data": config.data, "model": config.model, "stage1": "steer", "rerank": "none", "task": "steering",
-               "k": TOP, "alpha": config.steer_alpha, "solver": config.solver, "seed": config.seed}
-        atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": cfg}, indent=2) + "\n")
-        names = list(metrics)
-        atomic_write_text(out / "metrics.csv", ",".join(["task", *names]) + "\n" + ",".join(["steering", *(repr(float(metrics[n])) for n in names)]) + "\n")
-        table = "\n".join(f"| {n} | {metrics[n]:.4f} |" for n in names)
-        atomic_write_text(out / "metrics.md", f"# {config.model} · steering (α={config.steer_alpha:g})\n\n| metric | value |\n|---|---|\n{table}\n")
+        claim_run_folder(out, config.overwrite)
+        notes = ["relevance is annotation-based: positives carry the target concept (synonym-aware, App. F.1); not VLM-judged",
+                 f"steering: q' = normalize(q + {config.steer_alpha:g}·d), d = normalize(e(target_query) − e(source_query))"]
+        write_metric_tables(out, config, metrics, f"{config.model} · steering (steer_alpha={config.steer_alpha:g})", notes, {"task": "steering"}, data_info.get("dataset"))
         frame = pd.DataFrame(
             {
                 "query_id": [rows[i]["id"] for i in sel],
@@ -134,5 +149,5 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         os.replace(tmp, out / "per_query.parquet")
         plot_recall(out / "recall_curve.png", rank0, rank1, TOP, f"{config.model}: steering α={config.steer_alpha:g}")
         skipped = {"images": bad, "steering_rows_without_positives": [rows[i]["id"] for i in np.flatnonzero(~usable)]}
-        write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {}, timer)
+        write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {"notes": notes}, timer)
     return metrics

@@ -28,6 +28,9 @@ import numpy as np
 
 from vgrc.evaluators.dataset import (
     atomic_write_bytes,
+    check_output,
+    mark_unfinished,
+    read_manifest,
     atomic_write_text,
     dumps_row,
     prepare_output,
@@ -43,6 +46,12 @@ DATASET = "nac"
 SPLIT = "pairs"
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
 ProgressFn = Callable[[int, int], None]
+#: every file build-nac writes (recorded in the manifest: what --overwrite may delete)
+FILES = ("README.md", "prompts.jsonl", "judgments.jsonl", "pairs/metadata.jsonl", "pairs/images/*.png", "steering.jsonl", "stats.csv", "stats.md")
+
+
+#: options applied at merge time (verification and filter); they never touch the images
+MERGE_OPTIONS = ("plausible", "judge", "judge_model", "min_confidence", "min_samples", "clipscore_model", "clipscore_min")
 
 
 @dataclass(frozen=True)
@@ -78,11 +87,24 @@ class NACConfig:
         if self.min_samples < 1:
             raise InvalidInputError(f"--min-samples must be ≥ 1, got {self.min_samples}")
 
-    def record(self) -> dict:
-        rec = {k: getattr(self, k) for k in self.__dataclass_fields__}
+    def _fields(self, names) -> dict:
+        rec = {k: getattr(self, k) for k in names}
         for k in ("contrasts", "plausible"):
-            rec[k] = os.path.abspath(rec[k]) if rec[k] else "shipped"
+            if k in rec:
+                rec[k] = os.path.abspath(rec[k]) if rec[k] else "shipped"
         return rec
+
+    def record(self) -> dict:
+        """The dataset's identity: only the options that change generated pixels.
+
+        Merge-time options (judge, filter, prefilter, plausibility file) are not part of
+        it: changing them re-merges with the existing images and cached judgments.
+        """
+        return self._fields(k for k in self.__dataclass_fields__ if k not in MERGE_OPTIONS)
+
+    def merge_record(self) -> dict:
+        """The merge-time options, recorded in the manifest under ``merge``."""
+        return self._fields(MERGE_OPTIONS)
 
 
 @dataclass
@@ -105,6 +127,9 @@ def shard_of(n_items: int, num_shards: int, shard_index: int) -> list[int]:
 
 def _model_reachable(model: str) -> None:
     """One line, at once, when FLUX weights are neither local nor fetchable."""
+    from vgrc.evaluators.model_refs import check_model_reference
+
+    check_model_reference("--model", model, kind="diffusers")
     if Path(model).exists():
         if not (Path(model) / "model_index.json").is_file():
             raise VgrcError(f"--model {model} is a folder without model_index.json: not a diffusers pipeline folder")
@@ -198,18 +223,36 @@ def build_nac(
     contrasts = load_nac_contrasts(config.contrasts)
     pairs = make_pairs(contrasts, config.samples_per_contrast, config.seed, config.limit)
     out = Path(out)
-    state = prepare_output(out, DATASET, config.record(), overwrite=overwrite)
+    # ---- pre-flight: everything that can fail is checked before anything is written
+    state = check_output(out, DATASET, config.record(), overwrite=overwrite)
+    merge_only = merge is True
+    mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
+    todo = mine if state in ("new", "replace") else [p for p in mine if not all(path.exists() for path in _image_paths(out, p))]
+    if not dry_run:
+        from vgrc.evaluators.judges import check_judge
+        from vgrc.evaluators.model_refs import check_model_reference
+
+        check_judge(config.judge, config.judge_model)  # before hours of generation, not after
+        if config.clipscore_model:
+            check_model_reference("--clipscore-model", config.clipscore_model, kind="open_clip")
+        if todo:
+            _model_reachable(config.model)
+    if state == "complete":
+        manifest = read_manifest(out)
+        if dry_run or (not todo and manifest.get("merge") == config.merge_record()):
+            return NACResult(out=out, state=state, pairs=len(pairs), skipped=len(mine))
+        # images to restore, or merge-time options changed: re-merge from the kept images
+        # and cached judgments; not declared finished while its files are rewritten
+        mark_unfinished(out, DATASET, config.record(), files=FILES)
+        state = "refilter" if not todo else "resume"
+    else:
+        state = prepare_output(out, DATASET, config.record(), overwrite=overwrite, files=FILES)
     result = NACResult(out=out, state=state, pairs=len(pairs))
     atomic_write_text(out / "prompts.jsonl", "".join(dumps_row(p.row()) + "\n" for p in pairs))
     if dry_run:
         return result
-    from vgrc.evaluators.judges import check_judge
-
-    check_judge(config.judge, config.judge_model)  # before hours of generation, not after
     (out / SPLIT / "images").mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out / SPLIT / "images")
-    merge_only = merge is True
-    mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
     todo = [p for p in mine if not all(path.exists() for path in _image_paths(out, p))]
     result.skipped = len(mine) - len(todo)
     if todo:

@@ -29,7 +29,7 @@ __all__ = ["merge_nac"]
 def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: str = "vgrc build-nac") -> dict:
     from PIL import Image
 
-    from vgrc.generators.nac import SPLIT, _image_paths
+    from vgrc.generators.nac import FILES, SPLIT, _image_paths
 
     plausible = load_plausible(config.plausible)
     images = []  # (row id, pair, pole, attribute, prompt, path)
@@ -120,7 +120,10 @@ def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: s
                                                      min_samples=config.min_samples, images=len(rows), pairs=len(pairs), retained=len(retained),
                                                      contrasts=len(contrasts), stats_table=stats[2]))
     finish_dataset(out, "nac", config.record(), version=__version__, command=command, seed=config.seed, splits=[SPLIT],
-                   extra={"counts": counts, "steering": "steering.jsonl"})
+                   extra={"counts": counts, "steering": "steering.jsonl", "merge": config.merge_record(),
+                          "objects_source": "the generation prompt's noun and attribute; an oracle, as in the paper",
+                          "recommended": {"unmatched_cost": 1.0, "surplus_cost": 1.0}},
+                   files=FILES)
     return counts
 
 

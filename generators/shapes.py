@@ -355,6 +355,14 @@ def _render_card(config_record: dict, counts: dict, command: str, primitives: Se
     )
 
 
+#: every file gen-shapes writes (recorded in the manifest: what --overwrite may delete)
+FILES = ("README.md", "compositions/metadata.jsonl", "compositions/images/*.png", "primitives/metadata.jsonl", "primitives/images/*.png")
+#: where the per-object sets come from (stated in every eval output)
+OBJECTS_SOURCE = "Synthetic Shapes symbolic labels (the generator's own); an oracle, as in the paper"
+#: recommended reranker settings: captions describe the whole scene, so a surplus object is a mismatch
+RECOMMENDED = {"unmatched_cost": 1.0, "surplus_cost": 1.0}
+
+
 def build_shapes(
     out: str | os.PathLike,
     config: ShapesConfig = ShapesConfig(),
@@ -392,7 +400,7 @@ def build_shapes(
     workers = workers or min(8, os.cpu_count() or 1)
     record = config.as_record(primitives)
     out = Path(out)
-    state = prepare_output(out, DATASET, record, overwrite=overwrite)
+    state = prepare_output(out, DATASET, record, overwrite=overwrite, files=FILES)
     comps = select_compositions(len(primitives), config.limit, config.seed)
     counts = {SPLIT_COMPOSITIONS: len(comps), SPLIT_PRIMITIVES: len(primitives)}
     result = ShapesResult(out=out, state=state, counts=counts)
@@ -450,5 +458,21 @@ def build_shapes(
         command=command,
         seed=config.seed,
         splits=[SPLIT_COMPOSITIONS, SPLIT_PRIMITIVES],
+        extra={"objects_source": OBJECTS_SOURCE, "recommended": RECOMMENDED},
+        files=FILES,
     )
     return result
+
+
+def default_shapes_dataset(cache_dir: str | os.PathLike | None = None, *, on_progress: ProgressFn | None = None) -> Path:
+    """The full Synthetic Shapes dataset under the cache folder, built once and reused.
+
+    ``vgrc eval`` uses it when no ``--data`` is given. The build is deterministic (the
+    default :class:`ShapesConfig`, seed 0) and resumable; a finished one is only read.
+    """
+    from vgrc.evaluators.embedding_cache import default_cache_dir
+
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    out = root / "datasets" / "shapes"
+    build_shapes(out, ShapesConfig(), command="vgrc eval (default dataset)", on_progress=on_progress)
+    return out

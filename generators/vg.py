@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vgrc.evaluators import __version__
+from vgrc.evaluators.retrieval_data import object_phrase
 from vgrc.evaluators.dataset import METADATA_NAME, atomic_write_text, dumps_row, finish_dataset, prepare_output
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.generators.json_stream import iter_json_array
@@ -299,7 +300,7 @@ def build_vg(
         qualifying = {(noun, k) for k, nouns in nouns_by_pair.items() for noun in nouns}
 
         record = config.record()
-        state = prepare_output(out, DATASET, record, overwrite=overwrite)
+        state = prepare_output(out, DATASET, record, overwrite=overwrite, files=FILES)
         out = Path(out)
         result = VGResult(out=out, state=state, repairs=repairs, pairs_total=len(pairs), pairs_grounded=len(nouns_by_pair))
         split_dir = out / SPLIT
@@ -334,12 +335,13 @@ def build_vg(
                         pair = pairs[k]
                         side = "both" if len(sides[k]) == 2 else next(iter(sides[k]))
                         contrastive.append({"noun": noun, "category": pair.category, "a": list(pair.a), "b": list(pair.b), "side": side})
-                phrases = sorted({" ".join([*o["attributes"], o["noun"]]) for o in objects if o["attributes"]})[:12]
+                named = caption_objects(objects)
                 out_row = {
                     "id": image_id,
                     "file_name": os.path.relpath(image_root / rel, split_dir),
-                    "caption": ", ".join(phrases),
+                    "caption": ", ".join(object_phrase(o) for o in named),
                     "objects": objects,
+                    "caption_objects": named,
                     "contrastive_attributes": contrastive,
                     "width": width,
                     "height": height,
@@ -366,11 +368,36 @@ def build_vg(
     result.manifest = finish_dataset(
         out, DATASET, record, version=__version__, command=command, seed=None, splits=[SPLIT],
         extra={"image_root": os.path.abspath(image_root), "corpus": corpus, "repairs": dict(sorted(repairs.items())),
-               "pairs_total": len(pairs), "pairs_grounded": len(nouns_by_pair), "steering": "steering.jsonl"},
+               "pairs_total": len(pairs), "pairs_grounded": len(nouns_by_pair), "steering": "steering.jsonl",
+               "objects_source": OBJECTS_SOURCE, "recommended": RECOMMENDED},
+        files=FILES,
     )
     if on_progress:
         on_progress(size, size)
     return result
+
+
+#: every file build-vg writes (recorded in the manifest: what --overwrite may delete)
+FILES = ("README.md", "images/metadata.jsonl", "steering.jsonl", "stats.csv", "stats.md")
+#: where the per-object sets come from (stated in every eval output)
+OBJECTS_SOURCE = "Visual Genome object–attribute annotations (caption_objects for queries, objects for images); an oracle, as in the paper"
+#: recommended reranker settings: captions name a few of many objects, so surplus objects are free
+RECOMMENDED = {"unmatched_cost": 1.0, "surplus_cost": 0.0}
+CAPTION_PHRASES = 12
+
+
+def caption_objects(objects: list[dict]) -> list[dict]:
+    """The objects a retrieval caption names: one per distinct attributed phrase, the first
+    ``CAPTION_PHRASES`` in sorted phrase order (bbox of the phrase's first object).
+
+    The caption is exactly ``", ".join(object_phrase(o) for o in caption_objects(objects))``,
+    so a query's object set is exactly what its caption says.
+    """
+    first: dict[str, dict] = {}
+    for o in objects:
+        if o["attributes"]:
+            first.setdefault(object_phrase(o), o)
+    return [{"noun": first[ph]["noun"], "attributes": list(first[ph]["attributes"]), "bbox": first[ph].get("bbox")} for ph in sorted(first)[:CAPTION_PHRASES]]
 
 
 def _steering_rows(pairs: list[ContrastPair], nouns_by_pair, incidences, template: str) -> list[dict]:

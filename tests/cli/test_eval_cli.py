@@ -24,40 +24,49 @@ def test_eval_then_report(base, tmp_path):
     result = run(*base, "--rerank", "hungarian", "--out", tmp_path / "a")
     assert result.exit_code == 0, result.output
     assert "t2i_R@1=" in result.stdout and "t2i_shortlist_recall@10=" in result.stdout
-    assert run(*base, "--stage1", "ridge", "--rerank", "fgw", "--alpha", "0.3", "--out", tmp_path / "b", "-q").exit_code == 0
+    assert run(*base, "--stage1", "ridge", "--rerank", "fgw", "--fgw-alpha", "0.3", "--out", tmp_path / "b", "-q").exit_code == 0
     result = run("report", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "table.md")
     assert result.exit_code == 0, result.output
-    assert "| ridge | fgw (α=0.3) |" in (tmp_path / "table.md").read_text()
+    table = (tmp_path / "table.md").read_text()
+    assert "| b | shapes | tiny-random | ridge | fgw |" in table and "fgw_alpha=0.3" in table
+    assert "| a | shapes | tiny-random | cosine | hungarian |" in table
     assert (tmp_path / "table.csv").exists()
+    # the README's glob on a second run: the table itself is skipped with a note, and
+    # replacing the earlier report needs --overwrite
+    again = run("report", tmp_path / "a", tmp_path / "b", tmp_path / "table.csv", "--out", tmp_path / "table.md")
+    assert again.exit_code == 2 and "pass --overwrite" in again.stderr
+    again = run("report", tmp_path / "a", tmp_path / "b", tmp_path / "table.csv", tmp_path / "table.md", "--out", tmp_path / "table.md", "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert "skipped" in again.stderr and "table.csv" in again.stderr
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model", "vit-huge"], "unknown model 'vit-huge'; use one of clip, clip-l, siglip, siglip2, tiny-random"),
-        (["--stage1", "bm25"], "unknown --stage1 'bm25'; valid: cosine, ridge, ridge+steer, objects-avg"),
-        (["--rerank", "sinkhorn"], "unknown --rerank 'sinkhorn'; valid: none, hungarian, fgw, min, softmin"),
-        (["--solver", "lp"], "unknown --solver 'lp'; valid: cg, global, pot"),
-        (["--alpha", "2"], "--alpha must be in [0, 1], got 2.0"),
+        (["--model", "vit-huge"], "--model 'vit-huge': unknown model"),
+        (["--stage1", "bm25"], "unknown --stage1 'bm25'; valid: cosine, ridge, ridge+steer, objects-avg, objects-steer-avg"),
+        (["--rerank", "sinkhorn"], "unknown --rerank 'sinkhorn'; valid: none, hungarian, fgw, min, softmin, steer-min, steer-softmin"),
+        (["--solver", "lp"], "unknown --solver 'lp'; valid: cg, global, pot, sinkhorn"),
+        (["--fgw-alpha", "2"], "--fgw-alpha must be in [0, 1], got 2.0"),
         (["--steer", "pentagon"], "--steer applies to --stage1 ridge+steer only"),
         (["--stage1", "ridge+steer", "--steer", "pentagon"], "--steer 'pentagon': expected SOURCE:TARGET"),
         (["--stage1", "ridge", "--fit-fraction", "0"], "--stage1 ridge needs fit rows"),
-        (["--template", "a photo"], "every --template must contain '{}'"),
+        (["--template", "a photo"], "--template 'a photo' has no '{}'"),
         (["--precision", "fp8"], "unknown --precision 'fp8'; valid: fp32, fp16, bf16"),
-        (["--split", "test"], "has no split 'test'; its splits: compositions, primitives"),
+        (["--split", "test"], "--split 'test'"),
     ],
 )
 def test_bad_options(base, tmp_path, extra, message):
     assert message in one_error_line(run(*base, "--out", tmp_path / "o", *extra))
 
 
-def test_not_a_dataset(tmp_path):
+def test_not_a_dataset(shapes_dir, tmp_path):
     (tmp_path / "photos").mkdir()
     line = one_error_line(run("eval", "--data", tmp_path / "photos", "--model", "tiny-random", "--out", tmp_path / "o"))
     assert "is not a finished vgrc dataset" in line
     assert not (tmp_path / "o").exists()  # a failed run leaves no empty output folder
     (tmp_path / "file").write_text("x")
-    assert "cannot create --out" in one_error_line(run("eval", "--data", tmp_path / "photos", "--out", tmp_path / "file" / "o"))
+    assert "cannot create --out" in one_error_line(run("eval", "--data", shapes_dir, "--out", tmp_path / "file" / "o"))
 
 
 def test_offline_weights_one_line_fast(shapes_dir, tmp_path):
@@ -69,4 +78,5 @@ def test_offline_weights_one_line_fast(shapes_dir, tmp_path):
 
 def test_report_bad_folder(tmp_path):
     (tmp_path / "x").mkdir()
-    assert "is not a vgrc eval run (no metrics.json)" in one_error_line(run("report", tmp_path / "x", "--out", tmp_path / "t.md"))
+    assert "none of the 1 path(s) is a vgrc eval run folder" in one_error_line(run("report", tmp_path / "x", "--out", tmp_path / "t.md"))
+    assert not (tmp_path / "t.md").exists()

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from vgrc.evaluators.dataset import (
+    FORMAT,
     MANIFEST_NAME,
     MARKER_NAME,
     atomic_write_text,
@@ -18,12 +19,14 @@ from vgrc.evaluators.dataset import (
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
 
 CFG = {"size": 8, "seed": 0}
+TOY_FILES = ("train/metadata.jsonl", "train/images/*.png")
 
 
 def _finish(out, rows=({"id": "a", "file_name": "images/a.png", "caption": "x", "objects": []},)):
-    (out / "train").mkdir(exist_ok=True)
+    (out / "train" / "images").mkdir(parents=True, exist_ok=True)
+    (out / "train" / "images" / "a.png").write_bytes(b"png")
     write_jsonl(out / "train" / "metadata.jsonl", rows)
-    return finish_dataset(out, "toy", CFG, version="0", command="vgrc toy", seed=0, splits=["train"])
+    return finish_dataset(out, "toy", CFG, version="0", command="vgrc toy", seed=0, splits=["train"], files=TOY_FILES)
 
 
 def test_life_cycle_new_resume_complete(tmp_path):
@@ -42,7 +45,7 @@ def test_life_cycle_new_resume_complete(tmp_path):
 
 def test_different_dataset_refused_unless_overwrite(tmp_path):
     out = tmp_path / "d"
-    prepare_output(out, "toy", CFG)
+    prepare_output(out, "toy", CFG, files=TOY_FILES)
     _finish(out)
     with pytest.raises(DatasetFolderError, match="different dataset.*--overwrite"):
         prepare_output(out, "toy", {**CFG, "seed": 1})
@@ -50,6 +53,38 @@ def test_different_dataset_refused_unless_overwrite(tmp_path):
         prepare_output(out, "other", CFG)
     assert prepare_output(out, "toy", {**CFG, "seed": 1}, overwrite=True) == "new"
     assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME]
+
+
+def test_overwrite_removes_only_vgrc_files_and_refuses_foreign_ones(tmp_path):
+    out = tmp_path / "d"
+    prepare_output(out, "toy", CFG, files=TOY_FILES)
+    _finish(out)
+    (out / "notes").mkdir()
+    (out / "notes" / "thesis.tex").write_text("precious")
+    with pytest.raises(DatasetFolderError, match=r"holds a vgrc dataset and 'notes/thesis.tex', which vgrc did not write"):
+        prepare_output(out, "toy", {**CFG, "seed": 1}, overwrite=True)
+    assert (out / "notes" / "thesis.tex").read_text() == "precious" and (out / "manifest.json").exists()
+    (out / "notes" / "thesis.tex").unlink()
+    (out / "notes").rmdir()
+    assert prepare_output(out, "toy", {**CFG, "seed": 1}, overwrite=True, files=TOY_FILES) == "new"
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME]
+
+
+def test_an_unrelated_manifest_does_not_make_a_folder_vgrcs(tmp_path):
+    """The review's case: a folder with someone else's manifest.json and a thesis."""
+    out = tmp_path / "d"
+    (out / "thesis").mkdir(parents=True)
+    (out / "thesis" / "main.tex").write_text("precious")
+    (out / "manifest.json").write_text('{"name": "my-app", "version": 3}')
+    for overwrite in (False, True):
+        with pytest.raises(DatasetFolderError, match="not a vgrc dataset"):
+            prepare_output(out, "toy", CFG, overwrite=overwrite)
+    assert (out / "thesis" / "main.tex").read_text() == "precious"
+    # even with vgrc's format marker but no record of its files, nothing is deleted
+    (out / "manifest.json").write_text(json.dumps({"format": FORMAT, "dataset": "toy", "config": {"x": 1}, "splits": {}}))
+    with pytest.raises(DatasetFolderError, match="cannot prove what it may delete"):
+        prepare_output(out, "toy", CFG, overwrite=True)
+    assert (out / "thesis" / "main.tex").read_text() == "precious"
 
 
 def test_unfinished_different_build_is_refused(tmp_path):

@@ -68,10 +68,10 @@ def test_output_files_and_columns(shapes_dir, tmp_path, cache_dir):
 
 def test_second_run_encodes_nothing(shapes_dir, tmp_path):
     cache = tmp_path / "cache"
-    run_eval(config(shapes_dir, tmp_path / "a", cache, stage1="ridge", rerank="none"))
+    run_eval(config(shapes_dir, tmp_path / "a", cache, stage1="ridge", rerank="fgw"))
     first = json.loads((tmp_path / "a" / "run.json").read_text())["encode"]
     assert first["images"]["encoded"] == 60 and first["texts"]["encoded"] > 0  # eval + fit images
-    run_eval(config(shapes_dir, tmp_path / "b", cache, stage1="ridge", rerank="fgw"))
+    run_eval(config(shapes_dir, tmp_path / "b", cache, stage1="ridge", rerank="hungarian"))
     second = json.loads((tmp_path / "b" / "run.json").read_text())["encode"]
     assert second["images"]["encoded"] == 0 and second["texts"]["encoded"] == 0
     assert second["images"]["requested"] == 60
@@ -178,13 +178,21 @@ def test_report_merges_runs(shapes_dir, tmp_path, cache_dir):
     for stage1, rerank in (("ridge", "fgw"), ("cosine", "none"), ("cosine", "hungarian")):
         runs.append(tmp_path / f"{stage1}-{rerank}")
         run_eval(config(shapes_dir, runs[-1], cache_dir, stage1=stage1, rerank=rerank))
-    md, csv = report_table(runs)
+    md, csv, skipped = report_table(runs)
+    assert skipped == []
     lines = md.splitlines()
-    assert lines[0] == "| Stage 1 | Stage 2 | R@1 | R@5 | R@10 | nDCG@1 | nDCG@5 | nDCG@10 |"
-    assert [line.split(" | ")[:2] for line in lines[2:]] == [["| cosine", "none"], ["| cosine", "hungarian"], ["| ridge", "fgw (α=0.5)"]]
-    assert csv.splitlines()[0] == "stage1,rerank,alpha,k,t2i_R@1,t2i_R@5,t2i_R@10,t2i_nDCG@1,t2i_nDCG@5,t2i_nDCG@10"
+    assert lines[2] == "| Run | Dataset | Model | Stage 1 | Stage 2 | R@1 | R@5 | R@10 | nDCG@1 | nDCG@5 | nDCG@10 | Settings |"
+    rows = [line.split(" | ") for line in lines[4:7]]
+    assert [r[:5] for r in rows] == [
+        ["| cosine-none", "shapes", "tiny-random", "cosine", "none"],
+        ["| cosine-hungarian", "shapes", "tiny-random", "cosine", "hungarian"],
+        ["| ridge-fgw", "shapes", "tiny-random", "ridge", "fgw"],
+    ]
+    assert csv.splitlines()[0] == "run,dataset,model,stage1,rerank,settings,t2i_R@1,t2i_R@5,t2i_R@10,t2i_nDCG@1,t2i_nDCG@5,t2i_nDCG@10"
     r1 = json.loads((runs[1] / "metrics.json").read_text())["t2i_R@1"]
-    assert lines[2].split(" | ")[2] == f"{100 * r1:.1f}"
+    assert rows[0][5] == f"{100 * r1:.1f}"
+    # every run says where its per-object sets came from
+    assert "per-object sets come from the dataset's annotations" in md
 
 
 def test_batched_preprocessing_equals_open_clip_preprocess(shapes_dir):

@@ -33,7 +33,7 @@ def test_ridge_is_the_closed_form_and_reduces_distance():
     T = normalize(rng.normal(size=(300, 8)))
     R, _ = np.linalg.qr(rng.normal(size=(8, 8)))  # a rotation: V stays unit-norm and linear in T
     V = (T @ R).astype(np.float32)
-    mapper = RidgeMapper(alpha=1e-3).fit(T, V)
+    mapper = RidgeMapper(ridge_lambda=1e-3).fit(T, V)
     ref = np.linalg.solve(T.T @ T + 1e-3 * np.eye(8), T.T @ V)
     assert np.allclose(mapper.W_, ref)
     red = mapper.distance_reduction(T, V)
@@ -46,7 +46,7 @@ def test_ridge_is_the_closed_form_and_reduces_distance():
 def test_steering_moves_only_queries_naming_the_target():
     d = 4
     words = {"pentagon": np.eye(d)[0], "hexagon": np.eye(d)[1]}
-    steer = Steering([("pentagon", "hexagon")], alpha=0.5).fit(lambda ws: np.stack([words[w] for w in ws]))
+    steer = Steering([("pentagon", "hexagon")], steer_alpha=0.5).fit(lambda ws: np.stack([words[w] for w in ws]))
     assert np.allclose(steer.directions_[0], normalize(np.array([-1.0, 1, 0, 0])))
     Q = normalize(np.ones((3, d)))
     objs = [[obj("red", "hexagon")], [obj("red", "hexagon"), obj("blue", "pentagon")], [obj("red", "star")]]
@@ -54,14 +54,32 @@ def test_steering_moves_only_queries_naming_the_target():
     assert changed.tolist() == [True, False, False]
     assert np.allclose(out[0], normalize(Q[0] + 0.5 * steer.directions_[0]))
     assert np.allclose(out[1:], Q[1:])
-    same, _ = Steering([("pentagon", "hexagon")], alpha=0.0).fit(lambda ws: np.stack([words[w] for w in ws])).transform(Q, objs)
+    same, _ = Steering([("pentagon", "hexagon")], steer_alpha=0.0).fit(lambda ws: np.stack([words[w] for w in ws])).transform(Q, objs)
     assert np.allclose(same, Q)
 
 
 def test_confusion_pairs_count_single_substitutions():
     q = [[obj("red", "hexagon"), obj("blue", "star")]] * 3 + [[obj("red", "circle")]]
     r = [[obj("red", "pentagon"), obj("blue", "star")]] * 2 + [[obj("red", "pentagon"), obj("green", "star")]] + [[obj("blue", "circle")]]
-    assert confusion_pairs(q, r, top=5) == [("pentagon", "hexagon", 2), ("blue", "red", 1)]
+    # App. E: shape confusions with colour held fixed; a colour swap is not a substitution there
+    assert confusion_pairs(q, r, top=5) == [("pentagon", "hexagon", 2)]
+    assert confusion_pairs(q, r, top=5, attributes_fixed=False) == [("pentagon", "hexagon", 2), ("blue", "red", 1)]
+
+
+def test_confusion_pairs_ignore_colour_changes_with_the_shape():
+    """red hexagon retrieved as blue pentagon: shape AND colour differ, so it is not a
+    shape substitution with colour held fixed."""
+    q = [[obj("red", "hexagon")]] * 4 + [[obj("green", "star")]]
+    r = [[obj("blue", "pentagon")]] * 4 + [[obj("green", "triangle")]]
+    assert confusion_pairs(q, r, top=5) == [("triangle", "star", 1)]
+
+
+def test_unknown_steer_word_is_named():
+    from vgrc.evaluators.first_stage import check_steer_words
+
+    check_steer_words([("pentagon", "hexagon")], {"pentagon", "hexagon", "red"})
+    with pytest.raises(InvalidInputError, match="'octagon' is not a noun or attribute"):
+        check_steer_words([("pentagon", "octagon")], {"pentagon", "hexagon", "red"})
 
 
 @pytest.mark.parametrize("bad", ["pentagon", ":hexagon", "pentagon:"])

@@ -74,12 +74,12 @@ def test_first_relevant_rank():
 def test_pipeline_list_metrics_equal_the_per_pair_definitions(shapes_dir):
     """The pipeline's precomputed fast path agrees with the metric functions."""
     from vgrc.evaluators.metrics import ndcg_at_k as ndcg
-    from vgrc.evaluators.pipeline import _lists_metrics
+    from vgrc.evaluators.metrics import annotation_list_metrics
     from vgrc.evaluators.retrieval_data import load_retrieval
 
     ev, _, _ = load_retrieval(shapes_dir, fit_fraction=0)
     lists = np.random.default_rng(0).integers(0, len(ev), size=(len(ev), 10))
-    got = _lists_metrics(lists, ev, "t2i")
+    got = annotation_list_metrics(lists, ev.query_objects, ev.objects, "t2i")
     rel = np.array([[symbolic_relevance(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])
     gen = np.array([[concept_coverage(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])
     noun = np.array([[object_binding(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])

@@ -1,0 +1,114 @@
+"""Checks of model references that run before any heavy import (torch, open_clip, diffusers).
+
+Two kinds of reference:
+
+- a Hugging Face model (``--model`` of build-nac, ``--judge-model``): an existing local
+  folder, or a valid hub id (``ORG/NAME`` or ``NAME``);
+- an open_clip model (``vgrc eval --model``, ``--clipscore-model``): an alias
+  (``clip``, ``tiny-random``…), ``ARCH`` or ``ARCH:TAG`` of a known open_clip
+  architecture, or ``hf-hub:ORG/NAME``. Architectures are read from open_clip's shipped
+  config files without importing it (importing torch takes ~10 s on 2 cores); the
+  pretrained TAG is checked once open_clip is loaded.
+
+Each failure is one :class:`InvalidInputError` naming the option, the value and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from vgrc.evaluators.errors import InvalidInputError
+
+__all__ = ["MODEL_ALIASES", "check_model_reference", "check_clip_model", "open_clip_architectures"]
+
+#: alias -> (open_clip architecture, pretrained tag or None for seeded random weights)
+MODEL_ALIASES: dict[str, tuple[str, str | None]] = {
+    "clip": ("ViT-B-32", "openai"),
+    "clip-l": ("ViT-L-14", "openai"),
+    "siglip": ("ViT-B-16-SigLIP", "webli"),
+    "siglip2": ("ViT-B-16-SigLIP2", "webli"),
+    "tiny-random": ("vgrc-tiny-random", None),
+}
+TINY_CONFIG_DIR = Path(__file__).with_name("model_configs")
+#: what a folder must hold to be a model of each kind
+REQUIRED_FILE = {"diffusers": "model_index.json", "transformers": "config.json"}
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~", ".\\")) or os.path.isabs(value) or value in (".", "..")
+
+
+def _check_hub_id(option: str, value: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        raise InvalidInputError(
+            f"{option} {value!r} is neither an existing local folder nor a valid hub id; give a folder or ORG/NAME"
+        ) from None
+
+
+def check_model_reference(option: str, value: str, kind: str = "transformers") -> None:
+    """``value`` must be an existing model folder of ``kind``, or a valid hub id.
+
+    ``kind`` is ``"diffusers"``, ``"transformers"`` or ``"open_clip"`` (see
+    :func:`check_clip_model`).
+    """
+    if kind == "open_clip":
+        check_clip_model(option, value)
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{option} is empty; give a local folder or a hub id ORG/NAME")
+    path = Path(os.path.expanduser(value))
+    if path.exists():
+        if not path.is_dir():
+            raise InvalidInputError(f"{option} {value}: is a file; expected a model folder holding {REQUIRED_FILE[kind]}, or a hub id ORG/NAME")
+        if not (path / REQUIRED_FILE[kind]).is_file():
+            raise InvalidInputError(f"{option} {value}: folder has no {REQUIRED_FILE[kind]}; expected a {kind} model folder, or a hub id ORG/NAME")
+        return
+    if _looks_like_path(value) or value.count("/") > 1:
+        raise InvalidInputError(f"{option} {value}: no such folder; expected a local {kind} model folder or a hub id ORG/NAME")
+    _check_hub_id(option, value)
+
+
+@lru_cache(maxsize=1)
+def open_clip_architectures() -> frozenset[str]:
+    """Architecture names of open_clip's shipped configs (and vgrc's tiny one), no import."""
+    names = {p.stem for p in TINY_CONFIG_DIR.glob("*.json")}
+    spec = importlib.util.find_spec("open_clip")
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            names.update(p.stem for p in (Path(loc) / "model_configs").glob("*.json"))
+    return frozenset(names)
+
+
+def check_clip_model(option: str, model: str, pretrained: str | None = None) -> None:
+    """Syntax and architecture of an open_clip model reference, and ``--pretrained``."""
+    if pretrained is not None:
+        if not Path(os.path.expanduser(pretrained)).is_file():
+            raise InvalidInputError(f"--pretrained {pretrained}: no such file; expected a local open_clip checkpoint (.safetensors or .bin)")
+    if model in MODEL_ALIASES:
+        return
+    if model.startswith("hf-hub:"):
+        repo = model[len("hf-hub:") :]
+        if repo.count("/") != 1:
+            raise InvalidInputError(f"{option} {model!r}: expected hf-hub:ORG/NAME")
+        _check_hub_id(option, repo)
+        return
+    arch, _, tag = model.partition(":")
+    known = open_clip_architectures()
+    if arch not in known:
+        close = difflib.get_close_matches(arch, [*MODEL_ALIASES, *known], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InvalidInputError(
+            f"{option} {model!r}: unknown model{hint} Use an alias ({', '.join(MODEL_ALIASES)}), an open_clip ARCH:TAG, "
+            "hf-hub:ORG/NAME, or ARCH with --pretrained PATH"
+        )
+    if tag and pretrained:
+        raise InvalidInputError(f"{option} {model!r} names a pretrained tag and --pretrained gives a path; give one of them")
