@@ -24,12 +24,44 @@ def command_line() -> str:
     return shlex.join(["vgrc", *sys.argv[1:]])
 
 
+_INTERRUPT = {"requested": False, "reported": False}
+INTERRUPTED_LINE = "[yellow]interrupted:[/yellow] finished work is kept; run the same command again to resume"
+
+
+def report_interrupted() -> None:
+    """Print the interrupted line once per process, whichever layer sees the interrupt."""
+    if not _INTERRUPT["reported"]:
+        _INTERRUPT["reported"] = True
+        stderr.print(INTERRUPTED_LINE)
+
+
+def _on_sigint(signum, frame) -> None:
+    _INTERRUPT["requested"] = True
+    raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed, even if Python swallowed the first one
+    (a KeyboardInterrupt raised inside a weakref or C callback is only "ignored")."""
+    if _INTERRUPT["requested"]:
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool = False) -> Iterator[None]:
     """Turn a :class:`VgrcError` into one red line and exit code 2 (the traceback with ``--debug``).
 
     Ctrl-C ends with a line saying that re-running the command resumes, and exit code 130.
+    The interrupt is also recorded, and every progress callback re-raises it, so it is
+    never lost however it first lands.
     """
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        _INTERRUPT["requested"] = False
+        previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     except VgrcError as exc:
@@ -40,8 +72,11 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         if debug:
             raise
-        stderr.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to resume")
+        report_interrupted()
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -52,7 +87,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
     only its error line. With ``quiet`` the callback does nothing.
     """
     if quiet:
-        yield lambda done, total: None
+        yield lambda done, total: check_interrupt()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -69,6 +104,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
 
     def update(done: int, total: int) -> None:
         nonlocal task
+        check_interrupt()
         if task is None:
             progress.start()
             task = progress.add_task(description, total=total)
@@ -85,7 +121,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
 def phase_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
     """Yield ``on_progress(phase, done, total)`` that shows one bar per phase on stderr."""
     if quiet:
-        yield lambda phase, done, total: None
+        yield lambda phase, done, total: check_interrupt()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -95,6 +131,7 @@ def phase_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], No
 
     def update(phase: str, done: int, total: int) -> None:
         nonlocal started
+        check_interrupt()
         if total <= 0:
             return
         if not started:

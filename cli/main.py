@@ -5,8 +5,21 @@ Only commands that really work are registered here.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from typing import Annotated
+import threading
+
+
+def _interrupted_while_starting(signum, frame):  # pragma: no cover - timing dependent
+    sys.stderr.write("interrupted: nothing was started; run the command again\n")
+    os._exit(130)
+
+
+# Ctrl-C while the modules below load: the one line and exit 130, never an import traceback
+_previous_sigint = signal.signal(signal.SIGINT, _interrupted_while_starting) if threading.current_thread() is threading.main_thread() else None
+
+from typing import Annotated  # noqa: E402  (after the early SIGINT handler)
 
 import typer
 from typer.core import TyperGroup
@@ -21,13 +34,17 @@ from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
 from vgrc.cli.vg import build_vg_command
 
+if _previous_sigint is not None:
+    signal.signal(signal.SIGINT, _previous_sigint)
+
+
 class VgrcGroup(TyperGroup):
     """Typer's group, with every command-line usage error (a bad number, a missing option,
     an unknown flag) reported as ONE ``error:`` line and exit code 2, like vgrc's own errors,
     instead of a boxed multi-line panel."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        from vgrc.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, stderr
+        from vgrc.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, report_interrupted, stderr
 
         try:
             rc = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
@@ -42,9 +59,11 @@ class VgrcGroup(TyperGroup):
         except click_exceptions.ClickException as exc:
             stderr.print(f"[red]error:[/red] {exc.format_message()}", markup=True, highlight=False)
             rc = exc.exit_code
-        except typer.Abort:
-            stderr.print("[yellow]interrupted[/yellow]")
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's own handler (imports, parsing)
+            report_interrupted()
             rc = EXIT_INTERRUPTED
+        if rc == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt into a silent Exit(130)
+            report_interrupted()
         if not standalone_mode:
             return rc
         raise SystemExit(rc or 0)
@@ -90,7 +109,11 @@ app.command("report")(report_command)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C while Typer builds the command, before any handler of ours
+        sys.stderr.write("interrupted: finished work is kept; run the same command again to resume\n")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

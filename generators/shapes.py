@@ -32,13 +32,15 @@ the manifest is written last.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import math
 import os
 import random
+import signal
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,13 +228,31 @@ def composition_svg(prims: Sequence[Primitive], size: int, seed: int) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold a SIGINT that arrives during the block and deliver it as KeyboardInterrupt
+    right after, in Python, so a C library never sees it half-way. No-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def render_svg(svg: str):
     """Rasterise an SVG document with cairosvg; return an RGB ``uint8`` array (H, W, 3)."""
     import cairosvg
     import numpy as np
     from PIL import Image
 
-    png = cairosvg.svg2png(bytestring=svg.encode("utf-8"))
+    with _sigint_deferred():  # Ctrl-C inside cairo's C callbacks surfaces as a cairo OSError
+        png = cairosvg.svg2png(bytestring=svg.encode("utf-8"))
     with Image.open(io.BytesIO(png)) as im:
         return np.asarray(im.convert("RGB")).copy()
 
@@ -263,6 +283,14 @@ def render_slot_tiles(primitives: Sequence[Primitive], size: int, only: Sequence
 
 
 _WORKER: dict = {}
+
+
+def _init_pool_worker(tiles: dict, size: int) -> None:
+    """Pool workers leave SIGINT to the parent, which terminates them: a Ctrl-C to the
+    process group never prints a traceback per worker, and a SIGINT to the parent alone
+    never leaves workers waiting for work."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(tiles, size)
 
 
 def _init_worker(tiles: dict, size: int) -> None:
@@ -305,25 +333,20 @@ def _run_jobs(jobs: list, tiles: dict, size: int, workers: int, on_progress: Pro
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(tiles, size)) as pool:
-        pending = set()
-        it = iter(chunks)
-        try:
-            for c in itertools.islice(it, workers * 4):
-                pending.add(pool.submit(_render_chunk, c))
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    done += fut.result()
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(_render_chunk, nxt))
-                if on_progress:
-                    on_progress(done, total)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(tiles, size))
+    try:
+        for n in pool.imap_unordered(_render_chunk, chunks):
+            done += n
+            if on_progress:
+                on_progress(done, total)
+        pool.close()
+    except BaseException:
+        # interrupted (or a worker failed): stop every worker now; half-written temporary
+        # files are removed on the next run, finished images are kept
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 # --------------------------------------------------------------------------- build
