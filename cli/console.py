@@ -67,7 +67,9 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     except VgrcError as exc:
         if debug:
             raise
-        stderr.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        stderr.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         if debug:

@@ -38,12 +38,33 @@ if _previous_sigint is not None:
     signal.signal(signal.SIGINT, _previous_sigint)
 
 
+def _raw_value(exc, args: list[str]) -> str:
+    """``" (got 'many')"`` for a bad option value, read from the command line, since Typer's
+    message does not always quote it."""
+    param = getattr(exc, "param", None)
+    if param is None or not getattr(param, "opts", None):
+        return ""
+    message = exc.format_message()
+    for i, arg in enumerate(args):
+        for opt in param.opts:
+            value = None
+            if arg == opt and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(opt + "="):
+                value = arg[len(opt) + 1 :]
+            if value is not None and repr(value) not in message:
+                return f" (got {value!r})"
+    return ""
+
+
 class VgrcGroup(TyperGroup):
     """Typer's group, with every command-line usage error (a bad number, a missing option,
     an unknown flag) reported as ONE ``error:`` line and exit code 2, like vgrc's own errors,
     instead of a boxed multi-line panel."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from rich.markup import escape
+
         from vgrc.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, report_interrupted, stderr
 
         try:
@@ -54,10 +75,11 @@ class VgrcGroup(TyperGroup):
                     typer.echo(exc.format_message())
                 return 0 if not standalone_mode else sys.exit(0)
             where = f" (vgrc {exc.ctx.info_name} --help)" if exc.ctx is not None and exc.ctx.info_name != "vgrc" else " (vgrc --help)"
-            stderr.print(f"[red]error:[/red] {exc.format_message()}{where}", markup=True, highlight=False)
+            given = _raw_value(exc, sys.argv[1:] if args is None else list(args))
+            stderr.print(f"[red]error:[/red] {escape(exc.format_message() + given + where)}", highlight=False)
             rc = EXIT_USER_ERROR
         except click_exceptions.ClickException as exc:
-            stderr.print(f"[red]error:[/red] {exc.format_message()}", markup=True, highlight=False)
+            stderr.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False)
             rc = exc.exit_code
         except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's own handler (imports, parsing)
             report_interrupted()

@@ -22,12 +22,12 @@ def build_nac_command(
     height: Annotated[int, typer.Option("--height", help="Image height (multiple of 16).")] = 1024,
     width: Annotated[int, typer.Option("--width", help="Image width (multiple of 16).")] = 1024,
     seed: Seed = 0,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Keep the first N pairs (smoke runs).", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Keep the first N pairs (smoke runs).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write prompts.jsonl only.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload model parts to the CPU between uses (needs a CUDA GPU).")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:N [default: cuda if available].", show_default=False)] = None,
-    num_shards: Annotated[int, typer.Option("--num-shards", min=1, help="Split the pairs into this many shards (cluster job arrays).")] = 1,
-    shard_index: Annotated[int, typer.Option("--shard-index", min=0, help="The shard this job generates.")] = 0,
+    num_shards: Annotated[int, typer.Option("--num-shards", help="Split the pairs into this many shards (cluster job arrays).")] = 1,
+    shard_index: Annotated[int, typer.Option("--shard-index", help="The shard this job generates.")] = 0,
     merge: Annotated[bool, typer.Option("--merge", help="Only verify and write the dataset (after every shard is done).")] = False,
     judge: Annotated[str, typer.Option("--judge", help="Verifier: qwen2.5-vl or none.")] = "qwen2.5-vl",
     judge_model: Annotated[str, typer.Option("--judge-model", help="Judge checkpoint: hub id or local folder.")] = "Qwen/Qwen2.5-VL-7B-Instruct",
@@ -70,14 +70,22 @@ def build_nac_command(
 def propose_nac_command(
     mit_states: Annotated[Path, typer.Option("--mit-states", help="MIT-States folder: adj_ants.csv and the 'adj noun' image folders.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Contrast YAML to write (review it, then pass it to build-nac --contrasts).", show_default=False)],
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Propose NAC contrasts from MIT-States antonyms and adjective–noun folders, filtered."""
+    """Propose NAC contrasts from MIT-States antonyms and adjective–noun folders, filtered.
+
+    Example:
+
+        vgrc propose-nac --mit-states ~/data/mit-states --out candidates.yaml
+    """
     from vgrc.evaluators.dataset import atomic_write_text
-    from vgrc.generators.mit_states import contrasts_yaml, propose_contrasts
+    from vgrc.evaluators.ownership import check_output_file
+    from vgrc.generators.mit_states import HEADER, contrasts_yaml, propose_contrasts
 
     with user_errors(debug):
+        check_output_file(out, overwrite, lambda first: first == HEADER, "vgrc propose-nac")
         candidates, dropped = propose_contrasts(mit_states)
         atomic_write_text(out, contrasts_yaml(candidates, dropped))
     if not quiet:

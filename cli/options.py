@@ -11,11 +11,11 @@ OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.", show
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice; same command + seed → same bytes.")]
 Limit = Annotated[
     Optional[int],
-    typer.Option("--limit", min=1, help="Keep a seeded, deterministic subset of N items (smoke runs).", show_default=False),
+    typer.Option("--limit", help="Keep a seeded, deterministic subset of N items (smoke runs).", show_default=False),
 ]
 Workers = Annotated[
     Optional[int],
-    typer.Option("--workers", min=1, help="Worker processes [default: CPU count, at most 8].", show_default=False),
+    typer.Option("--workers", help="Worker processes [default: CPU count, at most 8].", show_default=False),
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace what vgrc wrote before at --out (never files vgrc did not write).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries; errors only.")]

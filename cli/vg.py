@@ -19,7 +19,7 @@ def build_vg_command(
     min_images: Annotated[int, typer.Option("--min-images", help="Distinct images per pole for a noun to qualify for a pair.")] = 10,
     query_template: Annotated[str, typer.Option("--query-template", help="Steering query with {attribute} and {noun}.")] = "a photo of a {attribute} {noun}",
     check_images: Annotated[bool, typer.Option("--check-images", help="Check that every image exists on disk; count the missing ones.")] = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Keep the first N images (smoke runs).", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Keep the first N images (smoke runs).", show_default=False)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
 
-__all__ = ["RUN_FORMAT", "RUN_FILES", "TEMPORARY_PATTERN", "foreign_entries", "remove_owned", "check_run_folder", "claim_run_folder"]
+__all__ = ["check_output_file", "RUN_FORMAT", "RUN_FILES", "TEMPORARY_PATTERN", "foreign_entries", "remove_owned", "check_run_folder", "claim_run_folder"]
 
 RUN_FORMAT = "vgrc-run/1"
 #: every file ``vgrc eval`` writes into a run folder
@@ -78,6 +78,29 @@ def remove_owned(folder: str | os.PathLike, patterns: Sequence[str]) -> None:
                     p.rmdir()
     except OSError as exc:
         raise OutputError(f"cannot clear {folder} for --overwrite: {exc.strerror or exc}") from exc
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool, written_by_vgrc, writer: str) -> None:
+    """The same rule for a single output file: a missing file is written; an existing one
+    only if ``written_by_vgrc(first line)`` says vgrc wrote it, and only with ``overwrite``.
+    The folder must exist (no parents are created). Writes nothing."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"--out {path}: folder {path.parent} does not exist; create it first")
+    if not path.exists():
+        if not os.access(path.parent, os.W_OK):
+            raise OutputError(f"--out {path}: folder {path.parent} is not writable")
+        return
+    if not path.is_file():
+        raise OutputError(f"--out {path} exists and is not a file; choose another --out")
+    try:
+        first = path.read_text(encoding="utf-8").splitlines()[:1]
+    except (OSError, UnicodeDecodeError):
+        first = []
+    if not (first and written_by_vgrc(first[0])):
+        raise OutputError(f"--out {path} exists and was not written by {writer}; choose another --out")
+    if not overwrite:
+        raise OutputError(f"--out {path} holds an earlier {writer} output; pass --overwrite to replace it")
 
 
 def _read_run_record(out: Path) -> dict | None:

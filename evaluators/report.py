@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vgrc.evaluators.dataset import atomic_write_text
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
+from vgrc.evaluators.ownership import check_output_file
 
 __all__ = ["load_run", "report_table", "write_report", "REPORT_MARK"]
 
@@ -102,21 +103,6 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", skipped
 
 
-def _check_target(path: Path, overwrite: bool, written_by_vgrc) -> None:
-    if not path.exists():
-        return
-    if not path.is_file():
-        raise OutputError(f"{path} exists and is not a file; choose another --out")
-    try:
-        first = path.read_text(encoding="utf-8").splitlines()[:1]
-    except (OSError, UnicodeDecodeError):
-        first = []
-    if not (first and written_by_vgrc(first[0])):
-        raise OutputError(f"{path} exists and was not written by vgrc report; choose another --out")
-    if not overwrite:
-        raise OutputError(f"{path} holds an earlier vgrc report; pass --overwrite to replace it")
-
-
 def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False) -> tuple[str, list[tuple[str, str]]]:
     """Write ``out`` (Markdown) and ``out`` with suffix ``.csv``; return the Markdown and
     the skipped paths. Checks everything before writing anything: the folder must exist
@@ -125,11 +111,9 @@ def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool
     out = Path(out)
     if out.suffix.lower() == ".csv":
         raise OutputError(f"--out {out}: give the Markdown file (e.g. table.md); the .csv is written beside it")
-    if not out.parent.is_dir():
-        raise OutputError(f"--out {out}: folder {out.parent} does not exist; create it first")
     csv_path = out.with_suffix(".csv")
-    _check_target(out, overwrite, lambda line: line == REPORT_MARK)
-    _check_target(csv_path, overwrite, lambda line: line == CSV_HEADER)
+    check_output_file(out, overwrite, lambda line: line == REPORT_MARK, "vgrc report")
+    check_output_file(csv_path, overwrite, lambda line: line == CSV_HEADER, "vgrc report")
     md, csv, skipped = report_table([r for r in runs if Path(r).resolve() not in (out.resolve(), csv_path.resolve())])
     skipped += [(str(r), "the report's own output") for r in runs if Path(r).resolve() in (out.resolve(), csv_path.resolve())]
     atomic_write_text(out, md)

@@ -91,9 +91,13 @@ def propose_contrasts(root: str | Path) -> tuple[list[tuple[str, str, list[str]]
     return out, dropped
 
 
+#: first line of every file propose-nac writes: what it may replace with --overwrite
+HEADER = "# NAC candidate contrasts proposed from MIT-States by `vgrc propose-nac`."
+
+
 def contrasts_yaml(candidates, dropped: Counter) -> str:
     """The proposals as a contrast file (``vgrc build-nac --contrasts`` format)."""
-    lines = ["# NAC candidate contrasts proposed from MIT-States by `vgrc propose-nac`.", "# Review before use. Dropped by the filters:"]
+    lines = [HEADER, "# Review before use. Dropped by the filters:"]
     lines += [f"#   {k}: {v}" for k, v in sorted(dropped.items())] or ["#   nothing"]
     lines += ['generic_scene: "a photo of {subject} in an everyday setting, natural light"', 'realism_suffix: "realistic details, no text, no watermark"', "contrasts:"]
     for a, b, nouns in candidates:

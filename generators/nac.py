@@ -77,8 +77,21 @@ class NACConfig:
     clipscore_min: float = 0.2
 
     def check(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise InvalidInputError(f"--limit must be ≥ 1, got {self.limit}")
+        if self.samples_per_contrast < 1:
+            raise InvalidInputError(f"--samples-per-contrast must be ≥ 1, got {self.samples_per_contrast}")
+        if self.clipscore_min < 0:
+            raise InvalidInputError(f"--clipscore-min must be ≥ 0 (CLIPScore is in [0, 2.5]), got {self.clipscore_min}")
         if self.steps < 1:
             raise InvalidInputError(f"--steps must be ≥ 1, got {self.steps}")
+        from vgrc.evaluators.model_refs import check_clip_model, check_model_reference
+
+        check_model_reference("--model", self.model, kind="diffusers")
+        if self.judge != "none":
+            check_model_reference("--judge-model", self.judge_model, kind="transformers")
+        if self.clipscore_model:
+            check_clip_model("--clipscore-model", self.clipscore_model)
         for name, v in (("--height", self.height), ("--width", self.width)):
             if v < 16 or v % 16:
                 raise InvalidInputError(f"{name} must be a multiple of 16 and ≥ 16, got {v}")
@@ -218,7 +231,9 @@ def build_nac(
     config.check()
     if not dry_run:
         _check_cpu_offload(cpu_offload)  # before prompts or folders: a wrong flag wastes nothing
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
+    if num_shards < 1:
+        raise InvalidInputError(f"--num-shards must be ≥ 1, got {num_shards}")
+    if not 0 <= shard_index < num_shards:
         raise InvalidInputError(f"--shard-index must be in [0, --num-shards) = [0, {num_shards}), got {shard_index}")
     contrasts = load_nac_contrasts(config.contrasts)
     pairs = make_pairs(contrasts, config.samples_per_contrast, config.seed, config.limit)

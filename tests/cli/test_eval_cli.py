@@ -80,3 +80,26 @@ def test_report_bad_folder(tmp_path):
     (tmp_path / "x").mkdir()
     assert "none of the 1 path(s) is a vgrc eval run folder" in one_error_line(run("report", tmp_path / "x", "--out", tmp_path / "t.md"))
     assert not (tmp_path / "t.md").exists()
+
+
+@pytest.mark.slow
+def test_the_design_cards_line_works_on_a_fresh_machine(tmp_path, monkeypatch):
+    """`vgrc eval --model clip --rerank fgw` as written (offline: --model tiny-random): no
+    --data builds Synthetic Shapes once under the cache folder; no --out names the run
+    folder after the run; an existing run is never overwritten without --overwrite."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VGRC_CACHE", str(tmp_path / "cache"))
+    line = ["eval", "--model", "tiny-random", "--rerank", "fgw", "--limit", "20", "-q"]
+    result = run(*line)
+    assert result.exit_code == 0, result.output
+    data = tmp_path / "cache" / "datasets" / "shapes"
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["splits"]["compositions"]["rows"] == 13_244 and manifest["splits"]["primitives"]["rows"] == 42
+    run_dir = tmp_path / "results" / "shapes-tiny-random-cosine-fgw"
+    assert json.loads((run_dir / "metrics.json").read_text())["n_queries"] == 20
+    stamp = (data / "manifest.json").stat().st_mtime_ns
+    assert "already holds a vgrc run; pass --overwrite" in one_error_line(run(*line))
+    assert run(*line, "--overwrite").exit_code == 0
+    assert (data / "manifest.json").stat().st_mtime_ns == stamp  # built once, reused

@@ -24,7 +24,7 @@ def cache_dir(tmp_path_factory):
 
 
 def config(shapes_dir, out, cache_dir, **kw):
-    return EvalConfig(data=str(shapes_dir), out=str(out), model="tiny-random", k=K, cache_dir=str(cache_dir), **kw)
+    return EvalConfig(**{"data": str(shapes_dir), "out": str(out), "model": "tiny-random", "k": K, "cache_dir": str(cache_dir), **kw})
 
 
 @pytest.mark.parametrize("stage1", STAGE1)
@@ -208,3 +208,124 @@ def test_batched_preprocessing_equals_open_clip_preprocess(shapes_dir):
     ours = enc._finish([enc._decode(p.read_bytes(), p.name) for p in paths])
     ref = torch.stack([enc.preprocess(Image.open(io.BytesIO(p.read_bytes())).convert("RGB")) for p in paths])
     assert ours.dtype == ref.dtype and torch.equal(ours, ref)
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _plain_dataset(folder, n=12, objects=None):
+    """A dataset in the folder contract whose rows carry `objects` only where given."""
+    from PIL import Image
+
+    from vgrc.evaluators.dataset import finish_dataset, prepare_output, write_jsonl
+
+    prepare_output(folder, "plain", {"n": n}, files=("photos/metadata.jsonl", "photos/images/*.png"))
+    (folder / "photos" / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        Image.new("RGB", (32, 32), (20 * i % 256, 7 * i % 256, 90)).save(folder / "photos" / "images" / f"{i}.png")
+        row = {"id": f"r{i}", "file_name": f"images/{i}.png", "caption": f"photo number {i}"}
+        if objects is not None and objects(i) is not None:
+            row["objects"] = objects(i)
+        rows.append(row)
+    write_jsonl(folder / "photos" / "metadata.jsonl", rows)
+    finish_dataset(folder, "plain", {"n": n}, version="0", command="test", seed=0, splits=["photos"], files=("photos/metadata.jsonl", "photos/images/*.png"))
+    return folder
+
+
+@pytest.mark.parametrize("stage1, rerank", [("objects-avg", "none"), ("cosine", "hungarian"), ("cosine", "fgw"), ("cosine", "min"), ("cosine", "softmin"), ("objects-steer-avg", "none")])
+def test_rows_without_objects_are_named_when_a_per_object_step_needs_them(tmp_path, cache_dir, stage1, rerank):
+    from vgrc.evaluators.errors import InvalidInputError
+
+    data = _plain_dataset(tmp_path / "plain", objects=lambda i: None if i == 5 else [{"noun": "thing", "attributes": [str(i)]}])
+    with pytest.raises(InvalidInputError, match=r"row 'r5' has no query objects .* which --(stage1|rerank) "):
+        run_eval(config(data, tmp_path / "run", cache_dir, stage1=stage1, rerank=rerank, fit_fraction=0))
+    assert not (tmp_path / "run").exists()
+
+
+def test_no_objects_at_all_reports_no_graded_metrics_and_says_so(tmp_path, cache_dir):
+    data = _plain_dataset(tmp_path / "plain")
+    metrics = run_eval(config(data, tmp_path / "run", cache_dir, fit_fraction=0))
+    assert "t2i_nDCG@10" not in metrics and "t2i_R@1" in metrics
+    assert "nDCG@K and CAS@K are not reported" in (tmp_path / "run" / "metrics.md").read_text()
+    assert any("not reported" in n for n in json.loads((tmp_path / "run" / "run.json").read_text())["diagnostics"]["notes"])
+
+
+def test_outputs_state_where_object_sets_come_from(shapes_dir, tmp_path, cache_dir):
+    run_eval(config(shapes_dir, tmp_path / "run", cache_dir, rerank="hungarian", surplus_cost=1.0))
+    md = (tmp_path / "run" / "metrics.md").read_text()
+    assert "per-object sets come from the dataset's annotations (an oracle" in md and "Synthetic Shapes symbolic labels" in md
+    assert "surplus candidate object 1" in md
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["format"] == "vgrc-run/1" and run["data"]["recommended"] == {"unmatched_cost": 1.0, "surplus_cost": 1.0}
+
+
+def test_metric_keys_do_not_depend_on_the_gallery_size(shapes_dir, tmp_path, cache_dir):
+    metrics = run_eval(config(shapes_dir, tmp_path / "run", cache_dir, k=500))  # 48 gallery images
+    assert "t2i_shortlist_recall@500" in metrics and metrics["t2i_shortlist_recall@500"] == 1.0
+
+
+def test_objects_steer_avg_at_zero_strength_equals_objects_avg(shapes_dir, tmp_path, cache_dir):
+    a = run_eval(config(shapes_dir, tmp_path / "a", cache_dir, stage1="objects-avg"))
+    b = run_eval(config(shapes_dir, tmp_path / "b", cache_dir, stage1="objects-steer-avg", steer_alpha=0.0))
+    fa, fb = pd.read_parquet(tmp_path / "a" / "per_query.parquet"), pd.read_parquet(tmp_path / "b" / "per_query.parquet")
+    assert (fa.rank_stage1 == fb.rank_stage1).all() and a["t2i_R@10"] == b["t2i_R@10"]
+    run_eval(config(shapes_dir, tmp_path / "c", cache_dir, stage1="objects-steer-avg", steer_alpha=2.0))
+    assert (pd.read_parquet(tmp_path / "c" / "per_query.parquet").rank_stage1 != fa.rank_stage1).any()
+
+
+def test_default_steering_pairs_come_from_cosine_confusions_with_colour_fixed(shapes_dir, tmp_path, cache_dir):
+    """App. E: the pairs equal an independent computation on the fit rows: cosine (not
+    ridge-mapped) top-1, single-object substitutions with the colour held fixed."""
+    from vgrc.evaluators.first_stage import confusion_pairs
+
+    run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1="ridge+steer", steer_top=50))
+    diag = json.loads((tmp_path / "run" / "run.json").read_text())["diagnostics"]
+    assert diag["confusions"]["source"].startswith("cosine top-1")
+    ev, fit, _ = load_retrieval(shapes_dir, fit_fraction=0.2)
+    enc = ClipEncoder(resolve_model("tiny-random"))
+    img = enc.encode_image_bytes([(str(p), p.read_bytes()) for p in fit.image_paths])
+    txt = enc.encode_texts(fit.captions)
+    top1 = np.argmax(txt @ img.T, axis=1)
+    wrong = [i for i in range(len(fit)) if top1[i] not in fit.relevant[i]]
+    ref = confusion_pairs([fit.objects[i] for i in wrong], [fit.objects[top1[i]] for i in wrong], 50)
+    got = [(p["source"], p["target"], p["count"]) for p in diag["confusions"]["pairs"]]
+    assert got == ref
+    colours = {"red", "orange", "yellow", "green", "blue", "purple", "black"}
+    assert not any(s in colours or t in colours for s, t, _ in got)
+
+
+def test_unknown_steer_word_is_refused_before_encoding(shapes_dir, tmp_path, cache_dir):
+    from vgrc.evaluators.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="'octagon' is not a noun or attribute"):
+        run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1="ridge+steer", steer=["pentagon:octagon"]))
+
+
+def test_sinkhorn_solver_runs_end_to_end_and_is_recorded(shapes_dir, tmp_path, cache_dir):
+    metrics = run_eval(config(shapes_dir, tmp_path / "run", cache_dir, rerank="fgw", solver="sinkhorn", epsilon=0.02))
+    assert 0 <= metrics["t2i_R@1"] <= 1
+    assert "Sinkhorn, epsilon 0.02" in (tmp_path / "run" / "metrics.md").read_text()
+
+
+def test_an_existing_run_is_never_overwritten_silently(shapes_dir, tmp_path, cache_dir):
+    from vgrc.evaluators.errors import DatasetFolderError
+
+    out = tmp_path / "run"
+    run_eval(config(shapes_dir, out, cache_dir))
+    before = (out / "metrics.json").read_bytes()
+    with pytest.raises(DatasetFolderError, match="already holds a vgrc run; pass --overwrite"):
+        run_eval(config(shapes_dir, out, cache_dir, rerank="fgw"))
+    assert (out / "metrics.json").read_bytes() == before
+    (out / "my-notes.txt").write_text("mine")
+    with pytest.raises(DatasetFolderError, match="'my-notes.txt', which vgrc did not write"):
+        run_eval(config(shapes_dir, out, cache_dir, rerank="fgw", overwrite=True))
+    (out / "my-notes.txt").unlink()
+    run_eval(config(shapes_dir, out, cache_dir, rerank="fgw", overwrite=True))
+    assert json.loads((out / "metrics.json").read_text())["config"]["rerank"] == "fgw"
+    folder = tmp_path / "someone-elses"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    with pytest.raises(DatasetFolderError, match="not a vgrc run folder"):
+        run_eval(config(shapes_dir, folder, cache_dir, overwrite=True))
+    assert (folder / "thesis.tex").read_text() == "precious"

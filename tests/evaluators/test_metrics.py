@@ -85,3 +85,29 @@ def test_pipeline_list_metrics_equal_the_per_pair_definitions(shapes_dir):
     noun = np.array([[object_binding(ev.objects[q], ev.objects[g]) for g in row] for q, row in enumerate(lists)])
     ref = {**ndcg(rel), **cas_at_k(gen, noun)}
     assert got == pytest.approx(ref)
+
+
+def test_cas_noun_grounds_a_query_object_on_an_attribute_superset():
+    """App. J: the full attribute bundle of a query object must appear on ONE scene object;
+    extra attributes on that object do not matter ("red car" is grounded by "red shiny car")."""
+    car = {"noun": "car", "attributes": ["red"]}
+    shiny_red_car = {"noun": "car", "attributes": ["shiny", "red"]}
+    assert object_binding([car], [shiny_red_car]) == 1.0
+    # the bundle split over two objects is not grounded
+    assert object_binding([{"noun": "car", "attributes": ["red", "shiny"]}], [car, {"noun": "car", "attributes": ["shiny"]}]) == 0.0
+    # same attributes on another noun are not grounded
+    assert object_binding([car], [{"noun": "bus", "attributes": ["red", "shiny"]}]) == 0.0
+    # a bare noun is grounded by any object with that noun; query objects count as a set
+    assert object_binding([{"noun": "dog", "attributes": []}, car, car], [{"noun": "dog", "attributes": ["white"]}]) == 0.5
+
+
+def test_annotation_list_metrics_use_query_objects_against_image_objects():
+    """The query side (objects the caption names) differs from the image side (all objects)."""
+    from vgrc.evaluators.metrics import annotation_list_metrics
+
+    q = [[{"noun": "car", "attributes": ["red"]}]]
+    g = [[{"noun": "car", "attributes": ["red", "shiny"]}, {"noun": "tree", "attributes": ["green"]}], [{"noun": "car", "attributes": ["blue"]}]]
+    got = annotation_list_metrics(np.array([[0, 1]]), q, g)
+    assert got["t2i_CAS-noun@10"] == pytest.approx(0.5)  # image 0 grounds it, image 1 does not
+    assert got["t2i_CAS-gen@10"] == pytest.approx((1.0 + 0.5) / 2)  # {car, red} ⊂ image 0; only "car" in image 1
+    assert got["t2i_nDCG@1"] == 0.0  # exact-tuple relevance (App. H): ("car", (red, shiny)) ≠ ("car", (red,))

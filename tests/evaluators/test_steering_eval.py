@@ -79,3 +79,45 @@ def test_cli_steering(vg_data, tmp_path):
     assert "t2i_CAS@10=" in result.stdout
     line = one_error_line(CliRunner().invoke(app, ["eval", "--data", str(vg_data), "--task", "ranking", "--out", str(tmp_path / "o")]))
     assert "unknown --task 'ranking'; valid: retrieval, steering" in line
+
+
+def _copy(vg_data, tmp_path):
+    import shutil
+
+    dst = tmp_path / "data"
+    shutil.copytree(vg_data, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text[: len(text) // 2], r"steering.jsonl:\d+: not valid JSON"),  # truncated mid-row
+        (lambda text: text.replace("\n", "\n[1, 2]\n", 1), r"steering.jsonl:2: expected a JSON object, got list"),
+        (lambda text: text.replace('"positives":', '"positive":', 1), r"steering.jsonl:1: missing field\(s\) positives"),
+    ],
+)
+def test_damaged_steering_file_is_one_line_with_file_and_line(vg_data, tmp_path, damage, message):
+    data = _copy(vg_data, tmp_path)
+    path = data / "steering.jsonl"
+    path.write_text(damage(path.read_text()))
+    result = CliRunner().invoke(app, ["eval", "--data", str(data), "--task", "steering", "--model", "tiny-random", "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    line = one_error_line(result)
+    import re
+
+    assert re.search(message, line), line
+    assert not (tmp_path / "o").exists()
+
+
+def test_skip_bad_with_every_image_missing_is_one_line(vg_data, tmp_path):
+    data = _copy(vg_data, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    import shutil
+
+    root = tmp_path / "moved-away"
+    shutil.move(manifest["image_root"], root)  # every image missing now
+    try:
+        result = CliRunner().invoke(app, ["eval", "--data", str(data), "--task", "steering", "--model", "tiny-random", "--skip-bad", "-q", "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+        assert "no steering row has a positive image left" in one_error_line(result)
+    finally:
+        shutil.move(root, manifest["image_root"])

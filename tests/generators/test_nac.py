@@ -125,12 +125,29 @@ def test_verification_filtering_edges_and_cache(tiny_flux, tiny_qwen, tmp_path):
     assert asked == sum(len(r["detections"]) for r in rows)
     stats = (out / "stats.csv").read_text().splitlines()
     assert stats[1] == "garage,cluttered,tidy,3,6,6,1"  # 3 verified a + 3 verified b images... of each attribute asked on 6 images
-    # a threshold just above the largest confidence verifies nothing; the cache answers (no new judgments)
+    # a threshold just above the largest confidence verifies nothing. Re-filtering needs no
+    # --overwrite: the images are kept byte for byte and the cache answers (no new judgments)
     top = max(c for r in rows for c in r["detections"].values())
-    build_nac(out, config(tiny_flux, judge="qwen2.5-vl", judge_model=str(tiny_qwen), min_confidence=min(1.0, top + 1e-6), min_samples=3, limit=3), overwrite=True)
+    images = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "pairs" / "images").iterdir()}
+    judgments = (out / "judgments.jsonl").read_bytes()
+    r = build_nac(out, config(tiny_flux, judge="qwen2.5-vl", judge_model=str(tiny_qwen), min_confidence=min(1.0, top + 1e-6), min_samples=3, limit=3))
+    assert r.state == "refilter" and r.generated == 0 and r.merged
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "pairs" / "images").iterdir()} == images
+    assert (out / "judgments.jsonl").read_bytes() == judgments
     rows2 = [json.loads(line) for line in (out / "pairs" / "metadata.jsonl").read_text().splitlines()]
     assert not any(r["verified"] for r in rows2)
     assert (out / "stats.csv").read_text().splitlines()[1].endswith(",0,0,0")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["merge"]["min_confidence"] == min(1.0, top + 1e-6) and "min_confidence" not in manifest["config"]
+    # the same options again: nothing to do, nothing rewritten
+    before = tree_digest(out)
+    again = build_nac(out, config(tiny_flux, judge="qwen2.5-vl", judge_model=str(tiny_qwen), min_confidence=min(1.0, top + 1e-6), min_samples=3, limit=3))
+    assert again.state == "complete" and tree_digest(out) == before
+    # an option that changes pixels is a different dataset: refused without --overwrite
+    from vgrc.evaluators.errors import DatasetFolderError
+
+    with pytest.raises(DatasetFolderError, match="different dataset"):
+        build_nac(out, config(tiny_flux, judge="qwen2.5-vl", judge_model=str(tiny_qwen), steps=3, limit=3))
 
 
 def test_min_samples_edge_without_judge(tiny_flux, tmp_path):
@@ -140,6 +157,21 @@ def test_min_samples_edge_without_judge(tiny_flux, tmp_path):
         assert r.counts["retained"] == kept
         steering = (out / "steering.jsonl").read_text().splitlines()
         assert len(steering) == 2 * kept
+
+
+def test_failed_preflight_writes_nothing_and_its_advice_works(tiny_flux, tmp_path):
+    """The review's case: "judge not available" → follow the advice (--judge none) → it
+    must not be refused as "an unfinished build of a different dataset"."""
+    out = tmp_path / "nac"
+    args = ["build-nac", "--out", str(out), "--model", str(tiny_flux), "--limit", "1", "--samples-per-contrast", "1",
+            "--height", "32", "--width", "32", "--steps", "1", "-q"]
+    line = one_error_line(runner.invoke(app, [*args, "--judge-model", "Qwen/nope"]))
+    assert "--judge none" in line and not out.exists()
+    line = one_error_line(runner.invoke(app, ["build-nac", "--out", str(out), "--model", str(tmp_path / "missing-flux"), "--judge", "none", "--limit", "1"]))
+    assert "--model" in line and "no such folder" in line and not out.exists()
+    result = runner.invoke(app, [*args, "--judge", "none"])
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").exists()
 
 
 def test_bad_inputs_cli(tiny_flux, tmp_path):

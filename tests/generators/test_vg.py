@@ -215,3 +215,42 @@ def test_output_usable_by_eval_loader(vg, tmp_path):
     ev, _, info = load_retrieval(tmp_path / "out", fit_fraction=0)
     assert info["split"] == "images" and len(ev) == 14
     assert ev.image_paths[1].resolve() == (vg / "VG_100K_2" / "2.jpg").resolve()
+
+
+def test_caption_objects_are_exactly_what_the_caption_names():
+    from vgrc.evaluators.retrieval_data import object_phrase
+    from vgrc.generators.vg import CAPTION_PHRASES, caption_objects
+
+    objects = [{"noun": f"n{i:02d}", "attributes": ["big"], "bbox": [i, 0, 1, 1]} for i in range(15)]
+    objects += [{"noun": "n00", "attributes": ["big"], "bbox": [99, 0, 1, 1]}, {"noun": "sky", "attributes": [], "bbox": None}]
+    named = caption_objects(objects)
+    assert len(named) == CAPTION_PHRASES == 12
+    assert [object_phrase(o) for o in named] == sorted({object_phrase(o) for o in objects if o["attributes"]})[:12]
+    assert named[0]["bbox"] == [0, 0, 1, 1]  # the phrase's first object
+
+
+def test_vg_queries_use_caption_objects_and_images_keep_all_objects(vg, tmp_path):
+    from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase
+
+    build_vg(tmp_path / "out", VGConfig(str(vg)))
+    ev, _, _ = load_retrieval(tmp_path / "out", fit_fraction=0)
+    i = ev.ids.index("13")  # tree without attributes, wooden bench
+    assert [object_phrase(o) for o in ev.query_objects[i]] == ["wooden bench"] == ev.captions[i].split(", ")
+    assert {o["noun"] for o in ev.objects[i]} == {"tree", "bench"}
+    for cap, objs in zip(ev.captions, ev.query_objects):
+        assert ", ".join(object_phrase(o) for o in objs) == cap
+
+
+def test_old_vg_build_without_caption_objects_is_refused(vg, tmp_path):
+    from vgrc.evaluators.dataset import finish_dataset, read_jsonl, write_jsonl
+    from vgrc.evaluators.errors import DatasetFolderError
+    from vgrc.evaluators.retrieval_data import load_retrieval
+
+    out = tmp_path / "out"
+    build_vg(out, VGConfig(str(vg)))
+    rows = read_jsonl(out / "images" / "metadata.jsonl")
+    write_jsonl(out / "images" / "metadata.jsonl", [{k: v for k, v in r.items() if k != "caption_objects"} for r in rows])
+    manifest = json.loads((out / "manifest.json").read_text())
+    finish_dataset(out, "vg", manifest["config"], version="0", command="old", seed=None, splits=["images"], extra={"steering": "steering.jsonl"})
+    with pytest.raises(DatasetFolderError, match="rebuild it"):
+        load_retrieval(out, fit_fraction=0)

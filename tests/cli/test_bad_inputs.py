@@ -1,0 +1,139 @@
+"""A table of bad inputs across every command. For each: a non-zero exit, no traceback,
+ONE `error:` line that names the bad value, and no file created, changed or deleted
+anywhere we can see (the inputs, the output folder, the embedding cache, the working
+folder)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import one_error_line, tree_digest
+from typer.testing import CliRunner
+from vg_fixture import write_vg
+
+from vgrc.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, shapes_dir):
+    """Inputs every case may point at; none of them may change."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    vg = write_vg(root / "vg")
+    broken_vg = root / "broken-vg"
+    broken_vg.mkdir()
+    (broken_vg / "attributes.json").write_text('[{"image_id": 1, "attributes": [{"names": ["car"], ')
+    foreign = root / "thesis"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    (root / "notes.md").write_text("my own notes\n")
+    (root / "contrasts.yaml").write_text("- {category: color, a: [white], b: [white]}\n")
+    (root / "a-file").write_text("x")
+    return {"root": root, "vg": vg, "broken_vg": broken_vg, "foreign": foreign, "shapes": shapes_dir}
+
+
+def _cases(w):
+    r, shapes = w["root"], w["shapes"]
+    out = r / "out"
+    ev = ["eval", "--data", shapes, "--model", "tiny-random", "--out", out]
+    nac = ["build-nac", "--out", out, "--judge", "none", "--limit", "1"]
+    return [
+        # gen-shapes
+        (["gen-shapes", "--out", out, "--shapes", "octagon"], "'octagon'"),
+        (["gen-shapes", "--out", out, "--colors", "teal"], "'teal'"),
+        (["gen-shapes", "--out", out, "--size", "8"], "got 8"),
+        (["gen-shapes", "--out", out, "--limit", "-3"], "got -3"),
+        (["gen-shapes", "--out", out, "--limit", "many"], "'many'"),
+        (["gen-shapes", "--out", out, "--workers", "0"], "got 0"),
+        (["gen-shapes", "--out", w["foreign"]], "thesis.tex"),
+        (["gen-shapes", "--out", r / "a-file" / "d"], "a-file"),
+        # build-vg
+        (["build-vg", "--vg-dir", r / "no-such-vg", "--out", out], "no-such-vg"),
+        (["build-vg", "--vg-dir", w["broken_vg"], "--out", out], "attributes.json"),
+        (["build-vg", "--vg-dir", w["vg"], "--out", out, "--min-images", "0"], "got 0"),
+        (["build-vg", "--vg-dir", w["vg"], "--out", out, "--query-template", "a {colour} {noun}"], "a {colour} {noun}"),
+        (["build-vg", "--vg-dir", w["vg"], "--out", out, "--contrasts", r / "contrasts.yaml"], "'white' in both poles"),
+        (["build-vg", "--vg-dir", w["vg"], "--out", w["foreign"]], "thesis.tex"),
+        # build-nac
+        (["build-nac", "--out", out, "--model", "/nonexistent/flux", "--limit", "1"], "/nonexistent/flux"),
+        (["build-nac", "--out", out, "--model", "not a valid//hub id", "--limit", "1"], "not a valid//hub id"),
+        (["build-nac", "--out", out, "--judge-model", r / "no-such-qwen", "--limit", "1"], "no-such-qwen"),
+        (["build-nac", "--out", out, "--judge", "gpt"], "'gpt'"),
+        ([*nac, "--clipscore-model", "clipp"], "'clipp'"),
+        ([*nac, "--height", "20"], "got 20"),
+        ([*nac, "--min-confidence", "1.5"], "got 1.5"),
+        ([*nac, "--num-shards", "2", "--shard-index", "3"], "got 3"),
+        ([*nac, "--steps", "0"], "got 0"),
+        # propose-nac
+        (["propose-nac", "--mit-states", r / "no-mit", "--out", r / "c.yaml"], "no-mit"),
+        (["propose-nac", "--mit-states", r / "no-mit", "--out", r / "notes.md"], "notes.md"),
+        # eval
+        ([*ev, "--model", "clipp"], "'clipp'"),
+        ([*ev, "--precision", "fp8"], "'fp8'"),
+        ([*ev, "--stage1", "bm25"], "'bm25'"),
+        ([*ev, "--rerank", "sinkhorn"], "'sinkhorn'"),
+        ([*ev, "--solver", "lp"], "'lp'"),
+        ([*ev, "--fgw-alpha", "2"], "got 2.0"),
+        ([*ev, "--stage1", "ridge+steer", "--steer", "pentagon:octagon"], "'octagon'"),
+        ([*ev, "--limit", "-1"], "got -1"),
+        ([*ev, "--k", "0"], "got 0"),
+        ([*ev, "--device", "gpu"], "'gpu'"),
+        ([*ev, "--rerank", "fgw", "--solver", "sinkhorn", "--epsilon", "0"], "got 0.0"),
+        ([*ev, "--surplus-cost", "-1"], "got -1.0"),
+        ([*ev, "--pretrained", r / "nope.pt"], "nope.pt"),
+        (["eval", "--data", r / "no-data", "--model", "tiny-random", "--out", out], "no-data"),
+        ([*ev, "--split", "test"], "'test'"),
+        ([*ev, "--template", "a photo"], "'a photo'"),
+        ([*ev, "--fit-fraction", "1.5"], "got 1.5"),
+        (["eval", "--data", shapes, "--model", "tiny-random", "--out", w["foreign"]], "thesis.tex"),
+        # report
+        (["report", w["foreign"], "--out", r / "table.md"], "thesis"),
+        (["report", w["foreign"], "--out", r / "missing" / "table.md"], "missing"),
+        (["report", w["foreign"], "--out", r / "notes.md"], "notes.md"),
+    ]
+
+
+def _snapshot(w) -> dict:
+    cache = Path(os.environ["VGRC_CACHE"])
+    return {
+        "root": tree_digest(w["root"]),
+        "shapes": tree_digest(w["shapes"]),
+        "cache": tree_digest(cache) if cache.exists() else {},
+        "cwd": sorted(os.listdir(".")),
+    }
+
+
+def test_the_table_is_large_and_covers_every_command(world):
+    cases = _cases(world)
+    assert len(cases) >= 30
+    assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report"}
+
+
+@pytest.mark.parametrize("case", range(46))
+def test_bad_input_one_line_nothing_touched(world, case):
+    cases = _cases(world)
+    args, names = cases[case]
+    before = _snapshot(world)
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    line = one_error_line(result)
+    assert names in line, f"{args}: the error does not name the bad value {names!r}: {line}"
+    assert _snapshot(world) == before, f"{args}: files changed"
+    assert not (world["root"] / "out").exists(), f"{args}: the output folder was created"
+
+
+@pytest.mark.parametrize("bad", [["--model", "clipp"], ["--precision", "fp8"], ["--rerank", "x"], ["--k", "0"], ["--steer", "a:b"]])
+def test_bad_options_fail_before_torch_or_open_clip_is_imported(shapes_dir, tmp_path, bad):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from vgrc.cli.main import app\n"
+        f"r = CliRunner().invoke(app, ['eval', '--data', {str(shapes_dir)!r}, '--out', {str(tmp_path / 'o')!r}, *{bad!r}])\n"
+        "print(r.exit_code, [m for m in ('torch', 'open_clip') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr

@@ -1,0 +1,61 @@
+"""Every command's --help shows every option's full help text (bracketed text included:
+"rich" markup used to swallow "[default: …]" and the valid names) and every default."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from vgrc.cli.main import app
+
+COMMAND = typer.main.get_command(app)
+
+
+def _help(name: str) -> str:
+    exe = Path(sys.executable).with_name("vgrc")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vgrc.cli.main"]
+    env = {**os.environ, "TERMINAL_WIDTH": "400", "NO_COLOR": "1"}
+    out = subprocess.run([*cmd, name, "--help"], capture_output=True, text=True, env=env, check=True).stdout
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", out).split())
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND.commands))
+def test_help_shows_every_option_and_default(name):
+    shown = _help(name)
+    for param in COMMAND.commands[name].params:
+        if getattr(param, "hidden", False) or param.name == "help":
+            continue
+        if param.help:
+            assert _flat(param.help) in shown, f"{name} --{param.name}: help text lost: {param.help!r}"
+        default = param.default
+        if param.show_default is False or default is None or isinstance(default, bool) or param.required:
+            continue
+        assert f"[default: {default}]" in shown, f"{name} --{param.name}: default {default!r} not shown"
+
+
+def test_eval_help_lists_the_registries():
+    from vgrc.evaluators.registry import FGW_SOLVERS, RERANKERS, STAGE1
+
+    shown = _help("eval")
+    for name in (*STAGE1, *RERANKERS, *FGW_SOLVERS, "clip", "tiny-random"):
+        assert name in shown
+    assert "vgrc eval --model clip --rerank fgw" in shown  # the docstring's examples
+
+
+def test_registries_agree_with_their_implementations():
+    from vgrc.evaluators import registry
+    from vgrc.evaluators.pipeline import STAGE1
+    from vgrc.evaluators.rerank import RERANKERS
+    from vgrc.evaluators.solvers import list_fgw_solvers
+
+    assert list(STAGE1) == list(registry.STAGE1)
+    assert list(RERANKERS) == list(registry.RERANKERS)
+    assert list_fgw_solvers() == list(registry.FGW_SOLVERS)
