@@ -166,16 +166,11 @@ def check_output(
 ) -> str:
     """:func:`prepare_output`'s decision, writing nothing: ``"complete"``, ``"resume"``,
     ``"new"`` or ``"replace"`` (a different vgrc dataset, ``overwrite`` given)."""
+    from vgrc.evaluators.ownership import is_fresh_folder
+
     out = Path(out)
     wanted = {"dataset": dataset, "config": json.loads(json.dumps(config))}
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder")
-    if not (out.is_dir() and any(out.iterdir())):
-        parent = out
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise OutputError(f"cannot create --out {out}: {parent} is not a writable folder")
+    if is_fresh_folder(out):
         return "new"
     manifest = _vgrc_record(out / MANIFEST_NAME)
     marker = _vgrc_record(out / MARKER_NAME)

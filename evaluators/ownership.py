@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
 
-__all__ = ["check_output_file", "RUN_FORMAT", "RUN_FILES", "TEMPORARY_PATTERN", "foreign_entries", "remove_owned", "check_run_folder", "claim_run_folder"]
+__all__ = ["is_fresh_folder", "check_output_file", "RUN_FORMAT", "RUN_FILES", "TEMPORARY_PATTERN", "foreign_entries", "remove_owned", "check_run_folder", "claim_run_folder"]
 
 RUN_FORMAT = "vgrc-run/1"
 #: every file ``vgrc eval`` writes into a run folder
@@ -80,6 +80,22 @@ def remove_owned(folder: str | os.PathLike, patterns: Sequence[str]) -> None:
         raise OutputError(f"cannot clear {folder} for --overwrite: {exc.strerror or exc}") from exc
 
 
+def is_fresh_folder(out: str | os.PathLike) -> bool:
+    """True when ``out`` is missing or empty and can be created there; False when it holds
+    something (the caller decides). Raises when ``out`` is a file or cannot be created."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        return False
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot create --out {out}: {parent} is not a writable folder")
+    return True
+
+
 def check_output_file(path: str | os.PathLike, overwrite: bool, written_by_vgrc, writer: str) -> None:
     """The same rule for a single output file: a missing file is written; an existing one
     only if ``written_by_vgrc(first line)`` says vgrc wrote it, and only with ``overwrite``.
@@ -121,14 +137,7 @@ def check_run_folder(out: str | os.PathLike, overwrite: bool) -> str:
     folder that holds anything vgrc did not write.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
-        parent = out
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise OutputError(f"cannot create --out {out}: {parent} is not a writable folder")
+    if is_fresh_folder(out):
         return "new"
     record = _read_run_record(out)
     if record is None:

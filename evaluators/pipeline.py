@@ -24,32 +24,25 @@ query whose relevant image is not shortlisted keeps its stage-1 rank.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import subprocess
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vgrc.evaluators import __version__
-from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text, read_manifest
-from vgrc.evaluators.embedding_cache import EmbeddingCache, EncodeStats, content_key, default_cache_dir, encode_cached
-from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
+from vgrc.evaluators.dataset import read_manifest
+from vgrc.evaluators.encoding import EncodingSetup
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
 from vgrc.evaluators.metrics import annotation_list_metrics, first_relevant_rank, recall_at_k
-from vgrc.evaluators.ownership import RUN_FILES, RUN_FORMAT, check_run_folder, claim_run_folder
+from vgrc.evaluators.ownership import check_run_folder, claim_run_folder
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, RERANKERS, ObjectTable, RerankContext, rerank, steer_objects
-from vgrc.evaluators.registry import check_choice
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES, STAGE1, TASKS, check_choice
+from vgrc.evaluators.runs import Timer, plot_recall, write_metric_tables, write_run_json
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
 
-__all__ = ["EvalConfig", "EncodingSetup", "STAGE1", "TASKS", "list_stage1", "plot_recall", "run_eval", "write_run_json", "default_run_folder"]
-
-from vgrc.evaluators.registry import DEFAULT_TEMPLATES, STAGE1, TASKS  # noqa: E402  (names live in the light registry)
+__all__ = ["EvalConfig", "STAGE1", "TASKS", "DEFAULT_TEMPLATES", "list_stage1", "run_eval", "default_run_folder"]
 
 TOP = 10  # list depth for nDCG / CAS
 #: stages that read per-object query sets
@@ -60,9 +53,6 @@ OBJECTS_NOTE = "per-object sets come from the dataset's annotations (an oracle, 
 
 def list_stage1() -> list[str]:
     return list(STAGE1)
-
-
-_check_choice = check_choice
 
 
 @dataclass
@@ -130,11 +120,11 @@ class EvalConfig:
         from vgrc.evaluators.model_refs import check_clip_model
         from vgrc.evaluators.solvers import list_fgw_solvers
 
-        _check_choice("--task", self.task, TASKS)
-        _check_choice("--stage1", self.stage1, STAGE1)
-        _check_choice("--rerank", self.rerank, RERANKERS)
-        _check_choice("--solver", self.solver, list_fgw_solvers())
-        _check_choice("--precision", self.precision, PRECISIONS)
+        check_choice("--task", self.task, TASKS)
+        check_choice("--stage1", self.stage1, STAGE1)
+        check_choice("--rerank", self.rerank, RERANKERS)
+        check_choice("--solver", self.solver, list_fgw_solvers())
+        check_choice("--precision", self.precision, PRECISIONS)
         if self.task == "steering" and (self.stage1 != "cosine" or self.rerank != "none"):
             raise InvalidInputError("--task steering scores steered queries by cosine: use it without --stage1 / --rerank")
         check_clip_model("--model", self.model, self.pretrained)
@@ -181,138 +171,6 @@ def default_run_folder(config: EvalConfig, manifest: dict) -> Path:
     return Path("results") / config.run_name(str(manifest.get("dataset") or Path(config.data).name))
 
 
-class _Timer:
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
-
-        return _Span()
-
-
-def _read_images(paths: Sequence[Path], skip_bad: bool) -> tuple[list[bytes | None], list[str]]:
-    data, bad = [], []
-    for p in paths:
-        try:
-            data.append(Path(p).read_bytes())
-        except OSError as exc:
-            if not skip_bad:
-                raise BadImageError(str(p), f"cannot read image {p}: {exc.strerror or exc}; pass --skip-bad to skip it") from exc
-            data.append(None)
-            bad.append(str(p))
-    return data, bad
-
-
-def _encode_images_tolerant(encoder: ClipEncoder, items: list[tuple[str, bytes]], skip_bad: bool) -> np.ndarray:
-    try:
-        return encoder.encode_image_bytes(items)
-    except BadImageError:
-        if not skip_bad:
-            raise
-    out = []
-    for item in items:  # find the damaged ones; they come back as NaN rows
-        try:
-            out.append(encoder.encode_image_bytes([item])[0])
-        except BadImageError:
-            out.append(np.full(encoder.dim, np.nan, np.float32))
-    return np.stack(out)
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "vgrc": __version__}
-    for pkg in ("torch", "open_clip_torch", "numpy", "numba", "pot", "scipy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k: int, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = np.arange(1, k + 1)
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
-    for ranks, label in ((stage1_rank, "stage 1"), (final_rank, "final")):
-        ax.plot(ks, [np.mean((ranks >= 0) & (ranks < kk)) for kk in ks], label=label)
-    ax.set(xlabel="K", ylabel="t2i R@K", title=title, ylim=(0, 1.02))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-class EncodingSetup:
-    """The encoder with its two embedding caches, and encoding with statistics."""
-
-    def __init__(self, config: EvalConfig):
-        self.config = config
-        self.spec = resolve_model(config.model, config.pretrained, seed=config.seed)
-        self.encoder = ClipEncoder(self.spec, device=config.device, precision=config.precision, batch_size=config.batch_size)
-        self.cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        self.key = self.encoder.cache_key
-        self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image")
-        self.text_cache = EmbeddingCache(self.cache_root, f"{self.key}-text")
-        self.stats = {"images": EncodeStats(), "texts": EncodeStats()}
-
-    def encode_images(self, paths: Sequence[Path], progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Embeddings (NaN rows for skipped images), the skipped mask, the skipped paths."""
-        skip_bad = self.config.skip_bad
-        data, bad = _read_images(paths, skip_bad)
-        keys = [content_key(d) if d is not None else f"missing:{p}" for d, p in zip(data, paths)]
-        items = [(str(p), d) for p, d in zip(paths, data)]
-        encoder = self.encoder
-
-        def encode_items(batch):
-            good = [it for it in batch if it[1] is not None]
-            emb = _encode_images_tolerant(encoder, good, skip_bad) if good else np.zeros((0, 1), np.float32)
-            rows, j = [], 0
-            for it in batch:
-                if it[1] is None:
-                    rows.append(None)
-                else:
-                    rows.append(emb[j])
-                    j += 1
-            dim = emb.shape[1] if len(emb) else encoder.load().dim
-            return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
-
-        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=max(256, self.config.batch_size * 4), on_progress=lambda d, t: progress("encoding images", d, t))
-        self.stats["images"] += st
-        failed = ~np.isfinite(emb).all(axis=1)
-        return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
-
-    def encode_texts(self, texts: list[str], progress) -> np.ndarray:
-        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], self.encoder.encode_texts, self.text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
-        self.stats["texts"] += st
-        return emb
-
-
 def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run one evaluation and write its output folder; return the metrics dict.
 
@@ -321,7 +179,7 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
     created (or a previous run in it cleared, with ``overwrite``) only at the end.
     """
     config.check()
-    timer = _Timer()
+    timer = Timer()
     progress = on_progress or (lambda phase, done, total: None)
     out = Path(config.out)
     if config.task == "steering":
@@ -519,50 +377,6 @@ def _notes(config: EvalConfig, data_info: dict, graded: bool, per_object: bool) 
     if config.stage1 == "objects-steer-avg" or config.rerank.startswith("steer-"):
         notes.append(f"per-object steering (App. J): each object moved along normalize(e(phrase) − e(noun)) with strength {config.steer_alpha:g}")
     return notes
-
-
-def write_run_json(out: Path, config: EvalConfig, setup: "EncodingSetup", data_info: dict, skipped: dict, diagnostics: dict, timer: _Timer) -> None:
-    run = {
-        "format": RUN_FORMAT,
-        "kind": f"eval-{config.task}",
-        "files": list(RUN_FILES),
-        "config": asdict(config),
-        "model": {"spec": asdict(setup.spec), "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
-        "data": data_info,
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-        "seed": config.seed,
-        "encode": {name: asdict(s) for name, s in setup.stats.items()},
-        "skipped": skipped,
-        "diagnostics": diagnostics,
-        "timings_seconds": timer.seconds,
-    }
-    atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.4f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
-
-
-def run_summary(config: EvalConfig) -> dict:
-    """The config fields a report needs to tell runs apart (stored in metrics.json)."""
-    return {
-        "data": config.data, "model": config.model, "stage1": config.stage1, "rerank": config.rerank, "k": config.k,
-        "fgw_alpha": config.fgw_alpha, "solver": config.solver, "unmatched_cost": config.unmatched_cost,
-        "surplus_cost": config.surplus_cost, "steer_alpha": config.steer_alpha, "ridge_lambda": config.ridge_lambda,
-        "task": config.task, "seed": config.seed,
-    }
-
-
-def write_metric_tables(out: Path, config: EvalConfig, metrics: dict, title: str, notes: list[str], lead: dict[str, str], dataset: str | None) -> None:
-    """metrics.json (flat metrics + ``config`` + ``notes``), metrics.csv and metrics.md."""
-    summary = {**run_summary(config), "dataset": dataset}
-    atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": summary, "notes": notes}, indent=2) + "\n")
-    names = list(metrics)
-    atomic_write_text(out / "metrics.csv", ",".join([*lead, *names]) + "\n" + ",".join([*lead.values(), *(repr(float(metrics[n])) for n in names)]) + "\n")
-    rows = "\n".join(f"| {n} | {_fmt(metrics[n])} |" for n in names)
-    bullets = "".join(f"- {n}\n" for n in notes)
-    atomic_write_text(out / "metrics.md", f"# {title}\n\n| metric | value |\n|---|---|\n{rows}\n\n{bullets}")
 
 
 def _write_outputs(out: Path, config: EvalConfig, metrics: dict, ev: RetrievalSet, rank1, rank_final, topk, final_lists, steered, k, notes, dataset) -> None:

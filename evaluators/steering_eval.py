@@ -31,7 +31,9 @@ import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+from vgrc.evaluators.encoding import EncodingSetup
 from vgrc.evaluators.ownership import claim_run_folder
+from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
 from vgrc.evaluators.first_stage import cosine_topk, normalize
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
@@ -80,8 +82,6 @@ def load_steering_rows(data: str | Path) -> list[dict]:
 
 def run_steering_eval(config, out: Path, progress, timer) -> dict:
     """Run the steering evaluation (see the module documentation) and write ``out``."""
-    from vgrc.evaluators.pipeline import EncodingSetup, plot_recall, write_metric_tables, write_run_json
-
     with timer("load_data"):
         gallery, _, data_info = load_retrieval(config.data, config.split, fit_fraction=0.0, seed=config.seed, drop_uncaptioned=False)
         rows = load_steering_rows(config.data)

@@ -37,17 +37,14 @@ from vgrc.evaluators.dataset import (
     remove_stale_temporaries,
 )
 from vgrc.evaluators.errors import InvalidInputError, VgrcError
+from vgrc.generators.nac_layout import DATASET, FILES, SPLIT, image_paths
 from vgrc.generators.nac_prompts import NACPair, load_nac_contrasts, make_pairs
 from vgrc.generators.png import encode_rgb_png
 
 __all__ = ["NACConfig", "NACResult", "build_nac", "shard_of", "load_flux"]
 
-DATASET = "nac"
-SPLIT = "pairs"
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
 ProgressFn = Callable[[int, int], None]
-#: every file build-nac writes (recorded in the manifest: what --overwrite may delete)
-FILES = ("README.md", "prompts.jsonl", "judgments.jsonl", "pairs/metadata.jsonl", "pairs/images/*.png", "steering.jsonl", "stats.csv", "stats.md")
 
 
 #: options applied at merge time (verification and filter); they never touch the images
@@ -158,9 +155,11 @@ def _model_reachable(model: str) -> None:
 
 
 def _check_cpu_offload(cpu_offload: bool) -> None:
+    if not cpu_offload:
+        return
     import torch
 
-    if cpu_offload and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise VgrcError("--cpu-offload needs a CUDA GPU and none is available; drop --cpu-offload to run on the CPU (slow)")
 
 
@@ -184,11 +183,6 @@ def load_flux(model: str, *, cpu_offload: bool = False, device: str | None = Non
         pipe.to(device or (f"cuda:{local}" if cuda and local else "cuda" if cuda else "cpu"))
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def _image_paths(out: Path, pair: NACPair) -> tuple[Path, Path]:
-    base = out / SPLIT / "images"
-    return base / f"{pair.pair_id}_a.png", base / f"{pair.pair_id}_b.png"
 
 
 def generate_pair(pipe, pair: NACPair, config: NACConfig):
@@ -229,8 +223,6 @@ def build_nac(
     (every pair must have its images); False = never.
     """
     config.check()
-    if not dry_run:
-        _check_cpu_offload(cpu_offload)  # before prompts or folders: a wrong flag wastes nothing
     if num_shards < 1:
         raise InvalidInputError(f"--num-shards must be ≥ 1, got {num_shards}")
     if not 0 <= shard_index < num_shards:
@@ -242,8 +234,9 @@ def build_nac(
     state = check_output(out, DATASET, config.record(), overwrite=overwrite)
     merge_only = merge is True
     mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
-    todo = mine if state in ("new", "replace") else [p for p in mine if not all(path.exists() for path in _image_paths(out, p))]
+    todo = mine if state in ("new", "replace") else [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
     if not dry_run:
+        _check_cpu_offload(cpu_offload)  # before prompts or folders: a wrong flag wastes nothing
         from vgrc.evaluators.judges import check_judge
         from vgrc.evaluators.model_refs import check_model_reference
 
@@ -268,12 +261,12 @@ def build_nac(
         return result
     (out / SPLIT / "images").mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out / SPLIT / "images")
-    todo = [p for p in mine if not all(path.exists() for path in _image_paths(out, p))]
+    todo = [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
     result.skipped = len(mine) - len(todo)
     if todo:
         pipe = load_flux(config.model, cpu_offload=cpu_offload, device=device)
         for n, pair in enumerate(todo, 1):
-            for img, path in zip(generate_pair(pipe, pair, config), _image_paths(out, pair)):
+            for img, path in zip(generate_pair(pipe, pair, config), image_paths(out, pair)):
                 atomic_write_bytes(path, encode_rgb_png(img))
             result.generated += 1
             if on_progress:
@@ -281,7 +274,7 @@ def build_nac(
     single = num_shards == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1
     if merge is False or (merge is None and not single):
         return result
-    missing = [p.pair_id for p in pairs if not all(path.exists() for path in _image_paths(out, p))]
+    missing = [p.pair_id for p in pairs if not all(path.exists() for path in image_paths(out, p))]
     if missing:
         raise VgrcError(f"cannot merge: {len(missing)} pair(s) have no images yet (first: {missing[0]}); finish every shard first")
     from vgrc.generators.nac_merge import merge_nac

@@ -21,6 +21,7 @@ from pathlib import Path
 from vgrc.evaluators import __version__
 from vgrc.evaluators.dataset import METADATA_NAME, atomic_write_text, dumps_row, finish_dataset
 from vgrc.evaluators.judges import JudgmentCache, clipscore, make_judge
+from vgrc.generators.nac_layout import FILES, SPLIT, image_paths
 from vgrc.generators.nac_prompts import load_plausible
 
 __all__ = ["merge_nac"]
@@ -29,12 +30,11 @@ __all__ = ["merge_nac"]
 def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: str = "vgrc build-nac") -> dict:
     from PIL import Image
 
-    from vgrc.generators.nac import FILES, SPLIT, _image_paths
 
     plausible = load_plausible(config.plausible)
     images = []  # (row id, pair, pole, attribute, prompt, path)
     for p in pairs:
-        for pole, attr, prompt, path in zip("ab", (p.attribute_a, p.attribute_b), (p.prompt_a, p.prompt_b), _image_paths(out, p)):
+        for pole, attr, prompt, path in zip("ab", (p.attribute_a, p.attribute_b), (p.prompt_a, p.prompt_b), image_paths(out, p)):
             images.append((f"{p.pair_id}_{pole}", p, pole, attr, prompt, path))
     shas = {img[0]: hashlib.sha256(img[5].read_bytes()).hexdigest() for img in images}
 

@@ -33,6 +33,49 @@ def test_imports_run_one_way(layer):
                 assert parts[0] not in {"typer", "rich"}, f"library module {path.relative_to(ROOT)} imports {name}"
 
 
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["vgrc", *parts])
+
+
+def test_no_import_circles_inside_the_package():
+    """Lazy (in-function) imports count too: a circle is a circle (DESIGN §7)."""
+    modules = {_module_name(p): p for layer in LAYERS for p in (ROOT / layer).rglob("*.py")}
+
+    def targets(path: Path) -> set[str]:
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                # `from pkg import sub` depends on the submodule when `sub` is one
+                subs = {f"{node.module}.{a.name}" for a in node.names} & set(modules)
+                out |= subs or {node.module}
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        return out
+
+    graph = {m: {n for n in targets(p) if n in modules and n != m} for m, p in modules.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(n):] + [n]))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+
 def test_help_imports_nothing_heavy():
     code = (
         "import sys; from vgrc.cli.main import app; "

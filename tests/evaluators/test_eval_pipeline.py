@@ -57,6 +57,11 @@ def test_output_files_and_columns(shapes_dir, tmp_path, cache_dir):
     assert frame.steered.sum() == sum("hexagon" in c and "pentagon" not in c for c in frame.caption)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["rerank"] == "fgw" and "t2i_CAS-noun@10" in metrics and "ridge_distance_reduction" in metrics
+    # one meaning per name: no bare "alpha" anywhere in the recorded config
+    run = json.loads((out / "run.json").read_text())
+    for cfg in (metrics["config"], run["config"]):
+        assert "alpha" not in cfg and {"fgw_alpha", "ridge_lambda", "steer_alpha"} <= set(cfg)
+    assert run["diagnostics"]["steering"]["steer_alpha"] == 0.5
     header, values = (out / "metrics.csv").read_text().splitlines()
     assert header.split(",")[:3] == ["stage1", "rerank", "t2i_R@1"] and values.startswith("ridge+steer,fgw,")
     run = json.loads((out / "run.json").read_text())

@@ -1,0 +1,125 @@
+"""The one writer of evaluation run outputs: ``metrics.json`` / ``.csv`` / ``.md``,
+``run.json`` (with vgrc's run-folder marker) and the recall plot; the phase timer. Both
+tasks (retrieval in :mod:`.pipeline`, steering in :mod:`.steering_eval`) write through here."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators import __version__
+from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
+from vgrc.evaluators.ownership import RUN_FILES, RUN_FORMAT
+
+__all__ = ["Timer", "plot_recall", "run_summary", "write_metric_tables", "write_run_json"]
+
+
+class Timer:
+    """Seconds spent per named phase: ``with timer("rerank"): ...``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Span:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
+
+        return _Span()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "vgrc": __version__}
+    for pkg in ("torch", "open_clip_torch", "numpy", "numba", "pot", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k: int, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = np.arange(1, k + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    for ranks, label in ((stage1_rank, "stage 1"), (final_rank, "final")):
+        ax.plot(ks, [np.mean((ranks >= 0) & (ranks < kk)) for kk in ks], label=label)
+    ax.set(xlabel="K", ylabel="t2i R@K", title=title, ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_run_json(out: Path, config, setup, data_info: dict, skipped: dict, diagnostics: dict, timer: Timer) -> None:
+    run = {
+        "format": RUN_FORMAT,
+        "kind": f"eval-{config.task}",
+        "files": list(RUN_FILES),
+        "config": asdict(config),
+        "model": {"spec": asdict(setup.spec), "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
+        "data": data_info,
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "seed": config.seed,
+        "encode": {name: asdict(s) for name, s in setup.stats.items()},
+        "skipped": skipped,
+        "diagnostics": diagnostics,
+        "timings_seconds": timer.seconds,
+    }
+    atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
+
+
+def run_summary(config) -> dict:
+    """The config fields a report needs to tell runs apart (stored in metrics.json)."""
+    return {
+        "data": config.data, "model": config.model, "stage1": config.stage1, "rerank": config.rerank, "k": config.k,
+        "fgw_alpha": config.fgw_alpha, "solver": config.solver, "unmatched_cost": config.unmatched_cost,
+        "surplus_cost": config.surplus_cost, "steer_alpha": config.steer_alpha, "ridge_lambda": config.ridge_lambda,
+        "task": config.task, "seed": config.seed,
+    }
+
+
+def write_metric_tables(out: Path, config, metrics: dict, title: str, notes: list[str], lead: dict[str, str], dataset: str | None) -> None:
+    """metrics.json (flat metrics + ``config`` + ``notes``), metrics.csv and metrics.md."""
+    summary = {**run_summary(config), "dataset": dataset}
+    atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": summary, "notes": notes}, indent=2) + "\n")
+    names = list(metrics)
+    atomic_write_text(out / "metrics.csv", ",".join([*lead, *names]) + "\n" + ",".join([*lead.values(), *(repr(float(metrics[n])) for n in names)]) + "\n")
+    rows = "\n".join(f"| {n} | {_fmt(metrics[n])} |" for n in names)
+    bullets = "".join(f"- {n}\n" for n in notes)
+    atomic_write_text(out / "metrics.md", f"# {title}\n\n| metric | value |\n|---|---|\n{rows}\n\n{bullets}")
