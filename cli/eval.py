@@ -82,10 +82,13 @@ def eval_command(
         )
         config.check_options()  # before building or loading anything
         if config.data is None:
+            from vgrc.evaluators.encoders import check_weights
             from vgrc.generators.shapes import default_shapes_dataset
 
             with progress_bar("default dataset: Synthetic Shapes", quiet) as on_progress:
-                config.data = str(default_shapes_dataset(config.cache_dir, on_progress=on_progress))
+                config.data = str(default_shapes_dataset(
+                    config.cache_dir, on_progress=on_progress, before_build=lambda: check_weights(config.model, config.pretrained, config.seed)
+                ))
         config.check()
         with phase_progress(quiet) as on_progress:
             metrics = run_eval(config, on_progress=on_progress)
@@ -115,4 +118,4 @@ def report_command(
     for path, why in skipped:
         stderr.print(f"[yellow]note:[/yellow] skipped {path}: {why}")
     if not quiet:
-        stdout.print(table)
+        stdout.print(table.split("\n", 2)[2], markup=False)  # without the file's marker comment

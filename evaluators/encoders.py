@@ -37,6 +37,7 @@ __all__ = [
     "ClipEncoder",
     "list_models",
     "resolve_model",
+    "check_weights",
 ]
 
 from vgrc.evaluators.model_refs import MODEL_ALIASES, TINY_CONFIG_DIR, check_clip_model
@@ -180,6 +181,11 @@ def _ensure_weights_reachable(spec: ModelSpec) -> None:
     why = hub_missing_reason(repo, files)
     if why:
         raise _unavailable(spec, f"weights are {why}")
+
+
+def check_weights(model: str, pretrained: str | None = None, seed: int = 0) -> None:
+    """Fail at once, with one line, when the model's weights can neither be found nor fetched."""
+    _ensure_weights_reachable(resolve_model(model, pretrained, seed))
 
 
 class ClipEncoder:

@@ -381,7 +381,7 @@ def _render_card(config_record: dict, counts: dict, command: str, primitives: Se
 #: every file gen-shapes writes (recorded in the manifest: what --overwrite may delete)
 FILES = ("README.md", "compositions/metadata.jsonl", "compositions/images/*.png", "primitives/metadata.jsonl", "primitives/images/*.png")
 #: where the per-object sets come from (stated in every eval output)
-OBJECTS_SOURCE = "Synthetic Shapes symbolic labels (the generator's own); an oracle, as in the paper"
+OBJECTS_SOURCE = "Synthetic Shapes symbolic labels (the generator's own)"
 #: recommended reranker settings: captions describe the whole scene, so a surplus object is a mismatch
 RECOMMENDED = {"unmatched_cost": 1.0, "surplus_cost": 1.0}
 
@@ -487,15 +487,23 @@ def build_shapes(
     return result
 
 
-def default_shapes_dataset(cache_dir: str | os.PathLike | None = None, *, on_progress: ProgressFn | None = None) -> Path:
+def default_shapes_dataset(
+    cache_dir: str | os.PathLike | None = None, *, on_progress: ProgressFn | None = None, before_build: Callable[[], None] | None = None
+) -> Path:
     """The full Synthetic Shapes dataset under the cache folder, built once and reused.
 
     ``vgrc eval`` uses it when no ``--data`` is given. The build is deterministic (the
     default :class:`ShapesConfig`, seed 0) and resumable; a finished one is only read.
+    ``before_build`` runs first when there is something to build (e.g. a check that the
+    model's weights are available, so a missing model does not cost a build).
     """
+    from vgrc.evaluators.dataset import check_output
     from vgrc.evaluators.embedding_cache import default_cache_dir
 
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     out = root / "datasets" / "shapes"
-    build_shapes(out, ShapesConfig(), command="vgrc eval (default dataset)", on_progress=on_progress)
+    config = ShapesConfig()
+    if before_build is not None and check_output(out, DATASET, config.as_record(config.check())) != "complete":
+        before_build()
+    build_shapes(out, config, command="vgrc eval (default dataset)", on_progress=on_progress)
     return out

@@ -380,7 +380,7 @@ def build_vg(
 #: every file build-vg writes (recorded in the manifest: what --overwrite may delete)
 FILES = ("README.md", "images/metadata.jsonl", "steering.jsonl", "stats.csv", "stats.md")
 #: where the per-object sets come from (stated in every eval output)
-OBJECTS_SOURCE = "Visual Genome object–attribute annotations (caption_objects for queries, objects for images); an oracle, as in the paper"
+OBJECTS_SOURCE = "Visual Genome object–attribute annotations (caption_objects for queries, objects for images)"
 #: recommended reranker settings: captions name a few of many objects, so surplus objects are free
 RECOMMENDED = {"unmatched_cost": 1.0, "surplus_cost": 0.0}
 CAPTION_PHRASES = 12
