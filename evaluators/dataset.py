@@ -161,11 +161,30 @@ def _vgrc_record(path: Path) -> dict | None:
     return None
 
 
+def _recorded_files(found: dict, dataset: str, files: Iterable[str]) -> list[str] | None:
+    """The file patterns a found manifest/marker vouches for. A dataset written by an older
+    vgrc recorded none; when it is of the kind being built, this builder's own patterns are
+    what that builder wrote."""
+    if found.get("files"):
+        return list(found["files"])
+    return list(files) if files and found.get("dataset") == dataset else None
+
+
 def check_output(
-    out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, overwrite: bool = False
+    out: str | os.PathLike,
+    dataset: str,
+    config: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    files: Iterable[str] = (),
+    legacy_keys: Iterable[str] = (),
 ) -> str:
     """:func:`prepare_output`'s decision, writing nothing: ``"complete"``, ``"resume"``,
-    ``"new"`` or ``"replace"`` (a different vgrc dataset, ``overwrite`` given)."""
+    ``"new"`` or ``"replace"`` (a different vgrc dataset, ``overwrite`` given).
+
+    ``legacy_keys``: config keys an older vgrc recorded that no longer define the dataset
+    (NAC's merge-time options); a recorded config is compared without them.
+    """
     from vgrc.evaluators.ownership import is_fresh_folder
 
     out = Path(out)
@@ -180,7 +199,11 @@ def check_output(
         raise DatasetFolderError(
             f"--out {out} is not empty and is not a vgrc dataset (it holds {first!r}); choose an empty or new folder"
         )
-    same = found.get("dataset") == wanted["dataset"] and found.get("config") == wanted["config"]
+    legacy = set(legacy_keys)
+    recorded_config = found.get("config")
+    if legacy and isinstance(recorded_config, dict):
+        recorded_config = {k: v for k, v in recorded_config.items() if k not in legacy}
+    same = found.get("dataset") == wanted["dataset"] and recorded_config == wanted["config"]
     if same:
         return "complete" if manifest is not None else "resume"
     if not overwrite:
@@ -189,15 +212,15 @@ def check_output(
             f"--out {out} {state} a different dataset ({_describe(found)}); "
             "pass --overwrite to replace it, or choose another folder"
         )
-    files = found.get("files")
-    if not files:
+    recorded = _recorded_files(found, dataset, files)
+    if not recorded:
         raise DatasetFolderError(
             f"--out {out} holds a dataset written by an older vgrc that did not record its files; "
             "vgrc cannot prove what it may delete: remove the folder yourself or choose another one"
         )
     from vgrc.evaluators.ownership import foreign_entries
 
-    foreign = foreign_entries(out, [MANIFEST_NAME, MARKER_NAME, *files])
+    foreign = foreign_entries(out, [MANIFEST_NAME, MARKER_NAME, *recorded])
     if foreign:
         raise DatasetFolderError(
             f"--out {out} holds a vgrc dataset and {foreign[0]!r}, which vgrc did not write; "
@@ -207,7 +230,13 @@ def check_output(
 
 
 def prepare_output(
-    out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, overwrite: bool = False, files: Iterable[str] = ()
+    out: str | os.PathLike,
+    dataset: str,
+    config: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    files: Iterable[str] = (),
+    legacy_keys: Iterable[str] = (),
 ) -> str:
     """Claim ``out`` for building ``dataset`` with ``config``; say how the build should proceed.
 
@@ -246,15 +275,16 @@ def prepare_output(
         The folder cannot be created or written.
     """
     out = Path(out)
-    state = check_output(out, dataset, config, overwrite=overwrite)
-    wanted = {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": list(files)}
+    files = list(files)
+    state = check_output(out, dataset, config, overwrite=overwrite, files=files, legacy_keys=legacy_keys)
+    wanted = {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": files}
     if state == "complete":
         return state
     if state == "replace":
         from vgrc.evaluators.ownership import remove_owned
 
         found = _vgrc_record(out / MANIFEST_NAME) or _vgrc_record(out / MARKER_NAME) or {}
-        remove_owned(out, [MANIFEST_NAME, MARKER_NAME, *found.get("files", [])])
+        remove_owned(out, [MANIFEST_NAME, MARKER_NAME, *(_recorded_files(found, dataset, files) or [])])
         state = "new"
     try:
         out.mkdir(parents=True, exist_ok=True)

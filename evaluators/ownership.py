@@ -140,6 +140,11 @@ def check_run_folder(out: str | os.PathLike, overwrite: bool) -> str:
     if is_fresh_folder(out):
         return "new"
     record = _read_run_record(out)
+    if record is None and (out / "run.json").is_file() and (out / "metrics.json").is_file():
+        raise DatasetFolderError(
+            f"--out {out} holds a run written by an older vgrc (its run.json has no format marker), so vgrc cannot prove "
+            "which files are its own; remove the folder yourself or choose another one"
+        )
     if record is None:
         first = sorted(p.name for p in out.iterdir())[0]
         raise DatasetFolderError(f"--out {out} is not empty and is not a vgrc run folder (it holds {first!r}); choose an empty or new folder")

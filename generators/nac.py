@@ -231,7 +231,8 @@ def build_nac(
     pairs = make_pairs(contrasts, config.samples_per_contrast, config.seed, config.limit)
     out = Path(out)
     # ---- pre-flight: everything that can fail is checked before anything is written
-    state = check_output(out, DATASET, config.record(), overwrite=overwrite)
+    # builds before issue 9 recorded the merge options in their identity: compare without them
+    state = check_output(out, DATASET, config.record(), overwrite=overwrite, files=FILES, legacy_keys=MERGE_OPTIONS)
     merge_only = merge is True
     mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
     todo = mine if state in ("new", "replace") else [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
@@ -254,7 +255,7 @@ def build_nac(
         mark_unfinished(out, DATASET, config.record(), files=FILES)
         state = "refilter" if not todo else "resume"
     else:
-        state = prepare_output(out, DATASET, config.record(), overwrite=overwrite, files=FILES)
+        state = prepare_output(out, DATASET, config.record(), overwrite=overwrite, files=FILES, legacy_keys=MERGE_OPTIONS)
     result = NACResult(out=out, state=state, pairs=len(pairs))
     atomic_write_text(out / "prompts.jsonl", "".join(dumps_row(p.row()) + "\n" for p in pairs))
     if dry_run:

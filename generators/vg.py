@@ -95,6 +95,8 @@ class VGConfig:
             "query_template": self.query_template,
             "check_images": self.check_images,
             "limit": self.limit,
+            # 2: rows carry caption_objects (issue 9); a build without them is a different dataset
+            "rows_version": ROWS_VERSION,
         }
 
 
@@ -377,6 +379,7 @@ def build_vg(
     return result
 
 
+ROWS_VERSION = 2
 #: every file build-vg writes (recorded in the manifest: what --overwrite may delete)
 FILES = ("README.md", "images/metadata.jsonl", "steering.jsonl", "stats.csv", "stats.md")
 #: where the per-object sets come from (stated in every eval output)

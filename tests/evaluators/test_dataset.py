@@ -85,6 +85,16 @@ def test_an_unrelated_manifest_does_not_make_a_folder_vgrcs(tmp_path):
     with pytest.raises(DatasetFolderError, match="cannot prove what it may delete"):
         prepare_output(out, "toy", CFG, overwrite=True)
     assert (out / "thesis" / "main.tex").read_text() == "precious"
+    # an older build of the same kind: this builder's own patterns decide, foreign files still refuse
+    with pytest.raises(DatasetFolderError, match="'thesis/main.tex', which vgrc did not write"):
+        prepare_output(out, "toy", CFG, overwrite=True, files=TOY_FILES)
+    assert (out / "thesis" / "main.tex").read_text() == "precious"
+    (out / "thesis" / "main.tex").unlink()
+    (out / "thesis").rmdir()
+    (out / "train" / "images").mkdir(parents=True)
+    (out / "train" / "images" / "a.png").write_bytes(b"png")
+    assert prepare_output(out, "toy", CFG, overwrite=True, files=TOY_FILES) == "new"
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME]
 
 
 def test_unfinished_different_build_is_refused(tmp_path):

@@ -159,6 +159,22 @@ def test_min_samples_edge_without_judge(tiny_flux, tmp_path):
         assert len(steering) == 2 * kept
 
 
+def test_a_build_from_before_issue_9_is_refiltered_not_regenerated(tiny_flux, tmp_path):
+    """Older manifests recorded the merge options in the dataset's identity and no file list:
+    the same generation options still find that dataset, keep its images and re-merge."""
+    out = tmp_path / "nac"
+    build_nac(out, config(tiny_flux, limit=2, min_samples=1))
+    manifest = json.loads((out / "manifest.json").read_text())
+    old = {**manifest, "config": {**manifest["config"], "min_confidence": 0.8, "min_samples": 1, "judge": "none"}}
+    old.pop("merge"), old.pop("files")
+    (out / "manifest.json").write_text(json.dumps(old))
+    images = {p.name: p.stat().st_mtime_ns for p in (out / "pairs" / "images").iterdir()}
+    r = build_nac(out, config(tiny_flux, limit=2, min_samples=1))
+    assert r.state == "refilter" and r.generated == 0 and r.merged
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "pairs" / "images").iterdir()} == images
+    assert "files" in json.loads((out / "manifest.json").read_text())
+
+
 def test_failed_preflight_writes_nothing_and_its_advice_works(tiny_flux, tmp_path):
     """The review's case: "judge not available" → follow the advice (--judge none) → it
     must not be refused as "an unfinished build of a different dataset"."""

@@ -254,3 +254,11 @@ def test_old_vg_build_without_caption_objects_is_refused(vg, tmp_path):
     finish_dataset(out, "vg", manifest["config"], version="0", command="old", seed=None, splits=["images"], extra={"steering": "steering.jsonl"})
     with pytest.raises(DatasetFolderError, match="rebuild it"):
         load_retrieval(out, fit_fraction=0)
+    # following that advice works: the old build (same options, older row format) is replaced
+    old_config = {k: v for k, v in manifest["config"].items() if k != "rows_version"}
+    finish_dataset(out, "vg", old_config, version="0", command="old", seed=None, splits=["images"], extra={"steering": "steering.jsonl"})
+    with pytest.raises(DatasetFolderError, match="different dataset"):
+        build_vg(out, VGConfig(str(vg)))
+    assert build_vg(out, VGConfig(str(vg)), overwrite=True).state == "new"
+    ev, _, _ = load_retrieval(out, fit_fraction=0)
+    assert all(ev.query_objects)
