@@ -130,7 +130,7 @@ class EvalConfig:
         check_clip_model("--model", self.model, self.pretrained)
         dev = self.device
         if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            raise InvalidInputError(f"--device {dev!r}: expected cpu, cuda or cuda:N")
+            raise InvalidInputError(f"--device {dev!r}: expected cpu, cuda, cuda:N or mps")
         for option, value in (("--k", self.k), ("--batch-size", self.batch_size)):
             if value < 1:
                 raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
@@ -195,12 +195,11 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         if config.steer:
             check_steer_words(parse_steer_pairs(config.steer), vocabulary(ev, fit))
     setup = EncodingSetup(config)
-    needs_fit = config.stage1 in ("ridge", "ridge+steer")
-    needs_confusions = config.stage1 == "ridge+steer" and not config.steer and config.steer_top > 0
+    needs_fit = config.stage1 in ("ridge", "ridge+steer")  # ridge+steer's default pairs come from the fit rows too
 
     # ---------------------------------------------------------------- encode images
     with timer("encode_images"):
-        sets = [ev] + ([fit] if (needs_fit or needs_confusions) and fit is not None else [])
+        sets = [ev] + ([fit] if needs_fit and fit is not None else [])
         paths = [p for s in sets for p in s.image_paths]
         img_emb, failed, bad = setup.encode_images(paths, progress)
         ev_img, fit_img = img_emb[: len(ev)], img_emb[len(ev) :]
