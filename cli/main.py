@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - older Typer on plain Click
     from click import exceptions as click_exceptions
 
 from vgrc.cli.eval import eval_command, report_command
+from vgrc.cli.imports import import_app
 from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
 from vgrc.cli.vg import build_vg_command
@@ -127,6 +128,7 @@ app.command("build-vg")(build_vg_command)
 app.command("propose-nac")(propose_nac_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:

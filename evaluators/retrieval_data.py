@@ -17,6 +17,7 @@ For Synthetic Shapes the default holds out 20% of ``compositions`` (2,649 of 13,
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class RetrievalSet:
             [self.ids[i] for i in idx], [self.captions[i] for i in idx], [self.objects[i] for i in idx],
             [self.image_paths[i] for i in idx], [self.query_objects[i] for i in idx],
         )
-        out.relevant = _relevance(out.captions)
+        out.relevant = _relevance(out.captions, out.image_paths)
         return out
 
 
@@ -108,11 +109,22 @@ def vocabulary(*sets: "RetrievalSet | None") -> set[str]:
     return words
 
 
-def _relevance(captions: list[str]) -> list[np.ndarray]:
-    groups: dict[str, list[int]] = {}
+def _relevance(captions: list[str], image_paths: list[Path] | None = None) -> list[np.ndarray]:
+    """Gallery rows relevant to each query: the same normalised caption, or the same image
+    file (SugarCrepe reuses one COCO image for many records)."""
+    by_caption: dict[str, list[int]] = {}
     for i, c in enumerate(captions):
-        groups.setdefault(" ".join(c.lower().split()), []).append(i)
-    return [np.array(groups[" ".join(c.lower().split())]) for c in captions]
+        by_caption.setdefault(" ".join(c.lower().split()), []).append(i)
+    by_image: dict[str, list[int]] = {}
+    for i, p in enumerate(image_paths or []):
+        by_image.setdefault(os.path.normpath(str(p)), []).append(i)
+    out = []
+    for i, c in enumerate(captions):
+        same = by_caption[" ".join(c.lower().split())]
+        if image_paths is not None and len(by_image[os.path.normpath(str(image_paths[i]))]) > 1:
+            same = sorted(set(same) | set(by_image[os.path.normpath(str(image_paths[i]))]))
+        out.append(np.array(same))
+    return out
 
 
 def _rows_to_set(path: Path, split: str, rows: list[dict]) -> RetrievalSet:
@@ -178,7 +190,7 @@ def load_retrieval(
         if fit_split == split:
             raise InvalidInputError("--fit-split must differ from the evaluated --split")
         fit = _rows_to_set(path, fit_split, read_split(path, fit_split))
-        fit.relevant = _relevance(fit.captions)
+        fit.relevant = _relevance(fit.captions, fit.image_paths)
         eval_idx = order
     elif fit_fraction > 0:
         n_fit = max(1, round(fit_fraction * len(full)))

@@ -34,15 +34,19 @@ def iter_json_array(
     chunk_chars: int = 1 << 22,
     max_element_chars: int = 1 << 26,
     on_offset: Callable[[int], None] | None = None,
+    key: str | None = None,
 ) -> Iterator[object]:
     """Yield each element of the JSON array in ``path``.
 
+    With ``key``, the file is a JSON object and the array is its member ``key`` (CLEVR's
+    ``{"info": …, "scenes": [...]}``); the other members are decoded and skipped.
     ``on_offset(chars_consumed)`` is called after each buffer refill (for progress bars).
 
     Raises
     ------
     MalformedJSONError
-        Not an array, a malformed element, or a truncated file (with file, line and column).
+        Not an array (or no such key), a malformed element, or a truncated file (with
+        file, line and column).
     """
     path = Path(path)
     decoder = json.JSONDecoder()
@@ -75,29 +79,20 @@ def iter_json_array(
             buf += data
             return bool(data)
 
-        pos = skip_ws(pos)
-        while pos >= len(buf) and more():
-            pos = skip_ws(pos)
-        if pos >= len(buf) or buf[pos] != "[":
-            raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected a JSON array ('[')")
-        pos += 1
-        expect_value = True
-        first = True
-        while True:
+        def next_char(where: str) -> str:
+            """Skip white space (refilling) and return the next character; truncation is an error."""
+            nonlocal pos
             pos = skip_ws(pos)
             while pos >= len(buf) and more():
                 pos = skip_ws(pos)
             if pos >= len(buf):
-                raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: file ends inside the array (truncated)")
-            if buf[pos] == "]" and (first or not expect_value):
-                return
-            if not expect_value:
-                if buf[pos] != ",":
-                    raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected ',' or ']' between array elements")
-                pos += 1
-                expect_value = True
-                continue
-            while True:  # pos is the element's start; more() keeps it so when trimming
+                raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: file ends inside {where} (truncated)")
+            return buf[pos]
+
+        def decode():
+            """Decode one value at ``pos`` (refilling as needed) and move past it."""
+            nonlocal pos
+            while True:  # pos is the value's start; more() keeps it so when trimming
                 try:
                     value, end = decoder.raw_decode(buf, pos)
                     break
@@ -106,7 +101,43 @@ def iter_json_array(
                         truncated = eof and (exc.pos >= len(buf.rstrip()) - 1 or exc.msg.startswith("Unterminated"))
                         what = "file ends inside an element (truncated)" if truncated else exc.msg
                         raise MalformedJSONError(f"{_where(path, line_base, buf, exc.pos)}: {what}") from None
-            yield value
             pos = end
+            return value
+
+        if key is not None:  # walk the top-level object to the member `key`
+            if next_char("the object") != "{":
+                raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected a JSON object ('{{') holding {key!r}")
+            pos += 1
+            while True:
+                c = next_char("the object")
+                if c == "}":
+                    raise MalformedJSONError(f"{path}: the JSON object has no {key!r} member")
+                if c == ",":
+                    pos += 1
+                    continue
+                name = decode()
+                if next_char("the object") != ":":
+                    raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected ':' after the key {name!r}")
+                pos += 1
+                next_char("the object")
+                if name == key:
+                    break
+                decode()  # another member: skip it
+        if next_char("the file") != "[":
+            raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected a JSON array ('[')")
+        pos += 1
+        expect_value = True
+        first = True
+        while True:
+            c = next_char("the array")
+            if c == "]" and (first or not expect_value):
+                return
+            if not expect_value:
+                if c != ",":
+                    raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected ',' or ']' between array elements")
+                pos += 1
+                expect_value = True
+                continue
+            yield decode()
             expect_value = False
             first = False

@@ -1,0 +1,103 @@
+"""Your own images and captions → the dataset folder contract, so vgrc runs on any collection.
+
+``--captions FILE`` is ``.jsonl`` (one object per line) or ``.csv`` (a header row), with
+``file_name`` (relative to ``--images``, or absolute) and ``caption``, and optionally
+``objects`` (a list of ``{"noun", "attributes"}``; in a CSV, that list as JSON text) and
+``id``. Rows without ``objects`` get them parsed from the caption (``--object-parser``),
+and each object records where it came from. A missing image is counted and skipped; a
+malformed line gets one error line with the file and line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.generators.importers._common import ImportResult, normalize_text, relative_file_name, write_import
+from vgrc.generators.object_parsers import get_object_parser
+
+__all__ = ["import_captions"]
+
+SPLIT = "images"
+
+
+def _records(path: Path):
+    """(line number, record) pairs of a .jsonl or .csv captions file."""
+    try:
+        if path.suffix.lower() == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            yield n, json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise InvalidInputError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        elif path.suffix.lower() == ".csv":
+            with open(path, encoding="utf-8", newline="") as fh:
+                for n, rec in enumerate(csv.DictReader(fh), 2):
+                    yield n, rec
+        else:
+            raise InvalidInputError(f"--captions {path}: expected a .jsonl or .csv file")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"--captions {path}: cannot be read ({exc})") from None
+
+
+def _objects(value, where: str) -> list[dict] | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InvalidInputError(f"{where}: 'objects' is not a JSON list") from None
+    if not isinstance(value, list) or not all(isinstance(o, dict) and isinstance(o.get("noun"), str) for o in value):
+        raise InvalidInputError(f"{where}: 'objects' must be a list of {{\"noun\": ..., \"attributes\": [...]}}")
+    return [{"noun": o["noun"], "attributes": [str(a) for a in o.get("attributes", [])], "bbox": o.get("bbox"), "source": "annotation"} for o in value]
+
+
+def import_captions(
+    images: str | os.PathLike, captions: str | os.PathLike, out: str | os.PathLike, *, object_parser: str = "rules",
+    overwrite: bool = False, command: str = "vgrc import captions",
+) -> ImportResult:
+    """Import your own captioned images (see the module documentation)."""
+    images, captions, out = Path(images), Path(captions), Path(out)
+    if not images.is_dir():
+        raise InvalidInputError(f"--images {images} is not a folder")
+    if not captions.is_file():
+        raise InvalidInputError(f"--captions {captions} is not a file; expected a .jsonl or .csv with file_name and caption")
+    parse = get_object_parser(object_parser)
+    split_dir = out / SPLIT
+    rows, missing, ids, parsed = [], 0, set(), 0
+    for n, rec in _records(captions):
+        where = f"{captions}:{n}"
+        if not isinstance(rec, dict) or not rec.get("file_name") or not isinstance(rec.get("caption"), str):
+            raise InvalidInputError(f"{where}: needs 'file_name' and 'caption'")
+        image = Path(rec["file_name"]) if Path(rec["file_name"]).is_absolute() else images / rec["file_name"]
+        if not image.is_file():
+            missing += 1
+            continue
+        rid = str(rec.get("id") or Path(rec["file_name"]).with_suffix("").as_posix())
+        if rid in ids:
+            raise InvalidInputError(f"{where}: duplicate id {rid!r}")
+        ids.add(rid)
+        caption = normalize_text(rec["caption"])
+        objects = _objects(rec.get("objects"), where)
+        if objects is None:
+            objects = parse(caption)
+            parsed += 1
+        rows.append({"id": rid, "file_name": relative_file_name(image, split_dir), "caption": caption, "objects": objects, "caption_objects": objects})
+    if not rows:
+        raise InvalidInputError(f"--captions {captions}: no row has its image in --images {images} ({missing} missing)")
+    counts = {"rows": len(rows), "images_missing": missing, "objects_parsed_rows": parsed, "objects_annotated_rows": len(rows) - parsed}
+    record = {"images": str(images.resolve()), "captions": str(captions.resolve()), "object_parser": object_parser}
+    source = f"the captions file's objects where given, else parsed by the {object_parser} parser (see each object's 'source')"
+    result = write_import(
+        out, "captions", record, {SPLIT: rows}, card="captions", command=command, sources=[captions], counts=counts,
+        card_values={"rows": f"{len(rows):,}", "missing": f"{missing:,}", "objects_source": source},
+        objects_source=source, recommended={"unmatched_cost": 1.0, "surplus_cost": 0.0}, overwrite=overwrite,
+    )
+    result.missing_images = missing
+    return result

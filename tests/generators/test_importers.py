@@ -1,0 +1,258 @@
+"""`vgrc import …` on hand-made fixtures in each release's real format, with its quirks."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from helpers import one_error_line, tree_digest
+from typer.testing import CliRunner
+
+from vgrc.cli.main import app
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.retrieval_data import load_retrieval
+from vgrc.generators.importers import get_importer, list_importers
+from vgrc.generators.importers.clevr_hope import import_clevr_hope, scene_caption
+from vgrc.generators.importers.sugarcrepe import CATEGORIES, import_sugarcrepe
+from vgrc.generators.importers.urban1k import import_urban1k
+from vgrc.generators.object_parsers import parse_rules, split_parts
+
+runner = CliRunner()
+
+
+def _jpeg(path, shade):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (20, 16), (shade % 256, (3 * shade) % 256, 120)).save(path, format="JPEG")
+
+
+# --------------------------------------------------------------------------- SugarCrepe
+
+
+@pytest.fixture
+def sugarcrepe(tmp_path):
+    """Two records per category (keys "0" and "2": one deleted upstream), stray white space,
+    COCO images reused across records, one record whose image is missing."""
+    data = tmp_path / "sugar-crepe" / "data"
+    data.mkdir(parents=True)
+    coco = tmp_path / "val2017"
+    for i in range(4):
+        _jpeg(coco / f"00000000000{i}.jpg", 40 * i)
+    for n, cat in enumerate(CATEGORIES):
+        recs = {
+            "0": {"filename": f"00000000000{n % 4}.jpg", "caption": f"  A man riding a red  horse{n}.\n", "negative_caption": f"A man riding a blue horse{n}. "},
+            "2": {"filename": "000000000001.jpg", "caption": f"Two dogs on a green lawn {n}", "negative_caption": f"Two cats on a green lawn {n}"},
+        }
+        if cat == "swap_obj":
+            recs["5"] = {"filename": "000000000099.jpg", "caption": "missing image", "negative_caption": "still missing"}
+        (data / f"{cat}.json").write_text(json.dumps(recs))
+    return tmp_path / "sugar-crepe", coco
+
+
+def test_sugarcrepe_rows_counts_whitespace_and_hashes(sugarcrepe, tmp_path):
+    src, coco = sugarcrepe
+    r = import_sugarcrepe(src, coco, tmp_path / "out")
+    assert r.counts["records"] == 14 and r.counts["per_category"] == {c: 2 for c in CATEGORIES}
+    assert r.counts["missing_images"] == {"swap_obj": 1} and r.missing_images == 1
+    rows = [json.loads(line) for line in (tmp_path / "out" / "test" / "metadata.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows[:2]] == ["add_att-0", "add_att-2"]
+    first = rows[0]
+    assert first["caption"] == "A man riding a red horse0." and first["caption_raw"] == "  A man riding a red  horse0.\n"
+    assert first["negative_caption"] == "A man riding a blue horse0."
+    assert [(o["noun"], o["attributes"], o["source"]) for o in first["caption_objects"]] == [("man", [], "parsed:rules"), ("horse", ["red"], "parsed:rules")]
+    manifest = r.manifest
+    assert len(manifest["sources"]) == 7 and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in manifest["sources"].values())
+    assert manifest["recommended"] == {"unmatched_cost": 1.0, "surplus_cost": 0.0}
+    # images are referenced, not copied, and the contract loader finds them
+    ev, _, info = load_retrieval(tmp_path / "out", fit_fraction=0)
+    assert len(ev) == 14 and all(p.exists() for p in ev.image_paths)
+    # a reused image is relevant to every record that shows it
+    i = ev.ids.index("add_att-2")
+    same = {ev.ids[j] for j in ev.relevant[i]}
+    assert same == {r["id"] for r in rows if r["file_name"].endswith("000000000001.jpg")} and len(same) > 1
+    # same command again: nothing rewritten
+    before = tree_digest(tmp_path / "out")
+    assert import_sugarcrepe(src, coco, tmp_path / "out").state == "complete" and tree_digest(tmp_path / "out") == before
+
+
+def test_sugarcrepe_coco_annotations_give_the_image_objects(sugarcrepe, tmp_path):
+    src, coco = sugarcrepe
+    ann = {"images": [{"id": 1, "file_name": "000000000001.jpg"}], "categories": [{"id": 18, "name": "dog"}],
+           "annotations": [{"image_id": 1, "category_id": 18, "bbox": [1, 2, 3, 4]}, {"image_id": 1, "category_id": 18, "bbox": [5, 6, 7, 8]}]}
+    (tmp_path / "instances_val2017.json").write_text(json.dumps(ann))
+    import_sugarcrepe(src, coco, tmp_path / "out", coco_annotations=tmp_path / "instances_val2017.json")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "test" / "metadata.jsonl").read_text().splitlines()]
+    dogs = next(r for r in rows if r["id"] == "add_att-2")
+    assert [(o["noun"], o["bbox"], o["source"]) for o in dogs["objects"]] == [("dog", [1, 2, 3, 4], "annotation"), ("dog", [5, 6, 7, 8], "annotation")]
+    assert dogs["caption_objects"][0]["source"] == "parsed:rules"
+
+
+def test_sugarcrepe_truncated_file_is_one_line_with_position(sugarcrepe, tmp_path):
+    src, coco = sugarcrepe
+    path = src / "data" / "replace_rel.json"
+    path.write_text(path.read_text()[:60])
+    result = runner.invoke(app, ["import", "sugarcrepe", "--src", str(src), "--coco-images", str(coco), "--out", str(tmp_path / "out")])
+    line = one_error_line(result)
+    assert "replace_rel.json: line 1, column" in line and "truncated" in line
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- CLEVR-HOPE
+
+
+def _scene(i, objects, trimmed=False):
+    objs = []
+    for shape, color, material, size in objects:
+        o = {"shape": shape, "color": color, "material": material, "size": size, "3d_coords": [0, 0, 0]}
+        if not trimmed:
+            o.update(pixel_coords=[1, 2, 3], rotation=10.0)
+        objs.append(o)
+    return {"image_index": i, "image_filename": f"CLEVR_val_{i:06d}.png", "split": "val", "objects": objs,
+            "relationships": {"left": [[]] * len(objs), "right": [[]] * len(objs), "front": [[]] * len(objs), "behind": [[]] * len(objs)},
+            "camera_jitter": [0.1, 0.2]}
+
+
+@pytest.fixture
+def clevr(tmp_path):
+    """9 scenes: one with a single object, one trimmed (no rotation/pixel_coords), one whose
+    image is missing; so 7 eligible."""
+    two = [("sphere", "red", "rubber", "large"), ("cube", "blue", "metal", "small")]
+    three = [*two, ("cylinder", "gray", "rubber", "small")]
+    scenes = [_scene(0, two), _scene(1, [two[0]]), _scene(2, three, trimmed=True)] + [_scene(i, two if i % 2 else three) for i in range(3, 9)]
+    images = tmp_path / "images"
+    for s in scenes:
+        if s["image_index"] != 5:
+            from PIL import Image
+
+            images.mkdir(exist_ok=True)
+            Image.new("RGB", (24, 16), (20 * s["image_index"], 90, 30)).save(images / s["image_filename"])
+    (tmp_path / "scenes.json").write_text(json.dumps({"info": {"version": "1.0", "split": "val"}, "scenes": scenes}))
+    return tmp_path / "scenes.json", images
+
+
+def test_clevr_query_text_objects_and_counts(clevr, tmp_path):
+    scenes, images = clevr
+    r = import_clevr_hope(scenes, images, tmp_path / "out", subset=100)
+    assert r.counts == {"scenes_in_file": 9, "eligible": 7, "images_missing": 1, "rows": 7, "objects_per_image": {"2": 3, "3": 4}}
+    rows = [json.loads(line) for line in (tmp_path / "out" / "scenes" / "metadata.jsonl").read_text().splitlines()]
+    assert rows[0]["caption"] == "a photo of a large red rubber sphere and a small blue metallic cube"  # the paper's example
+    assert rows[1]["caption"] == "a photo of a large red rubber sphere, a small blue metallic cube and a small gray rubber cylinder"
+    assert rows[0]["objects"][1] == {"noun": "cube", "attributes": ["small", "blue", "metallic"], "bbox": None, "source": "annotation"}
+    assert rows[0]["caption_objects"] == rows[0]["objects"] and "left" in rows[0]["relationships"]
+    assert r.manifest["recommended"]["surplus_cost"] == 1.0
+
+
+def test_clevr_subset_is_seeded(clevr, tmp_path):
+    scenes, images = clevr
+    ids = []
+    for seed in (0, 0, 1, 2, 3):
+        out = tmp_path / f"s{len(ids)}"
+        import_clevr_hope(scenes, images, out, subset=3, seed=seed)
+        ids.append([json.loads(line)["id"] for line in (out / "scenes" / "metadata.jsonl").read_text().splitlines()])
+    assert ids[0] == ids[1] and all(len(i) == 3 for i in ids)
+    assert len({tuple(i) for i in ids[2:]} | {tuple(ids[0])}) > 1  # another seed draws another subset
+
+
+def test_scene_caption_template():
+    objs = [{"noun": "sphere", "attributes": ["large", "red", "rubber"]}]
+    assert scene_caption(objs, "{objects} on a table") == "a large red rubber sphere on a table"
+
+
+def test_clevr_truncated_and_bad_options_are_one_line(clevr, tmp_path):
+    scenes, images = clevr
+    text = scenes.read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(text[: len(text) // 2])
+    line = one_error_line(runner.invoke(app, ["import", "clevr-hope", "--scenes", str(bad), "--images", str(images), "--out", str(tmp_path / "o")]))
+    assert "bad.json: line 1" in line and "truncated" in line and not (tmp_path / "o").exists()
+    line = one_error_line(runner.invoke(app, ["import", "clevr-hope", "--scenes", str(scenes), "--images", str(images), "--out", str(tmp_path / "o"), "--template", "a {scene}"]))
+    assert "--template 'a {scene}'" in line
+    line = one_error_line(runner.invoke(app, ["import", "clevr-hope", "--scenes", str(scenes), "--images", str(images), "--out", str(tmp_path / "o"), "--subset", "0"]))
+    assert "--subset must be ≥ 1, got 0" in line
+
+
+# --------------------------------------------------------------------------- Urban1K
+
+
+@pytest.fixture
+def urban(tmp_path):
+    src = tmp_path / "Urban1k"
+    for i in range(1, 5):
+        _jpeg(src / "image" / f"{i}.jpg", 30 * i)
+    (src / "caption").mkdir()
+    (src / "caption" / "1.txt").write_text("A busy street at dusk. A red bus waits, and people cross; shops glow.\nSecond line of the file.\n")
+    (src / "caption" / "2.txt").write_text("A quiet park with a green bench.")
+    (src / "caption" / "3.txt").write_text("  A  harbour with boats.  ")
+    (src / "caption" / "9.txt").write_text("no image for this one")  # and image 4 has no caption
+    return src
+
+
+def test_urban1k_pairs_whole_file_parts_and_first_line(urban, tmp_path):
+    r = import_urban1k(urban, tmp_path / "out")
+    assert r.counts["pairs"] == 3 and r.counts["images_without_caption"] == 1 and r.counts["captions_without_image"] == 1
+    rows = {row["id"]: row for row in map(json.loads, (tmp_path / "out" / "pairs" / "metadata.jsonl").read_text().splitlines())}
+    assert rows["1"]["caption"] == "A busy street at dusk. A red bus waits, and people cross; shops glow. Second line of the file."
+    assert [o["noun"] for o in rows["1"]["caption_objects"]] == ["A busy street at dusk", "A red bus waits", "and people cross", "shops glow", "Second line of the file"]
+    assert rows["3"]["caption"] == "A harbour with boats."
+    assert "an oracle" in r.manifest["objects_source"]
+    import_urban1k(urban, tmp_path / "first", first_line=True)
+    first = {row["id"]: row for row in map(json.loads, (tmp_path / "first" / "pairs" / "metadata.jsonl").read_text().splitlines())}
+    assert first["1"]["caption"] == "A busy street at dusk. A red bus waits, and people cross; shops glow."
+
+
+# --------------------------------------------------------------------------- your own captions
+
+
+def test_captions_csv_and_jsonl(tmp_path):
+    for i in range(3):
+        _jpeg(tmp_path / "photos" / f"p{i}.jpg", 50 * i)
+    (tmp_path / "c.csv").write_text(
+        'file_name,caption,objects\np0.jpg,"a red kite above a green field",\n'
+        'p1.jpg,a cat,"[{""noun"": ""cat"", ""attributes"": [""sleepy""]}]"\nmissing.jpg,gone,\n'
+    )
+    r = get_importer("captions")(tmp_path / "photos", tmp_path / "c.csv", tmp_path / "out")
+    assert r.counts == {"rows": 2, "images_missing": 1, "objects_parsed_rows": 1, "objects_annotated_rows": 1}
+    rows = [json.loads(line) for line in (tmp_path / "out" / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert [(o["noun"], o["attributes"], o["source"]) for o in rows[0]["objects"]] == [("kite", ["red"], "parsed:rules"), ("field", ["green"], "parsed:rules")]
+    assert rows[1]["objects"] == [{"noun": "cat", "attributes": ["sleepy"], "bbox": None, "source": "annotation"}]
+    (tmp_path / "c.jsonl").write_text('{"file_name": "p2.jpg", "caption": "a boat"}\n{"file_name": "p0.jpg", "caption": \n')
+    line = one_error_line(runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o2")]))
+    assert "c.jsonl:2: not valid JSON" in line and not (tmp_path / "o2").exists()
+
+
+def test_registry_and_parser_registry():
+    from vgrc.generators.object_parsers import get_object_parser
+
+    assert list_importers() == ["sugarcrepe", "clevr-hope", "urban1k", "captions"]
+    with pytest.raises(InvalidInputError, match="did you mean 'clevr-hope'"):
+        get_importer("clevr_hope")
+    with pytest.raises(InvalidInputError, match="unknown --object-parser 'llm'"):
+        get_object_parser("llm")
+
+
+def test_rules_parser_on_templated_and_natural_captions():
+    got = lambda c: [(o["noun"], o["attributes"]) for o in parse_rules(c)]  # noqa: E731
+    assert got("a photo of a large red rubber sphere and a small blue metallic cube") == [("sphere", ["large", "red", "rubber"]), ("cube", ["small", "blue", "metallic"])]
+    assert got("blue circle, green star, red pentagon") == [("circle", ["blue"]), ("star", ["green"]), ("pentagon", ["red"])]
+    assert got("A man with a red umbrella standing next to a wooden dining table.") == [("man", []), ("umbrella", ["red"]), ("dining table", ["wooden"])]
+    assert got("A red car is parked near a tall building") == [("car", ["red"]), ("building", ["tall"])]
+    assert split_parts("One. Two, three; four") == ["One", "Two", "three", "four"]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_eval_runs_on_imported_datasets(clevr, sugarcrepe, tmp_path):
+    from vgrc.evaluators.pipeline import EvalConfig, run_eval
+
+    scenes, images = clevr
+    import_clevr_hope(scenes, images, tmp_path / "clevr", subset=100)
+    src, coco = sugarcrepe
+    import_sugarcrepe(src, coco, tmp_path / "sugar")
+    for data, rerank in ((tmp_path / "clevr", "fgw"), (tmp_path / "sugar", "hungarian")):
+        out = tmp_path / f"run-{data.name}"
+        m = run_eval(EvalConfig(data=str(data), out=str(out), model="tiny-random", rerank=rerank, k=5, fit_fraction=0, cache_dir=str(tmp_path / "cache")))
+        assert 0 <= m["t2i_R@1"] <= 1 and "t2i_CAS-noun@10" in m
+        assert np.isfinite(m["t2i_nDCG@10"])
+        assert "per-object sets come from" in (out / "metrics.md").read_text()
