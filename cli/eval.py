@@ -49,7 +49,7 @@ def eval_command(
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache (and the default dataset) [default: $VGRC_CACHE or ~/.cache/vgrc].", show_default=False)] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip missing or damaged images (recorded in run.json) instead of stopping.")] = False,
-    task: Annotated[str, typer.Option("--task", help=f"{' or '.join(TASKS)}: captions as queries, or the dataset's steering.jsonl with --steer-alpha.")] = "retrieval",
+    task: Annotated[str, typer.Option("--task", help=f"{', '.join(TASKS)}: captions as queries; the dataset's steering.jsonl with --steer-alpha; or SugarCrepe's positive-vs-negative caption accuracy (with --rerank none, hungarian or fgw).")] = "retrieval",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the vgrc run already in --out (never anything else).")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -93,7 +93,8 @@ def eval_command(
         with phase_progress(quiet) as on_progress:
             metrics = run_eval(config, on_progress=on_progress)
     if not quiet:
-        shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{k}", "t2i_CAS@10", "stage1_t2i_CAS@10")
+        shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{k}", "t2i_CAS@10", "stage1_t2i_CAS@10",
+                 "itm_acc_add", "itm_acc_replace", "itm_acc_swap", "itm_acc_macro", "stage1_itm_acc_macro")
         stdout.print(f"{config.out}: " + "  ".join(f"{n}={metrics[n]:.4f}" for n in shown if n in metrics))
 
 

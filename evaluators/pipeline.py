@@ -127,6 +127,8 @@ class EvalConfig:
         check_choice("--precision", self.precision, PRECISIONS)
         if self.task == "steering" and (self.stage1 != "cosine" or self.rerank != "none"):
             raise InvalidInputError("--task steering scores steered queries by cosine: use it without --stage1 / --rerank")
+        if self.task == "itm" and (self.stage1 != "cosine" or self.rerank not in ("none", "hungarian", "fgw")):
+            raise InvalidInputError(f"--task itm compares two captions per image by cosine, or by --rerank hungarian / fgw; not --stage1 {self.stage1} --rerank {self.rerank}")
         check_clip_model("--model", self.model, self.pretrained)
         dev = self.device
         if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
@@ -163,6 +165,8 @@ class EvalConfig:
         model = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model)
         if self.task == "steering":
             return f"{dataset}-{model}-steering-a{self.steer_alpha:g}"
+        if self.task == "itm":
+            return f"{dataset}-{model}-itm-{self.rerank}"
         return f"{dataset}-{model}-{self.stage1.replace('+', '-')}-{self.rerank}"
 
 
@@ -186,6 +190,10 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
         from vgrc.evaluators.steering_eval import run_steering_eval
 
         return run_steering_eval(config, out, progress, timer)
+    if config.task == "itm":
+        from vgrc.evaluators.itm_eval import run_itm_eval
+
+        return run_itm_eval(config, out, progress, timer)
 
     with timer("load_data"):
         ev, fit, data_info = load_retrieval(

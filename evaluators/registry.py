@@ -36,8 +36,9 @@ FGW_SOLVERS: dict[str, str] = {
     "pot": "POT's own per-problem solver (cross-check)",
     "sinkhorn": "conditional gradient with an entropic (Sinkhorn) linear step: the paper's variant",
 }
-#: "retrieval": captions as queries (paper §6.1, App. J); "steering": steering.jsonl rows (App. H, I)
-TASKS = ("retrieval", "steering")
+#: "retrieval": captions as queries (paper §6.1, App. J); "steering": steering.jsonl rows (App. H, I);
+#: "itm": SugarCrepe's protocol, positive vs negative caption per image
+TASKS = ("retrieval", "steering", "itm")
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a {}.", "an image of a {}.")
 
 

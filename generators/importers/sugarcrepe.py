@@ -11,7 +11,8 @@ and the per-category breakdown comes from the column), one row per record:
 ``id`` (``category-key``), ``file_name`` (into the user's COCO folder, not copied),
 ``caption`` and ``negative_caption`` (white space normalised: stray spaces, newlines and
 doubled spaces folded), ``caption_raw`` / ``negative_caption_raw`` (as released),
-``category``, ``key``, ``objects`` and ``caption_objects``.
+``category``, ``key``, ``objects``, ``caption_objects`` and ``negative_caption_objects``
+(for ``vgrc eval --task itm``'s reranked scores).
 
 Objects: with ``--coco-annotations instances_val2017.json`` the image's ``objects`` are
 its COCO instances (category name as noun, box as bbox); otherwise they are parsed from
@@ -110,6 +111,7 @@ def import_sugarcrepe(
                 "key": key,
                 "objects": coco.get(rec["filename"], []) if coco is not None else named,
                 "caption_objects": named,
+                "negative_caption_objects": parse(normalize_text(rec["negative_caption"])),
             })
             counts[category] += 1
     if not rows:

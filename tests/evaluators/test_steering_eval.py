@@ -78,7 +78,7 @@ def test_cli_steering(vg_data, tmp_path):
     assert result.exit_code == 0, result.output
     assert "t2i_CAS@10=" in result.stdout
     line = one_error_line(CliRunner().invoke(app, ["eval", "--data", str(vg_data), "--task", "ranking", "--out", str(tmp_path / "o")]))
-    assert "unknown --task 'ranking'; valid: retrieval, steering" in line
+    assert "unknown --task 'ranking'; valid: retrieval, steering, itm" in line
 
 
 def _copy(vg_data, tmp_path):

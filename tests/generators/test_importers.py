@@ -256,3 +256,49 @@ def test_eval_runs_on_imported_datasets(clevr, sugarcrepe, tmp_path):
         assert 0 <= m["t2i_R@1"] <= 1 and "t2i_CAS-noun@10" in m
         assert np.isfinite(m["t2i_nDCG@10"])
         assert "per-object sets come from" in (out / "metrics.md").read_text()
+
+
+# --------------------------------------------------------------------------- ITM (SugarCrepe's protocol)
+
+
+def test_itm_accuracy_by_hand():
+    from vgrc.evaluators.itm_eval import itm_accuracy
+
+    pos = np.array([0.9, 0.2, 0.5, 0.5, 0.7, 0.1])
+    neg = np.array([0.1, 0.3, 0.5, 0.4, 0.6, 0.0])
+    cats = ["add_att", "add_att", "swap_obj", "swap_obj", "replace_rel", "replace_rel"]
+    got = itm_accuracy(pos, neg, cats)
+    assert got["itm_acc_add_att"] == 0.5  # 0.9 > 0.1 yes, 0.2 > 0.3 no
+    assert got["itm_acc_swap_obj"] == 0.5  # a tie (0.5 = 0.5) counts as wrong
+    assert got["itm_acc_replace_rel"] == 1.0
+    assert got["itm_acc_add"] == 0.5 and got["itm_acc_replace"] == 1.0 and got["itm_acc_swap"] == 0.5
+    assert got["itm_acc_macro"] == pytest.approx(2 / 3) and got["itm_ties"] == 1
+
+
+@pytest.mark.parametrize("rerank", ["none", "hungarian", "fgw"])
+def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, rerank):
+    """Cosine accuracy recomputed from the encoder directly; reranked scores are
+    minus the solver's cost of each caption's objects against the image's objects."""
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.itm_eval import itm_accuracy
+    from vgrc.evaluators.pipeline import EvalConfig, run_eval
+
+    src, coco = sugarcrepe
+    import_sugarcrepe(src, coco, tmp_path / "sugar")
+    out = tmp_path / f"itm-{rerank}"
+    m = run_eval(EvalConfig(data=str(tmp_path / "sugar"), out=str(out), model="tiny-random", task="itm", rerank=rerank, cache_dir=str(tmp_path / "cache")))
+    rows = [json.loads(line) for line in (tmp_path / "sugar" / "test" / "metadata.jsonl").read_text().splitlines()]
+    enc = ClipEncoder(resolve_model("tiny-random"))
+    img = enc.encode_image_bytes([(r["file_name"], (tmp_path / "sugar" / "test" / r["file_name"]).read_bytes()) for r in rows])
+    pos, neg = enc.encode_texts([r["caption"] for r in rows]), enc.encode_texts([r["negative_caption"] for r in rows])
+    ref = itm_accuracy((img * pos).sum(1), (img * neg).sum(1), [r["category"] for r in rows])
+    prefix = "" if rerank == "none" else "stage1_"
+    assert m[f"{prefix}itm_acc_macro"] == pytest.approx(ref["itm_acc_macro"], abs=1e-6)
+    assert m["n_pairs"] == 14 and set(m) >= {"itm_acc_add", "itm_acc_replace", "itm_acc_swap"}
+    frame = __import__("pandas").read_parquet(out / "per_query.parquet")
+    assert (frame.correct_final == (frame.score_pos_final > frame.score_neg_final)).all()
+    if rerank != "none":
+        # "red horse" vs "blue horse" on an image annotated (parsed) as "man, red horse":
+        # the positive caption's objects match the image's exactly: cost 0, a strict win
+        row = frame[frame.query_id == "add_att-0"].iloc[0]
+        assert row.score_pos_final == pytest.approx(0.0, abs=1e-6) and row.correct_final

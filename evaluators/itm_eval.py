@@ -1,0 +1,143 @@
+r"""``vgrc eval --task itm``: SugarCrepe's own image–text matching protocol (issue 10).
+
+For each row (an image with a positive ``caption`` and a hard ``negative_caption``), the
+match is correct when the positive caption scores STRICTLY above the negative one (a tie
+is wrong).
+
+- Stage 1 (``stage1_`` keys, or the final keys with ``--rerank none``): cosine of the
+  image embedding with each caption's embedding.
+- ``--rerank hungarian|fgw``: the reranker alone scores each caption's object set
+  (``caption_objects`` / ``negative_caption_objects``) against the image's object set
+  (``objects``), score = minus the cost, as in retrieval.
+
+Metrics: ``itm_acc_<category>`` per category, ``itm_acc_add`` / ``_replace`` / ``_swap``
+(mean of the group's category accuracies, as SugarCrepe reports them) and
+``itm_acc_macro`` (mean over categories); ``itm_ties`` counts tied pairs (coarse
+Hungarian costs tie often, §4.4). Rows without a ``category`` form one category ``all``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators.dataset import read_manifest, read_split
+from vgrc.evaluators.encoding import EncodingSetup
+from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+from vgrc.evaluators.ownership import claim_run_folder
+from vgrc.evaluators.retrieval_data import default_split, object_phrase
+from vgrc.evaluators.runs import write_metric_tables, write_run_json
+
+__all__ = ["itm_accuracy", "run_itm_eval", "GROUPS"]
+
+#: SugarCrepe's three groups of categories
+GROUPS = {"add": ("add_att", "add_obj"), "replace": ("replace_att", "replace_obj", "replace_rel"), "swap": ("swap_att", "swap_obj")}
+
+
+def itm_accuracy(positive: np.ndarray, negative: np.ndarray, categories: Sequence[str], prefix: str = "") -> dict[str, float]:
+    """Accuracy (positive strictly above negative) per category, per group, macro; ties."""
+    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
+    correct = positive > negative
+    cats = np.asarray(categories)
+    out: dict[str, float] = {}
+    per = {}
+    for c in dict.fromkeys(categories):
+        per[c] = float(correct[cats == c].mean())
+        out[f"{prefix}itm_acc_{c}"] = per[c]
+    for group, members in GROUPS.items():
+        present = [per[c] for c in members if c in per]
+        if present:
+            out[f"{prefix}itm_acc_{group}"] = float(np.mean(present))
+    out[f"{prefix}itm_acc_macro"] = float(np.mean(list(per.values())))
+    out[f"{prefix}itm_ties"] = float(np.sum(positive == negative))
+    return out
+
+
+def run_itm_eval(config, out: Path, progress, timer) -> dict:
+    """Run the ITM evaluation (see the module documentation) and write ``out``."""
+    import pandas as pd
+
+    with timer("load_data"):
+        data = Path(config.data)
+        manifest = read_manifest(data)
+        split = config.split or default_split(manifest)
+        rows = read_split(data, split)
+        missing = next((r for r in rows if not isinstance(r.get("negative_caption"), str)), None)
+        if missing is not None:
+            raise DatasetFolderError(
+                f"row {missing.get('id')!r} of {data} has no negative_caption; --task itm needs positive/negative caption pairs "
+                "(a dataset from `vgrc import sugarcrepe`)"
+            )
+        if config.limit is not None:
+            rows = rows[: config.limit]
+        base = data / split
+        paths = [Path(r["file_name"]) if Path(r["file_name"]).is_absolute() else base / r["file_name"] for r in rows]
+        categories = [str(r.get("category", "all")) for r in rows]
+    setup = EncodingSetup(config)
+    with timer("encode_images"):
+        images, failed, bad = setup.encode_images(paths, progress)
+    keep = np.flatnonzero(~failed)
+    if keep.size == 0:
+        raise InvalidInputError(f"no row is left: all {len(rows)} images were skipped (first: {bad[0] if bad else '?'})")
+    rows, images, categories = [rows[i] for i in keep], images[keep], [categories[i] for i in keep]
+    with timer("encode_texts"):
+        pos = setup.encode_texts([r["caption"] for r in rows], progress)
+        neg = setup.encode_texts([r["negative_caption"] for r in rows], progress)
+    with timer("stage1"):
+        s_pos, s_neg = (images * pos).sum(1), (images * neg).sum(1)
+    f_pos, f_neg = s_pos, s_neg
+    if config.rerank != "none":
+        with timer("rerank"):
+            f_pos, f_neg = _rerank_scores(config, rows, setup, progress)
+    with timer("metrics"):
+        metrics = itm_accuracy(f_pos, f_neg, categories)
+        if config.rerank != "none":
+            metrics.update(itm_accuracy(s_pos, s_neg, categories, prefix="stage1_"))
+        metrics["n_pairs"] = float(len(rows))
+    with timer("write"):
+        claim_run_folder(out, config.overwrite)
+        notes = ["ITM (SugarCrepe's protocol): correct when the positive caption scores strictly above the negative; ties count as wrong"]
+        if config.rerank != "none":
+            notes.append(f"{config.rerank} scores each caption's object set against the image's objects ({manifest.get('objects_source', 'the annotations')})")
+        write_metric_tables(out, config, metrics, f"{manifest.get('dataset')} · {config.model} · ITM ({config.rerank})", notes, {"task": "itm", "rerank": config.rerank}, manifest.get("dataset"))
+        frame = pd.DataFrame({
+            "query_id": [str(r["id"]) for r in rows], "category": categories,
+            "score_pos_stage1": s_pos, "score_neg_stage1": s_neg, "score_pos_final": f_pos, "score_neg_final": f_neg,
+            "correct_stage1": s_pos > s_neg, "correct_final": np.asarray(f_pos) > np.asarray(f_neg),
+        })
+        tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, out / "per_query.parquet")
+        data_info = {"dataset": manifest.get("dataset"), "split": split, "rows": len(rows), "objects_source": manifest.get("objects_source")}
+        write_run_json(out, config, setup, data_info, {"images": bad}, {"notes": notes}, timer)
+    return metrics
+
+
+def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> tuple[np.ndarray, np.ndarray]:
+    """Minus the reranker's cost of (positive objects, image objects) and (negative objects, image objects)."""
+    from vgrc.evaluators.first_stage import normalize
+    from vgrc.evaluators.rerank import RERANKERS, ObjectTable, RerankContext
+
+    if config.rerank not in ("hungarian", "fgw"):
+        raise InvalidInputError(f"--task itm reranks with hungarian or fgw, not {config.rerank!r}")
+    for key in ("caption_objects", "negative_caption_objects", "objects"):
+        row = next((r for r in rows if not r.get(key)), None)
+        if row is not None:
+            raise InvalidInputError(f"row {row.get('id')!r} has no {key}, which --task itm --rerank {config.rerank} needs; rerun `vgrc import sugarcrepe` or use --rerank none")
+    q_phr = [[object_phrase(o) for o in r["caption_objects"]] for r in rows] + [[object_phrase(o) for o in r["negative_caption_objects"]] for r in rows]
+    g_phr = [[object_phrase(o) for o in r["objects"]] for r in rows]
+    unique = sorted({p for rs in (q_phr, g_phr) for row in rs for p in row})
+    filled = [t.format(p) for p in unique for t in config.templates]
+    emb = setup.encode_texts(filled, progress).reshape(len(unique), len(config.templates), -1)
+    phrases = normalize(normalize(emb).mean(axis=1))
+    index = {p: i for i, p in enumerate(unique)}
+    n = len(rows)
+    ctx = RerankContext(ObjectTable.build(q_phr, index, phrases), ObjectTable.build(g_phr, index, phrases), np.zeros((n, phrases.shape[1]), np.float32),
+                        fgw_alpha=config.fgw_alpha, solver=config.solver, epsilon=config.epsilon,
+                        unmatched_cost=config.unmatched_cost, surplus_cost=config.surplus_cost)
+    shortlist = np.concatenate([np.arange(n), np.arange(n)])[:, None]  # each caption against its own image
+    scores = RERANKERS[config.rerank](ctx, shortlist, np.zeros((2 * n, 1)))[:, 0]
+    return scores[:n], scores[n:]
