@@ -101,21 +101,24 @@ def eval_command(
 def report_command(
     runs: Annotated[list[Path], typer.Argument(help="Run folders written by vgrc eval (other paths, e.g. a previous table.csv, are skipped with a note).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Markdown table to write (a .csv is written beside it); its folder must exist.", show_default=False)],
+    paper: Annotated[Optional[int], typer.Option("--paper", help="Print the paper's Table N (1–7) with the matching runs beside it, cell by cell, with the difference.", show_default=False)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Merge evaluation runs into one paper-style table (rows: run × Stage 1 × Stage 2).
 
-    Example:
+    Examples:
 
         vgrc report results/* --out results/table.md
+
+        vgrc report results/* --out results/table1-vs-paper.md --paper 1
     """
     from vgrc.cli.console import stderr
     from vgrc.evaluators.report import write_report
 
     with user_errors(debug):
-        table, skipped = write_report(runs, out, overwrite=overwrite)
+        table, skipped = write_report(runs, out, overwrite=overwrite, paper=paper)
     for path, why in skipped:
         stderr.print(f"[yellow]note:[/yellow] skipped {path}: {why}")
     if not quiet:

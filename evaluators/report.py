@@ -20,14 +20,15 @@ from vgrc.evaluators.dataset import atomic_write_text
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
 from vgrc.evaluators.ownership import check_output_file
 
-__all__ = ["load_run", "report_table", "write_report", "REPORT_MARK"]
+__all__ = ["load_run", "report_table", "paper_comparison", "write_report", "REPORT_MARK"]
 
-COLUMNS = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@1", "t2i_nDCG@5", "t2i_nDCG@10")
+COLUMNS = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@1", "t2i_nDCG@5", "t2i_nDCG@10", "t2i_CAS-gen@10", "t2i_CAS-noun@10")
 STAGE1_ORDER = ("cosine", "ridge", "ridge+steer", "objects-avg", "objects-steer-avg")
 RERANK_ORDER = ("none", "hungarian", "fgw", "min", "softmin", "steer-min", "steer-softmin")
 #: first line of every Markdown table vgrc report writes: what it may replace with --overwrite
 REPORT_MARK = "<!-- written by vgrc report -->"
 CSV_HEADER = ",".join(["run", "dataset", "model", "stage1", "rerank", "settings", *COLUMNS])
+PAPER_CSV_HEADER = ",".join(["paper_table", "dataset", "model", "stage1", "rerank", "metric", "paper", "vgrc", "difference", "run"])
 
 
 def load_run(run: str | Path) -> dict:
@@ -59,9 +60,7 @@ def _settings(cfg: dict) -> str:
     return f"k={cfg.get('k')}"
 
 
-def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, str]]]:
-    """(markdown, csv, skipped) for the given paths; ``skipped`` = (path, reason) for the
-    paths that are not run folders."""
+def _load_runs(runs: Sequence[str | Path]) -> tuple[list[tuple[Path, dict]], list[tuple[str, str]]]:
     loaded, skipped = [], []
     for r in runs:
         if not Path(r).is_dir():
@@ -73,6 +72,17 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
             skipped.append((str(r), str(exc)))
     if not loaded:
         raise DatasetFolderError(f"none of the {len(runs)} path(s) is a vgrc eval run folder (first: {runs[0] if runs else 'none given'})")
+    return loaded, skipped
+
+
+def _dataset(cfg: dict) -> str:
+    return str(cfg.get("dataset") or Path(str(cfg.get("data"))).name)
+
+
+def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, str]]]:
+    """(markdown, csv, skipped) for the given paths; ``skipped`` = (path, reason) for the
+    paths that are not run folders."""
+    loaded, skipped = _load_runs(runs)
 
     def key(item):
         path, m = item
@@ -80,17 +90,17 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
         return (str(c.get("data")), str(c.get("model")), _order(c.get("stage1", ""), STAGE1_ORDER), _order(c.get("rerank", ""), RERANK_ORDER), path.name)
 
     loaded.sort(key=key)
-    head = ["Run", "Dataset", "Model", "Stage 1", "Stage 2", "R@1", "R@5", "R@10", "nDCG@1", "nDCG@5", "nDCG@10", "Settings"]
+    head = ["Run", "Dataset", "Model", "Stage 1", "Stage 2", "R@1", "R@5", "R@10", "nDCG@1", "nDCG@5", "nDCG@10", "CAS-gen@10", "CAS-noun@10", "Settings"]
     md = [REPORT_MARK, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     csv = [CSV_HEADER]
     notes: dict[str, list[str]] = {}
     for path, m in loaded:
         cfg = m["config"]
-        dataset = str(cfg.get("dataset") or Path(str(cfg.get("data"))).name)
+        dataset = _dataset(cfg)
         stage1 = cfg.get("stage1") if cfg.get("task", "retrieval") == "retrieval" else "steering"
         cells = [path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank"))]
         cells += [f"{100 * m[c]:.1f}" if c in m else "—" for c in COLUMNS[:3]]
-        cells += [f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS[3:]]
+        cells += [f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS[3:]]  # nDCG and CAS
         cells.append(_settings(cfg))
         md.append("| " + " | ".join(cells) + " |")
         csv.append(",".join([path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank")), _settings(cfg),
@@ -103,7 +113,53 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", skipped
 
 
-def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False) -> tuple[str, list[tuple[str, str]]]:
+def _fmt_cell(metric: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}" if metric.startswith("t2i_R@") else f"{value:.3f}"
+
+
+def paper_comparison(runs: Sequence[str | Path], number: int) -> tuple[str, str, list[tuple[str, str]]]:
+    """(markdown, csv, skipped): the paper's Table ``number`` with vgrc's matching runs
+    beside it, cell by cell: "vgrc / paper (Δ)". A run matches a paper row by dataset,
+    model, Stage 1 and Stage 2; runs that match no row are listed as skipped."""
+    from vgrc.evaluators.paper_tables import paper_table
+
+    table = paper_table(number)
+    loaded, skipped = _load_runs(runs)
+    metrics = [c for c in COLUMNS if any(c in row["values"] for row in table["rows"])]
+    used = set()
+    head = ["Dataset", "Model", "Stage 1", "Stage 2", *(c.removeprefix("t2i_") for c in metrics), "Run"]
+    md = [REPORT_MARK, "", f"{table['title']}: vgrc / paper (difference)" + (" — the table's dataset is inferred (see vgrc.evaluators.paper_tables)" if table["inferred"] else ""), "",
+          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    csv = [PAPER_CSV_HEADER]
+    for row in table["rows"]:
+        datasets = (row["dataset"],) if "dataset" in row else table["datasets"]
+        match = next(((p, m) for p, m in loaded if _dataset(m["config"]) in datasets and m["config"].get("model") == row["model"]
+                      and m["config"].get("stage1") == row["stage1"] and m["config"].get("rerank") == row["rerank"]), None)
+        cells = [datasets[0], row["model"], row["stage1"], row["rerank"]]
+        for metric in metrics:
+            paper = row["values"].get(metric)
+            ours = match[1].get(metric) if match else None
+            if ours is None:
+                cells.append(f"— / {_fmt_cell(metric, paper)}")
+            elif paper is None:
+                cells.append(f"{_fmt_cell(metric, ours)} / —")
+            else:
+                scale = 100 if metric.startswith("t2i_R@") else 1
+                cells.append(f"{_fmt_cell(metric, ours)} / {_fmt_cell(metric, paper)} ({scale * (ours - paper):+.{1 if scale == 100 else 3}f})")
+            csv.append(",".join([str(number), datasets[0], row["model"], row["stage1"], row["rerank"], metric,
+                                 "" if paper is None else repr(paper), "" if ours is None else repr(float(ours)),
+                                 "" if paper is None or ours is None else repr(float(ours) - paper), match[0].name if match else ""]))
+        cells.append(match[0].name if match else "—")
+        if match:
+            used.add(match[0])
+        md.append("| " + " | ".join(cells) + " |")
+    skipped += [(str(p), f"matches no row of the paper's Table {number}") for p, _ in loaded if p not in used]
+    return "\n".join(md) + "\n", "\n".join(csv) + "\n", skipped
+
+
+def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False, paper: int | None = None) -> tuple[str, list[tuple[str, str]]]:
     """Write ``out`` (Markdown) and ``out`` with suffix ``.csv``; return the Markdown and
     the skipped paths. Checks everything before writing anything: the folder must exist
     (no parents are created), and only an earlier vgrc report is replaced, with
@@ -113,8 +169,9 @@ def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool
         raise OutputError(f"--out {out}: give the Markdown file (e.g. table.md); the .csv is written beside it")
     csv_path = out.with_suffix(".csv")
     check_output_file(out, overwrite, lambda line: line == REPORT_MARK, "vgrc report")
-    check_output_file(csv_path, overwrite, lambda line: line == CSV_HEADER, "vgrc report")
-    md, csv, skipped = report_table([r for r in runs if Path(r).resolve() not in (out.resolve(), csv_path.resolve())])
+    check_output_file(csv_path, overwrite, lambda line: line in (CSV_HEADER, PAPER_CSV_HEADER), "vgrc report")
+    mine = [r for r in runs if Path(r).resolve() not in (out.resolve(), csv_path.resolve())]
+    md, csv, skipped = paper_comparison(mine, paper) if paper is not None else report_table(mine)
     skipped += [(str(r), "the report's own output") for r in runs if Path(r).resolve() in (out.resolve(), csv_path.resolve())]
     atomic_write_text(out, md)
     atomic_write_text(csv_path, csv)

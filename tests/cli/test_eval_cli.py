@@ -103,3 +103,31 @@ def test_the_design_cards_line_works_on_a_fresh_machine(tmp_path, monkeypatch):
     assert "already holds a vgrc run; pass --overwrite" in one_error_line(run(*line))
     assert run(*line, "--overwrite").exit_code == 0
     assert (data / "manifest.json").stat().st_mtime_ns == stamp  # built once, reused
+
+
+def _fake_run(folder, dataset, model, stage1, rerank, **metrics):
+    """A run folder in vgrc's format with chosen metrics (report reads metrics.json)."""
+    import json
+
+    folder.mkdir(parents=True)
+    config = {"data": f"/data/{dataset}", "dataset": dataset, "model": model, "stage1": stage1, "rerank": rerank, "k": 50, "task": "retrieval"}
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "config": config, "notes": []}))
+    return folder
+
+
+def test_report_paper_puts_runs_beside_the_papers_table(tmp_path):
+    a = _fake_run(tmp_path / "clip-none", "shapes", "clip", "cosine", "none", **{"t2i_R@1": 0.04, "t2i_R@5": 0.134, "t2i_nDCG@1": 0.45})
+    b = _fake_run(tmp_path / "clip-fgw", "shapes", "clip", "cosine", "fgw", **{"t2i_R@1": 0.051})
+    other = _fake_run(tmp_path / "urban", "urban1k", "clip", "cosine", "none", **{"t2i_R@1": 0.5})
+    result = run("report", a, b, other, "--out", tmp_path / "t1.md", "--paper", "1")
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "t1.md").read_text()
+    assert "Table 1 (§6.1): Synthetic Shapes, CLIP" in md and "inferred" in md
+    row = next(line for line in md.splitlines() if line.startswith("| shapes | clip | cosine | none |"))
+    assert "4.0 / 3.5 (+0.5)" in row and "13.4 / 13.4 (+0.0)" in row and "0.450 / 0.400 (+0.050)" in row and "— / 21.3" in row
+    assert "5.1 / 5.1 (+0.0)" in next(line for line in md.splitlines() if line.startswith("| shapes | clip | cosine | fgw |"))
+    assert "| shapes | clip | ridge | none | — / 72.3" in md  # a paper row without a run
+    assert "matches no row of the paper's Table 1" in result.stderr and "urban" in result.stderr
+    csv = (tmp_path / "t1.csv").read_text().splitlines()
+    assert csv[0].startswith("paper_table,dataset,model") and "1,shapes,clip,cosine,none,t2i_R@1,0.035,0.04," in "\n".join(csv)
+    assert "--paper 9: the paper has Tables 1, 2, 3, 4, 5, 6, 7" in one_error_line(run("report", a, "--out", tmp_path / "t9.md", "--paper", "9"))
