@@ -186,14 +186,14 @@ def test_report_merges_runs(shapes_dir, tmp_path, cache_dir):
     md, csv, skipped = report_table(runs)
     assert skipped == []
     lines = md.splitlines()
-    assert lines[2] == "| Run | Dataset | Model | Stage 1 | Stage 2 | R@1 | R@5 | R@10 | nDCG@1 | nDCG@5 | nDCG@10 | Settings |"
+    assert lines[2] == "| Run | Dataset | Model | Stage 1 | Stage 2 | R@1 | R@5 | R@10 | nDCG@1 | nDCG@5 | nDCG@10 | CAS-gen@10 | CAS-noun@10 | Settings |"
     rows = [line.split(" | ") for line in lines[4:7]]
     assert [r[:5] for r in rows] == [
         ["| cosine-none", "shapes", "tiny-random", "cosine", "none"],
         ["| cosine-hungarian", "shapes", "tiny-random", "cosine", "hungarian"],
         ["| ridge-fgw", "shapes", "tiny-random", "ridge", "fgw"],
     ]
-    assert csv.splitlines()[0] == "run,dataset,model,stage1,rerank,settings,t2i_R@1,t2i_R@5,t2i_R@10,t2i_nDCG@1,t2i_nDCG@5,t2i_nDCG@10"
+    assert csv.splitlines()[0] == "run,dataset,model,stage1,rerank,settings,t2i_R@1,t2i_R@5,t2i_R@10,t2i_nDCG@1,t2i_nDCG@5,t2i_nDCG@10,t2i_CAS-gen@10,t2i_CAS-noun@10"
     r1 = json.loads((runs[1] / "metrics.json").read_text())["t2i_R@1"]
     assert rows[0][5] == f"{100 * r1:.1f}"
     # every run says where its per-object sets came from
