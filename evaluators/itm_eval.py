@@ -14,6 +14,10 @@ Metrics: ``itm_acc_<category>`` per category, ``itm_acc_add`` / ``_replace`` / `
 (mean of the group's category accuracies, as SugarCrepe reports them) and
 ``itm_acc_macro`` (mean over categories); ``itm_ties`` counts tied pairs (coarse
 Hungarian costs tie often, §4.4). Rows without a ``category`` form one category ``all``.
+
+Also the paper's Table 4 image → text direction, by cosine: ``i2t_R@1/5/10`` with every
+distinct image as a query and ALL captions, positives and hard negatives, as the
+gallery; an image's relevant captions are the positive captions of its rows.
 """
 
 from __future__ import annotations
@@ -53,6 +57,24 @@ def itm_accuracy(positive: np.ndarray, negative: np.ndarray, categories: Sequenc
             out[f"{prefix}itm_acc_{group}"] = float(np.mean(present))
     out[f"{prefix}itm_acc_macro"] = float(np.mean(list(per.values())))
     out[f"{prefix}itm_ties"] = float(np.sum(positive == negative))
+    return out
+
+
+def i2t_recall(image_keys: Sequence[str], images: np.ndarray, positive: np.ndarray, negative: np.ndarray, ks=(1, 5, 10)) -> dict[str, float]:
+    """i2t R@K: each distinct image (by ``image_keys``) ranks all 2N captions by cosine;
+    hit when one of its own positive captions is in the top K. Ties rank by caption order."""
+    from vgrc.evaluators.first_stage import cosine_topk
+    from vgrc.evaluators.metrics import recall_at_k
+
+    first = {}
+    for i, key in enumerate(image_keys):
+        first.setdefault(key, []).append(i)
+    queries = np.stack([images[rows[0]] for rows in first.values()])
+    gallery = np.concatenate([positive, negative])  # caption j < N is row j's positive
+    relevant = [np.array(rows) for rows in first.values()]
+    _, _, rank = cosine_topk(queries, gallery, max(ks), relevant)
+    out = recall_at_k(rank, ks, prefix="i2t")
+    out["i2t_n_images"] = float(len(queries))
     return out
 
 
@@ -96,6 +118,7 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
         metrics = itm_accuracy(f_pos, f_neg, categories)
         if config.rerank != "none":
             metrics.update(itm_accuracy(s_pos, s_neg, categories, prefix="stage1_"))
+        metrics.update(i2t_recall([str(paths[i]) for i in keep], images, pos, neg))
         metrics["n_pairs"] = float(len(rows))
     with timer("write"):
         claim_run_folder(out, config.overwrite)

@@ -294,6 +294,16 @@ def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, reran
     ref = itm_accuracy((img * pos).sum(1), (img * neg).sum(1), [r["category"] for r in rows])
     prefix = "" if rerank == "none" else "stage1_"
     assert m[f"{prefix}itm_acc_macro"] == pytest.approx(ref["itm_acc_macro"], abs=1e-6)
+    # i2t over all 28 captions (positives and hard negatives), by brute force
+    keys = [r["file_name"] for r in rows]
+    gallery = np.concatenate([pos, neg])
+    hits, n_images = 0, 0
+    for key in dict.fromkeys(keys):
+        own = [j for j, k in enumerate(keys) if k == key]
+        order = np.argsort(-(gallery @ img[own[0]]), kind="stable")
+        hits += bool(set(order[:5].tolist()) & set(own))
+        n_images += 1
+    assert m["i2t_n_images"] == n_images == 4 and m["i2t_R@5"] == pytest.approx(hits / n_images)
     assert m["n_pairs"] == 14 and set(m) >= {"itm_acc_add", "itm_acc_replace", "itm_acc_swap"}
     frame = __import__("pandas").read_parquet(out / "per_query.parquet")
     assert (frame.correct_final == (frame.score_pos_final > frame.score_neg_final)).all()
