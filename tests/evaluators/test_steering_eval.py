@@ -14,7 +14,7 @@ from vgrc.evaluators.encoders import ClipEncoder, resolve_model
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.first_stage import normalize
 from vgrc.evaluators.pipeline import EvalConfig, run_eval
-from vgrc.evaluators.steering_eval import load_steering_rows
+from vgrc.evaluators.tasks.steering import load_steering_rows
 from vgrc.generators.vg import VGConfig, build_vg
 
 

@@ -262,7 +262,7 @@ def test_eval_runs_on_imported_datasets(clevr, sugarcrepe, tmp_path):
 
 
 def test_itm_accuracy_by_hand():
-    from vgrc.evaluators.itm_eval import itm_accuracy
+    from vgrc.evaluators.tasks.itm import itm_accuracy
 
     pos = np.array([0.9, 0.2, 0.5, 0.5, 0.7, 0.1])
     neg = np.array([0.1, 0.3, 0.5, 0.4, 0.6, 0.0])
@@ -280,7 +280,7 @@ def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, reran
     """Cosine accuracy recomputed from the encoder directly; reranked scores are
     minus the solver's cost of each caption's objects against the image's objects."""
     from vgrc.evaluators.encoders import ClipEncoder, resolve_model
-    from vgrc.evaluators.itm_eval import itm_accuracy
+    from vgrc.evaluators.tasks.itm import itm_accuracy
     from vgrc.evaluators.pipeline import EvalConfig, run_eval
 
     src, coco = sugarcrepe
