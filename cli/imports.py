@@ -17,7 +17,8 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ObjectParser = Annotated[str, typer.Option("--object-parser", help="How objects are parsed from captions without annotations: rules (deterministic, no model) or spacy (needs spaCy's en_core_web_sm).")]
+ObjectParser = Annotated[str, typer.Option("--object-parser", help="How objects are parsed from captions without annotations: rules (deterministic, no model), spacy (needs spaCy's en_core_web_sm) or llm (a transformers instruct model, --parser-model).")]
+ParserModel = Annotated[Optional[str], typer.Option("--parser-model", help="Instruct model of --object-parser llm: hub id or local folder [default: Qwen/Qwen2.5-1.5B-Instruct].", show_default=False)]
 
 
 def _summary(result, what: str) -> None:
@@ -33,6 +34,7 @@ def sugarcrepe_command(
     out: OutDir,
     coco_annotations: Annotated[Optional[Path], typer.Option("--coco-annotations", help="COCO instances_val2017.json: the images' objects from annotations [default: parsed from the positive caption].", show_default=False)] = None,
     object_parser: ObjectParser = "rules",
+    parser_model: ParserModel = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -46,7 +48,7 @@ def sugarcrepe_command(
     from vgrc.generators.importers import get_importer
 
     with user_errors(debug):
-        result = get_importer("sugarcrepe")(src, coco_images, out, coco_annotations=coco_annotations, object_parser=object_parser,
+        result = get_importer("sugarcrepe")(src, coco_images, out, coco_annotations=coco_annotations, object_parser=object_parser, parser_model=parser_model,
                                             overwrite=overwrite, command=command_line())
     if not quiet:
         per = ", ".join(f"{c} {n:,}" for c, n in result.counts["per_category"].items())
@@ -112,6 +114,7 @@ def captions_command(
     captions: Annotated[Path, typer.Option("--captions", help=".jsonl or .csv with file_name, caption (and optional objects, id).", show_default=False)],
     out: OutDir,
     object_parser: ObjectParser = "rules",
+    parser_model: ParserModel = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -125,6 +128,6 @@ def captions_command(
     from vgrc.generators.importers import get_importer
 
     with user_errors(debug):
-        result = get_importer("captions")(images, captions, out, object_parser=object_parser, overwrite=overwrite, command=command_line())
+        result = get_importer("captions")(images, captions, out, object_parser=object_parser, parser_model=parser_model, overwrite=overwrite, command=command_line())
     if not quiet:
         _summary(result, f"{result.counts['rows']:,} images")

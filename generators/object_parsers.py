@@ -11,6 +11,12 @@ Registry :data:`OBJECT_PARSERS` (``--object-parser``):
   templated captions (CLEVR, Synthetic Shapes, COCO-style sentences).
 - ``spacy``: noun chunks of an installed spaCy English pipeline, adjectival modifiers as
   attributes. One clear line when spaCy or its model is not installed.
+- ``llm``: a transformers instruct model (``--parser-model``, a hub id or local folder,
+  loaded with ``AutoModelForCausalLM.from_pretrained``), asked for a JSON list of
+  ``{"noun", "attributes"}`` and decoded greedily. Answers are cached by (model, prompt,
+  caption) in a JSON Lines file, so a re-import asks nothing twice. An answer that does not
+  parse is recorded as such and the caption falls back to ``rules``; those objects say
+  ``parsed:rules (llm answer unparsable)``.
 
 Every parsed object carries ``"source": "parsed:<parser>"``; annotated objects carry
 ``"source": "annotation"``.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.registry import check_choice
@@ -118,17 +125,142 @@ def _spacy_pipeline():
         ) from None
 
 
-#: name -> caption -> list of objects
-OBJECT_PARSERS: dict[str, Callable[[str], list[dict]]] = {"rules": parse_rules, "spacy": parse_spacy}
+LLM_PROMPT = (
+    "List the physical objects named in this image caption as a JSON list of objects with keys "
+    '"noun" (a string) and "attributes" (a list of adjectives describing that object). '
+    "Answer with the JSON list only.\nCaption: {caption}"
+)
+DEFAULT_PARSER_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+
+
+def parse_llm_answer(text: str) -> list[dict] | None:
+    """The first JSON list in a model's answer, as objects; None when there is none that
+    fits the schema (the caller records it and falls back)."""
+    import json
+
+    start = text.find("[")
+    while start >= 0:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text, start)
+        except json.JSONDecodeError:
+            start = text.find("[", start + 1)
+            continue
+        if isinstance(value, list) and all(isinstance(o, dict) and isinstance(o.get("noun"), str) and o["noun"].strip() for o in value):
+            return [{"noun": o["noun"].strip().lower(), "attributes": [str(a).strip().lower() for a in o.get("attributes") or [] if str(a).strip()],
+                     "bbox": None, "source": "parsed:llm"} for o in value]
+        return None
+    return None
+
+
+class LLMObjectParser:
+    """``caption -> objects`` with a transformers causal LM, cached (see the module docs).
+
+    Attributes
+    ----------
+    generated : int
+        Model calls made (cache hits make none).
+    unparsable : int
+        Answers that did not parse (those captions fell back to ``rules``).
+    """
+
+    def __init__(self, model: str, cache_dir: str | None = None, device: str | None = None, max_new_tokens: int = 160):
+        import hashlib
+
+        from vgrc.evaluators.model_refs import check_model_reference
+
+        check_model_reference("--parser-model", model, kind="transformers")
+        _parser_model_reachable(model)
+        self.model_id, self.max_new_tokens, self.generated, self.unparsable = model, max_new_tokens, 0, 0
+        from vgrc.evaluators.embedding_cache import default_cache_dir
+
+        root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "object-parser"
+        root.mkdir(parents=True, exist_ok=True)
+        self.cache_path = root / (hashlib.sha256(f"{model}|{LLM_PROMPT}".encode()).hexdigest()[:24] + ".jsonl")
+        self.cache = _read_answer_cache(self.cache_path)
+        self._device = device
+        self._loaded = None
+
+    def _load(self):
+        if self._loaded is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+            try:
+                tok = AutoTokenizer.from_pretrained(self.model_id)
+                model = AutoModelForCausalLM.from_pretrained(self.model_id).to(device).eval()
+            except (OSError, ValueError) as exc:
+                raise InvalidInputError(f"cannot load --parser-model {self.model_id}: {str(exc).splitlines()[0]}") from None
+            self._loaded = (tok, model, device)
+        return self._loaded
+
+    def answer(self, caption: str) -> str:
+        import torch
+
+        tok, model, device = self._load()
+        prompt = LLM_PROMPT.format(caption=caption)
+        if getattr(tok, "chat_template", None):
+            prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        ids = tok(prompt, return_tensors="pt").to(device)
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        self.generated += 1
+        return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def __call__(self, caption: str) -> list[dict]:
+        import json
+
+        if caption not in self.cache:
+            text = self.answer(caption)
+            self.cache[caption] = text
+            with open(self.cache_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"caption": caption, "answer": text}) + "\n")
+        objects = parse_llm_answer(self.cache[caption])
+        if objects is None:
+            self.unparsable += 1
+            return [{**o, "source": "parsed:rules (llm answer unparsable)"} for o in parse_rules(caption)]
+        return objects
+
+
+def _read_answer_cache(path: Path) -> dict[str, str]:
+    import json
+
+    cache: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+                cache[rec["caption"]] = rec["answer"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line torn by an interruption: asked again
+    return cache
+
+
+def _parser_model_reachable(model: str) -> None:
+    if Path(model).exists():
+        return
+    from vgrc.evaluators.encoders import hub_missing_reason
+
+    why = hub_missing_reason(model, ("config.json",))
+    if why:
+        raise InvalidInputError(
+            f"--parser-model {model!r} is not available offline ({why}); download it once, pass a local folder, or use --object-parser rules"
+        )
+
+
+#: name -> caption -> list of objects (llm: built with its model by get_object_parser)
+OBJECT_PARSERS: dict[str, Callable[[str], list[dict]] | None] = {"rules": parse_rules, "spacy": parse_spacy, "llm": None}
 
 
 def list_object_parsers() -> list[str]:
     return list(OBJECT_PARSERS)
 
 
-def get_object_parser(name: str) -> Callable[[str], list[dict]]:
+def get_object_parser(name: str, model: str | None = None, cache_dir: str | None = None) -> Callable[[str], list[dict]]:
     """The parser registered as ``name`` (one clear line for an unknown one); checks that it can run."""
     check_choice("--object-parser", name, OBJECT_PARSERS)
     if name == "spacy":
         _spacy_pipeline()
+    if name == "llm":
+        return LLMObjectParser(model or DEFAULT_PARSER_MODEL, cache_dir=cache_dir)
     return OBJECT_PARSERS[name]

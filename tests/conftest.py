@@ -39,3 +39,11 @@ def tiny_qwen(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_qwen
 
     return build_tiny_qwen(tmp_path_factory.mktemp("models") / "tiny-qwen")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    """A tiny random instruct-style causal LM folder (model + tokenizer with chat template)."""
+    from tiny_models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-llm")

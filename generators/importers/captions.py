@@ -60,7 +60,7 @@ def _objects(value, where: str) -> list[dict] | None:
 
 def import_captions(
     images: str | os.PathLike, captions: str | os.PathLike, out: str | os.PathLike, *, object_parser: str = "rules",
-    overwrite: bool = False, command: str = "vgrc import captions",
+    parser_model: str | None = None, overwrite: bool = False, command: str = "vgrc import captions",
 ) -> ImportResult:
     """Import your own captioned images (see the module documentation)."""
     images, captions, out = Path(images), Path(captions), Path(out)
@@ -68,7 +68,7 @@ def import_captions(
         raise InvalidInputError(f"--images {images} is not a folder")
     if not captions.is_file():
         raise InvalidInputError(f"--captions {captions} is not a file; expected a .jsonl or .csv with file_name and caption")
-    parse = get_object_parser(object_parser)
+    parse = get_object_parser(object_parser, parser_model)
     split_dir = out / SPLIT
     rows, missing, ids, parsed = [], 0, set(), 0
     for n, rec in _records(captions):
@@ -92,7 +92,9 @@ def import_captions(
     if not rows:
         raise InvalidInputError(f"--captions {captions}: no row has its image in --images {images} ({missing} missing)")
     counts = {"rows": len(rows), "images_missing": missing, "objects_parsed_rows": parsed, "objects_annotated_rows": len(rows) - parsed}
-    record = {"images": str(images.resolve()), "captions": str(captions.resolve()), "object_parser": object_parser}
+    if object_parser == "llm":
+        counts["llm_answers_unparsable"] = parse.unparsable
+    record = {"images": str(images.resolve()), "captions": str(captions.resolve()), "object_parser": object_parser, "parser_model": parser_model if object_parser == "llm" else None}
     source = f"the captions file's objects where given, else parsed by the {object_parser} parser (see each object's 'source')"
     result = write_import(
         out, "captions", record, {SPLIT: rows}, card="captions", command=command, sources=[captions], counts=counts,

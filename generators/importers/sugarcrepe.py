@@ -68,6 +68,7 @@ def import_sugarcrepe(
     *,
     coco_annotations: str | os.PathLike | None = None,
     object_parser: str = "rules",
+    parser_model: str | None = None,
     overwrite: bool = False,
     command: str = "vgrc import sugarcrepe",
 ) -> ImportResult:
@@ -76,7 +77,7 @@ def import_sugarcrepe(
     src, images, out = Path(src), Path(coco_images), Path(out)
     if not images.is_dir():
         raise InvalidInputError(f"--coco-images {images} is not a folder; expected COCO val2017 images (000000xxxxxx.jpg)")
-    parse = get_object_parser(object_parser)
+    parse = get_object_parser(object_parser, parser_model)
     data = _find_data(src)
     coco = _coco_objects(Path(coco_annotations)) if coco_annotations else None
     present = {p.name for p in images.iterdir()}
@@ -117,9 +118,9 @@ def import_sugarcrepe(
     if not rows:
         raise InvalidInputError(f"no SugarCrepe record has its image in --coco-images {images} ({sum(missing.values())} missing)")
     total = {"records": len(rows), "per_category": dict(counts), "missing_images": dict(missing), "absent_categories": absent,
-             "images": len({r["file_name"] for r in rows})}
+             "images": len({r["file_name"] for r in rows}), "llm_answers_unparsable": getattr(parse, "unparsable", None)}
     record = {"src": str(data.resolve()), "coco_images": str(images.resolve()), "coco_annotations": str(Path(coco_annotations).resolve()) if coco_annotations else None,
-              "object_parser": object_parser}
+              "object_parser": object_parser, "parser_model": parser_model if object_parser == "llm" else None}
     objects_source = "COCO instance annotations (images); captions parsed by " + object_parser if coco else f"parsed from the positive captions by the {object_parser} parser"
     table = "\n".join(f"| {c} | {counts[c]:,} | {missing[c]:,} |" for c in CATEGORIES)
     result = write_import(

@@ -312,3 +312,59 @@ def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, reran
         # the positive caption's objects match the image's exactly: cost 0, a strict win
         row = frame[frame.query_id == "add_att-0"].iloc[0]
         assert row.score_pos_final == pytest.approx(0.0, abs=1e-6) and row.correct_final
+
+
+# --------------------------------------------------------------------------- llm / spacy object parsers
+
+
+def test_llm_answers_are_parsed_or_recorded_as_unparsable():
+    from vgrc.generators.object_parsers import parse_llm_answer
+
+    assert parse_llm_answer('```json\n[{"noun": "Dog", "attributes": ["brown", " "]}]\n```') == [
+        {"noun": "dog", "attributes": ["brown"], "bbox": None, "source": "parsed:llm"}]
+    assert parse_llm_answer('[] trailing') == []
+    for bad in ("no json here", '[{"name": "dog"}]', "[1, 2]", '[{"noun": ""}]', '[{"noun": "dog"'):
+        assert parse_llm_answer(bad) is None
+
+
+def test_llm_parser_loads_through_from_pretrained_and_caches(tiny_llm, tmp_path):
+    from vgrc.generators.object_parsers import get_object_parser
+
+    parser = get_object_parser("llm", str(tiny_llm), cache_dir=str(tmp_path / "cache"))
+    captions = ["a red kite above a green field", "two dogs on a lawn"]
+    first = [parser(c) for c in captions]
+    assert parser.generated == 2
+    for objs in first:  # a random model's answer does not parse: recorded, rules fallback, flagged
+        assert objs and all(o["source"] in ("parsed:llm", "parsed:rules (llm answer unparsable)") for o in objs)
+    again = get_object_parser("llm", str(tiny_llm), cache_dir=str(tmp_path / "cache"))
+    assert [again(c) for c in captions] == first and again.generated == 0  # answered from the cache
+    assert len(again.cache_path.read_text().splitlines()) == 2
+
+
+def test_import_captions_with_the_llm_parser(tiny_llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("VGRC_CACHE", str(tmp_path / "cache"))
+    _jpeg(tmp_path / "photos" / "a.jpg", 10)
+    (tmp_path / "c.jsonl").write_text('{"file_name": "a.jpg", "caption": "a red kite"}\n')
+    result = runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.jsonl"),
+                                 "--out", str(tmp_path / "out"), "--object-parser", "llm", "--parser-model", str(tiny_llm), "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["config"]["parser_model"] == str(tiny_llm) and "llm_answers_unparsable" in manifest["counts"]
+    line = one_error_line(runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.jsonl"),
+                                              "--out", str(tmp_path / "o2"), "--object-parser", "llm", "--parser-model", str(tmp_path / "no-model")]))
+    assert "--parser-model" in line and "no-model" in line and not (tmp_path / "o2").exists()
+
+
+def test_spacy_parser_missing_is_one_clear_line(tmp_path):
+    # spaCy is not a dependency: when it is absent the user gets the install line
+    try:
+        import spacy  # noqa: F401
+
+        pytest.skip("spaCy is installed here")
+    except ImportError:
+        pass
+    _jpeg(tmp_path / "photos" / "a.jpg", 10)
+    (tmp_path / "c.jsonl").write_text('{"file_name": "a.jpg", "caption": "a red kite"}\n')
+    line = one_error_line(runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.jsonl"),
+                                              "--out", str(tmp_path / "o"), "--object-parser", "spacy"]))
+    assert "pip install spacy" in line and "--object-parser rules" in line
