@@ -227,8 +227,10 @@ def test_registry_and_parser_registry():
     assert list_importers() == ["sugarcrepe", "clevr-hope", "urban1k", "captions"]
     with pytest.raises(InvalidInputError, match="did you mean 'clevr-hope'"):
         get_importer("clevr_hope")
-    with pytest.raises(InvalidInputError, match="unknown --object-parser 'llm'"):
-        get_object_parser("llm")
+    with pytest.raises(InvalidInputError, match="unknown --object-parser 'gpt'; valid: rules, spacy, llm"):
+        get_object_parser("gpt")
+    with pytest.raises(InvalidInputError, match="--parser-model 'Qwen/Qwen2.5-1.5B-Instruct' is not available offline"):
+        get_object_parser("llm")  # the default model, not cached here: one line, no download loop
 
 
 def test_rules_parser_on_templated_and_natural_captions():
