@@ -40,13 +40,10 @@ __all__ = [
     "check_weights",
 ]
 
-from vgrc.evaluators.model_refs import MODEL_ALIASES, TINY_CONFIG_DIR, check_clip_model
+from vgrc.evaluators.errors import ModelUnavailableError
+from vgrc.evaluators.model_refs import MODEL_ALIASES, TINY_CONFIG_DIR, check_clip_model, hub_missing_reason
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-class ModelUnavailableError(VgrcError):
-    """Weights cannot be loaded (offline and not cached, or a bad checkpoint)."""
 
 
 def list_models() -> list[str]:
@@ -109,48 +106,6 @@ def resolve_model(model: str, pretrained: str | None = None, seed: int = 0) -> M
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
         raise InvalidInputError(f"unknown pretrained tag {tag!r} for {arch}; known tags: {tags}")
     return ModelSpec(model, arch, tag or pretrained, seed)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def _hub_reachable(timeout: float = 1.0) -> bool:
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _cached_hub_file(repo_id: str, filenames: Sequence[str]) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in filenames:
-        found = try_to_load_from_cache(repo_id, filename)
-        if isinstance(found, str):
-            return found
-    return None
-
-
-def hub_missing_reason(repo_id: str, filenames: Sequence[str]) -> str | None:
-    """Why ``repo_id`` cannot be used now, or None when one of ``filenames`` is cached or
-    the hub can be reached. Answers within a second: no download retry loop."""
-    if _cached_hub_file(repo_id, filenames):
-        return None
-    if _offline():
-        return "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
-    if not _hub_reachable():
-        return "not in the Hugging Face cache and the hub cannot be reached (offline)"
-    return None
 
 
 def _unavailable(spec: ModelSpec, why: str) -> ModelUnavailableError:

@@ -7,7 +7,7 @@ do; the command-line layer prints the message as one red line and exits with cod
 
 from __future__ import annotations
 
-__all__ = ["VgrcError", "InvalidInputError", "DatasetFolderError", "OutputError"]
+__all__ = ["VgrcError", "InvalidInputError", "DatasetFolderError", "OutputError", "ModelUnavailableError"]
 
 
 class VgrcError(Exception):
@@ -24,3 +24,7 @@ class DatasetFolderError(VgrcError):
 
 class OutputError(VgrcError, OSError):
     """An output location cannot be created or written."""
+
+
+class ModelUnavailableError(VgrcError):
+    """Weights cannot be loaded (offline and not cached, or a bad checkpoint)."""

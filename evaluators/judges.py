@@ -83,19 +83,10 @@ class QwenYesNoJudge:
 
 
 def _judge_reachable(model: str) -> None:
-    from vgrc.evaluators.model_refs import check_model_reference
+    from vgrc.evaluators.model_refs import require_model
 
-    check_model_reference("--judge-model", model, kind="transformers")
-    if Path(model).exists():
-        return
-    from vgrc.evaluators.encoders import hub_missing_reason
-
-    why = hub_missing_reason(model, ("config.json",))
-    if why:
-        raise VgrcError(
-            f"judge model {model!r} is not available offline ({why}); download it once, "
-            "or pass a local folder: --judge-model PATH, or skip verification with --judge none"
-        )
+    require_model("--judge-model", model, "transformers", "judge model",
+                  "or pass a local folder: --judge-model PATH, or skip verification with --judge none")
 
 
 #: name -> factory(model, device) returning a judge, or None for no verification

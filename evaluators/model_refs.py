@@ -19,12 +19,13 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
 
-__all__ = ["MODEL_ALIASES", "check_model_reference", "check_clip_model", "open_clip_architectures"]
+__all__ = ["MODEL_ALIASES", "check_model_reference", "check_clip_model", "hub_missing_reason", "open_clip_architectures", "require_model"]
 
 #: alias -> (open_clip architecture, pretrained tag or None for seeded random weights)
 MODEL_ALIASES: dict[str, tuple[str, str | None]] = {
@@ -75,6 +76,63 @@ def check_model_reference(option: str, value: str, kind: str = "transformers") -
     if _looks_like_path(value) or value.count("/") > 1:
         raise InvalidInputError(f"{option} {value}: no such folder; expected a local {kind} model folder or a hub id ORG/NAME")
     _check_hub_id(option, value)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_reachable(timeout: float = 1.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cached_hub_file(repo_id: str, filenames: Sequence[str]) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in filenames:
+        found = try_to_load_from_cache(repo_id, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def hub_missing_reason(repo_id: str, filenames: Sequence[str]) -> str | None:
+    """Why ``repo_id`` cannot be used now, or None when one of ``filenames`` is cached or
+    the hub can be reached. Answers within a second: no download retry loop."""
+    if _cached_hub_file(repo_id, filenames):
+        return None
+    if _offline():
+        return "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+    if not _hub_reachable():
+        return "not in the Hugging Face cache and the hub cannot be reached (offline)"
+    return None
+
+
+def require_model(option: str, value: str, kind: str, name: str, advice: str) -> None:
+    """Fail at once, with one line, when a Hugging Face model (``kind`` "diffusers" or
+    "transformers") is neither a valid local folder nor cached or fetchable: the syntax
+    check of :func:`check_model_reference`, then the hub cache, with no retry loop.
+    ``name`` starts the message ("judge model"), ``advice`` ends it."""
+    from vgrc.evaluators.errors import ModelUnavailableError
+
+    check_model_reference(option, value, kind=kind)
+    if Path(os.path.expanduser(value)).exists():
+        return
+    why = hub_missing_reason(value, (REQUIRED_FILE[kind],))
+    if why:
+        raise ModelUnavailableError(f"{name} {value!r} is not available offline ({why}); download it once, {advice}")
 
 
 @lru_cache(maxsize=1)

@@ -137,21 +137,9 @@ def shard_of(n_items: int, num_shards: int, shard_index: int) -> list[int]:
 
 def _model_reachable(model: str) -> None:
     """One line, at once, when FLUX weights are neither local nor fetchable."""
-    from vgrc.evaluators.model_refs import check_model_reference
+    from vgrc.evaluators.model_refs import require_model
 
-    check_model_reference("--model", model, kind="diffusers")
-    if Path(model).exists():
-        if not (Path(model) / "model_index.json").is_file():
-            raise VgrcError(f"--model {model} is a folder without model_index.json: not a diffusers pipeline folder")
-        return
-    from vgrc.evaluators.encoders import hub_missing_reason
-
-    why = hub_missing_reason(model, ("model_index.json",))
-    if why:
-        raise VgrcError(
-            f"model {model!r} is not available offline ({why}); "
-            f"download it once, or pass a local folder: --model PATH/TO/FLUX.1-dev"
-        )
+    require_model("--model", model, "diffusers", "model", "or pass a local folder: --model PATH/TO/FLUX.1-dev")
 
 
 def _check_cpu_offload(cpu_offload: bool) -> None:

@@ -166,10 +166,9 @@ class LLMObjectParser:
     def __init__(self, model: str, cache_dir: str | None = None, device: str | None = None, max_new_tokens: int = 160):
         import hashlib
 
-        from vgrc.evaluators.model_refs import check_model_reference
+        from vgrc.evaluators.model_refs import require_model
 
-        check_model_reference("--parser-model", model, kind="transformers")
-        _parser_model_reachable(model)
+        require_model("--parser-model", model, "transformers", "--parser-model", "pass a local folder, or use --object-parser rules")
         self.model_id, self.max_new_tokens, self.generated, self.unparsable = model, max_new_tokens, 0, 0
         from vgrc.evaluators.embedding_cache import default_cache_dir
 
@@ -234,18 +233,6 @@ def _read_answer_cache(path: Path) -> dict[str, str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line torn by an interruption: asked again
     return cache
-
-
-def _parser_model_reachable(model: str) -> None:
-    if Path(model).exists():
-        return
-    from vgrc.evaluators.encoders import hub_missing_reason
-
-    why = hub_missing_reason(model, ("config.json",))
-    if why:
-        raise InvalidInputError(
-            f"--parser-model {model!r} is not available offline ({why}); download it once, pass a local folder, or use --object-parser rules"
-        )
 
 
 #: name -> caption -> list of objects (llm: built with its model by get_object_parser)

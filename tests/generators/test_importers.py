@@ -229,7 +229,9 @@ def test_registry_and_parser_registry():
         get_importer("clevr_hope")
     with pytest.raises(InvalidInputError, match="unknown --object-parser 'gpt'; valid: rules, spacy, llm"):
         get_object_parser("gpt")
-    with pytest.raises(InvalidInputError, match="--parser-model 'Qwen/Qwen2.5-1.5B-Instruct' is not available offline"):
+    from vgrc.evaluators.errors import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="--parser-model 'Qwen/Qwen2.5-1.5B-Instruct' is not available offline"):
         get_object_parser("llm")  # the default model, not cached here: one line, no download loop
 
 
