@@ -42,26 +42,9 @@ class QwenYesNoJudge:
     """
 
     def __init__(self, model: str, device: str | None = None, batch_size: int = 8):
-        import torch
-
-        _judge_reachable(model)
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
         self.model_id = model
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        try:
-            self.processor = AutoProcessor.from_pretrained(model)
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
-        except (OSError, ValueError) as exc:
-            raise VgrcError(f"cannot load judge {model}: {str(exc).splitlines()[0]}") from exc
-        tok = self.processor.tokenizer
-        self.yes_no = []
-        for word in ("Yes", "No"):
-            ids = tok.encode(word, add_special_tokens=False)
-            if len(ids) != 1:
-                raise VgrcError(f"judge {model}: {word!r} is not a single token in its tokenizer; P(Yes) needs single-token answers")
-            self.yes_no.append(ids[0])
+        self.processor, self.model, self.device = load_qwen_vl(model, device)
+        self.yes_no = single_token_ids(self.processor.tokenizer, ("Yes", "No"), model)
         self.batch_size = batch_size
 
     def score(self, images: Sequence, nouns: Sequence[str], attributes: Sequence[str]) -> np.ndarray:
@@ -80,6 +63,35 @@ class QwenYesNoJudge:
             pair = logits[:, self.yes_no]
             out.append(torch.softmax(pair, dim=-1)[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
+
+
+def load_qwen_vl(model: str, device: str | None = None):
+    """``(processor, model, device)`` of a Qwen2.5-VL-Instruct checkpoint through the real
+    ``from_pretrained`` paths (bf16 on GPU, float32 on CPU), after the offline check."""
+    import torch
+
+    _judge_reachable(model)
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        processor = AutoProcessor.from_pretrained(model)
+        vlm = Qwen2_5_VLForConditionalGeneration.from_pretrained(model, dtype=dtype).to(device).eval()
+    except (OSError, ValueError) as exc:
+        raise VgrcError(f"cannot load judge {model}: {str(exc).splitlines()[0]}") from exc
+    return processor, vlm, device
+
+
+def single_token_ids(tokenizer, words: Sequence[str], model: str) -> list[int]:
+    """Token ids of answer words that must each be ONE token (their logits are read)."""
+    out = []
+    for word in words:
+        ids = tokenizer.encode(word, add_special_tokens=False)
+        if len(ids) != 1:
+            raise VgrcError(f"judge {model}: {word!r} is not a single token in its tokenizer; reading answer logits needs single-token answers")
+        out.append(ids[0])
+    return out
 
 
 def _judge_reachable(model: str) -> None:
@@ -130,10 +142,11 @@ class JudgmentCache:
         return hashlib.sha256(f"{image_sha}|{QUESTION.format(noun=noun, attr=attr)}|{self.model_id}".encode()).hexdigest()
 
     def add(self, items: Sequence[tuple[str, float]]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            for k, v in items:
-                fh.write(json.dumps({"key": k, "p_yes": float(v)}) + "\n")
-                self.values[k] = float(v)
+        from vgrc.evaluators.judgment_store import append_lines
+
+        items = [(k, float(v)) for k, v in items]
+        append_lines(self.path, (json.dumps({"key": k, "p_yes": v}) for k, v in items))
+        self.values.update(items)
 
 
 def clipscore(image_paths: Sequence[Path], prompts: Sequence[str], model: str, cache_dir: str | None = None) -> np.ndarray:

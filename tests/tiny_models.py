@@ -60,7 +60,7 @@ def build_tiny_qwen(folder: Path) -> Path:
     tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                          padding_side="left", model_max_length=4096)
     tok.add_special_tokens({"additional_special_tokens": specials[1:]})
-    tok.add_tokens(["Yes", "No"])
+    tok.add_tokens(["Yes", "No", "true", "false"])
     kw = {}
     try:
         from transformers import Qwen2VLVideoProcessor

@@ -1,0 +1,95 @@
+"""App. G's VLM judges on a tiny random Qwen2.5-VL, and the shared judgement store."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vgrc.evaluators.judgment_store import JudgmentStore, judgment_key
+from vgrc.evaluators.vlm_judges import CAS_PROMPT, QAS_PREFIX, QAS_PROMPT, QwenAppGJudge, parse_json_answer, prompt_hash
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "geometry-aware-clip-retrieval.txt"
+
+
+def _paper_text(start: str, end: str) -> str:
+    text = REFERENCE.read_text(encoding="utf-8")
+    seg = text[text.index(start): text.index(end, text.index(start)) + len(end)]
+    return seg.replace("- •\n", "- ")  # the extraction's bullets
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="the paper's text is beside the checkout (../shared) in CI and development")
+def test_prompts_are_app_g_verbatim():
+    qas = _paper_text("You are evaluating image-to-text retrieval relevance.", '"reason": str }')
+    assert QAS_PROMPT.replace("{{", "{").replace("}}", "}") == qas
+    cas = _paper_text("You are evaluating whether an image contains a specific object", 'based only on visible evidence" }')
+    assert CAS_PROMPT.replace("{{", "{").replace("}}", "}") == cas
+    assert QAS_PROMPT.format(query="a red car").count("a red car") == 1 and prompt_hash(QAS_PROMPT) != prompt_hash(CAS_PROMPT)
+
+
+def _images(n):
+    from PIL import Image
+
+    return [Image.new("RGB", (56, 56), (40 * i % 256, 90, 160)) for i in range(n)]
+
+
+def test_qas_logits_equal_a_manual_computation(tiny_qwen):
+    import torch
+
+    judge = QwenAppGJudge(str(tiny_qwen), device="cpu", batch_size=2)
+    images, queries = _images(3), ["a red car", "two dogs on a lawn", "a blue boat"]
+    got = judge.qas(images, queries)
+    for img, q, g in zip(images, queries, got):
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QAS_PROMPT.format(query=q)}]}]
+        text = judge.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + QAS_PREFIX
+        inputs = judge.processor(text=[text], images=[img], return_tensors="pt")
+        with torch.no_grad():
+            logits = judge.model(**inputs).logits[0, -1].float()
+        digits = [judge.processor.tokenizer.encode(str(d), add_special_tokens=False)[0] for d in range(5)]
+        p = torch.softmax(logits[digits], dim=-1).numpy()
+        assert g["grade"] == pytest.approx(float(p @ np.arange(5)), abs=1e-4) and g["argmax"] == int(p.argmax())
+        assert 0 <= g["grade"] <= 4 and sum(g["probs"]) == pytest.approx(1, abs=1e-5)
+    conf = judge.attribute_noun(images[:2], ["car", "boat"], ["red", "blue"])
+    assert all(0 < c["confidence"] < 1 for c in conf)
+
+
+def test_json_mode_records_unparsable_answers(tiny_qwen):
+    judge = QwenAppGJudge(str(tiny_qwen), device="cpu")
+    for rec in judge.qas(_images(1), ["a red car"], mode="json") + judge.attribute_noun(_images(1), ["car"], ["red"], mode="json"):
+        assert rec["mode"] == "json" and isinstance(rec["raw"], str)
+        assert rec["parsed"] is (rec.get("grade", rec.get("confidence")) is not None)  # a random model's text: recorded, no crash
+
+
+def test_parse_json_answer():
+    assert parse_json_answer('Sure! {"relevance_score": 3, "confidence": 0.8} trailing') == {"relevance_score": 3, "confidence": 0.8}
+    assert parse_json_answer("no json") is None and parse_json_answer('{"a": [1, 2') is None
+
+
+def test_store_reuses_resumes_and_skips_a_torn_line(tmp_path):
+    store = JudgmentStore(tmp_path, "qwen-7b@rev1")
+    keys = [judgment_key("qwen-7b@rev1", "p1", f"query {i}", f"sha{i}") for i in range(3)]
+    store.add([(keys[0], {"grade": 3.0}), (keys[1], {"grade": 1.5})])
+    with open(store.path, "a") as fh:
+        fh.write('{"key": "x", "value": {"grade"')  # killed mid-write
+    again = JudgmentStore(tmp_path, "qwen-7b@rev1")
+    assert again.get(keys[0]) == {"grade": 3.0} and keys[1] in again and keys[2] not in again
+    assert again.corrupt_lines == 1
+    again.add([(keys[2], {"grade": 0.0})])  # the run resumes: only the missing pair is asked
+    assert again.added == 1 and len(JudgmentStore(tmp_path, "qwen-7b@rev1").values) == 3
+    other = JudgmentStore(tmp_path, "qwen-32b@rev1")  # another judge never sees these answers
+    assert not other.values and other.path != store.path
+    assert judgment_key("m", "p", "q", "i") != judgment_key("m", "p2", "q", "i")
+    assert re.fullmatch(r"[0-9a-f]{64}", keys[0])
+    json.loads(store.path.read_text().splitlines()[0])
+
+
+def test_nac_judgment_cache_survives_a_torn_line_too(tmp_path):
+    from vgrc.evaluators.judges import JudgmentCache
+
+    cache = JudgmentCache(tmp_path / "judgments.jsonl", "m")
+    cache.add([("a", 0.9)])
+    with open(cache.path, "a") as fh:
+        fh.write('{"key": "b", "p_y')  # killed mid-write
+    JudgmentCache(cache.path, "m").add([("c", 0.2)])
+    assert JudgmentCache(cache.path, "m").values == {"a": 0.9, "c": 0.2}
