@@ -51,6 +51,10 @@ def eval_command(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip missing or damaged images (recorded in run.json) instead of stopping.")] = False,
     task: Annotated[str, typer.Option("--task", help=f"{', '.join(TASKS)}: captions as queries; the dataset's steering.jsonl with --steer-alpha; or SugarCrepe's positive-vs-negative caption accuracy (with --rerank none, hungarian or fgw).")] = "retrieval",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the vgrc run already in --out (never anything else).")] = False,
+    relevance: Annotated[str, typer.Option("--relevance", help="Graded relevance of nDCG@K and CAS@K: symbolic (from the annotations, App. H) or vlm (App. G's judges on the pairs of every reported top 10, cached in --cache-dir).")] = "symbolic",
+    judge_model: Annotated[str, typer.Option("--judge-model", help="Qwen2.5-VL-Instruct judge of --relevance vlm: hub id or local folder (the paper's NAC verifier is the 32B).")] = "Qwen/Qwen2.5-VL-7B-Instruct",
+    judge_batch_size: Annotated[int, typer.Option("--judge-batch-size", help="(image, prompt) pairs per judge forward pass.")] = 8,
+    judge_mode: Annotated[str, typer.Option("--judge-mode", help="logits (read the answer field's next-token distribution) or json (the paper's generated JSON).")] = "logits",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -79,6 +83,7 @@ def eval_command(
             ridge_lambda=ridge_lambda, steer=list(steer or []), steer_alpha=steer_alpha, steer_top=steer_top,
             templates=list(template or DEFAULT_TEMPLATES), limit=limit, seed=seed, device=device, batch_size=batch_size,
             precision=precision, cache_dir=None if cache_dir is None else str(cache_dir), skip_bad=skip_bad, task=task, overwrite=overwrite,
+            relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
         )
         config.check_options()  # before building or loading anything
         if config.data is None:

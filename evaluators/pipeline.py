@@ -35,7 +35,7 @@ from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import parse_steer_pairs
 from vgrc.evaluators.ownership import check_run_folder
 from vgrc.evaluators.rerank import RERANKERS
-from vgrc.evaluators.registry import DEFAULT_TEMPLATES, STAGE1, TASKS, check_choice
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES, RELEVANCE, STAGE1, TASKS, check_choice
 from vgrc.evaluators.runs import Timer
 
 __all__ = ["EvalConfig", "STAGE1", "TASKS", "DEFAULT_TEMPLATES", "list_stage1", "run_eval", "default_run_folder"]
@@ -82,6 +82,10 @@ class EvalConfig:
     skip_bad: bool = False
     task: str = "retrieval"
     overwrite: bool = False
+    relevance: str = "symbolic"
+    judge_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    judge_batch_size: int = 8
+    judge_mode: str = "logits"
 
     def check(self) -> None:
         """Validate every option before any work or heavy import (``check_inputs`` style).
@@ -138,6 +142,16 @@ class EvalConfig:
                 raise InvalidInputError(f"{option} must be ≥ 0, got {value}")
         if self.steer_top < 0:
             raise InvalidInputError(f"--steer-top must be ≥ 0, got {self.steer_top}")
+        check_choice("--relevance", self.relevance, RELEVANCE)
+        check_choice("--judge-mode", self.judge_mode, ("logits", "json"))
+        if self.judge_batch_size < 1:
+            raise InvalidInputError(f"--judge-batch-size must be ≥ 1, got {self.judge_batch_size}")
+        if self.relevance == "vlm":
+            from vgrc.evaluators.model_refs import check_model_reference
+
+            if self.task != "retrieval":
+                raise InvalidInputError(f"--relevance vlm grades retrieval lists; --task {self.task} has its own relevance")
+            check_model_reference("--judge-model", self.judge_model, kind="transformers")
         if not self.templates or any("{}" not in t for t in self.templates):
             bad = next((t for t in self.templates if "{}" not in t), "")
             raise InvalidInputError(f"--template {bad!r} has no '{{}}' where the object phrase goes, e.g. 'a photo of a {{}}.'")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-__all__ = ["STAGE1", "RERANKERS", "FGW_SOLVERS", "TASKS", "DEFAULT_TEMPLATES", "check_choice"]
+__all__ = ["STAGE1", "RERANKERS", "FGW_SOLVERS", "TASKS", "DEFAULT_TEMPLATES", "RELEVANCE", "check_choice"]
 
 #: first stages (registry order = report order)
 STAGE1: dict[str, str] = {
@@ -40,6 +40,8 @@ FGW_SOLVERS: dict[str, str] = {
 #: "itm": SugarCrepe's protocol, positive vs negative caption per image
 TASKS = ("retrieval", "steering", "itm")
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a {}.", "an image of a {}.")
+#: where graded relevance (nDCG@K, CAS@K) comes from: the annotations, or App. G's VLM judges
+RELEVANCE = ("symbolic", "vlm")
 
 
 def check_choice(option: str, value: str, valid) -> None:

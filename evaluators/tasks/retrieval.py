@@ -28,6 +28,11 @@ OBJECTS_NOTE = "per-object sets come from the dataset's annotations (an oracle, 
 
 def run_retrieval(config, out: Path, progress, timer) -> dict:
     """Run the retrieval evaluation and write ``out``; return the metrics."""
+    if config.relevance == "vlm":  # the judge's weights, before any encoding (as build-nac's judge)
+        from vgrc.evaluators.model_refs import require_model
+
+        require_model("--judge-model", config.judge_model, "transformers", "judge model",
+                      "or pass a local folder: --judge-model PATH, or use --relevance symbolic")
     with timer("load_data"):
         ev, fit, data_info = load_retrieval(
             config.data, config.split, fit_split=config.fit_split, fit_fraction=config.fit_fraction, limit=config.limit, seed=config.seed
@@ -132,15 +137,24 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         rank_final = np.where(pos >= 0, pos, rank1)
 
     # ---------------------------------------------------------------- metrics
+    judged = None
+    if config.relevance == "vlm":
+        with timer("judge"):
+            judged = _judge(config, ev, topk[:, :TOP], final_lists[:, :TOP], setup, progress)
+            diagnostics["vlm_relevance"] = judged[1]
     with timer("metrics"):
-        graded = any(ev.query_objects)
+        graded = any(ev.query_objects) or judged is not None
         metrics: dict[str, float] = {}
         metrics.update(recall_at_k(rank_final))
-        if graded:
+        if judged is not None:
+            metrics.update(_judged_metrics(judged[0], final_lists[:, :TOP], "t2i"))
+        elif graded:
             metrics.update(annotation_list_metrics(final_lists[:, :TOP], ev.query_objects, ev.objects, "t2i"))
         metrics[f"t2i_shortlist_recall@{config.k}"] = float(np.mean((rank1 >= 0) & (rank1 < k)))
         metrics.update({f"stage1_{n}": v for n, v in recall_at_k(rank1).items()})
-        if graded:
+        if judged is not None:
+            metrics.update({f"stage1_{n}": v for n, v in _judged_metrics(judged[0], topk[:, :TOP], "t2i").items()})
+        elif graded:
             metrics.update({f"stage1_{n}": v for n, v in annotation_list_metrics(topk[:, :TOP], ev.query_objects, ev.objects, "t2i").items()})
         if "ridge" in diagnostics:
             metrics["ridge_distance_reduction"] = diagnostics["ridge"]["reduction"]
@@ -151,11 +165,45 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
     # ---------------------------------------------------------------- outputs
     with timer("write"):
         claim_run_folder(out, config.overwrite)
-        _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k, notes, data_info.get("dataset"))
+        extra_columns = {}
+        if judged is not None:
+            extra_columns = {"judged_grades_stage1": [list(r) for r in judged[0].matrices(topk[:, :TOP])[0]],
+                             "judged_grades_final": [list(r) for r in judged[0].matrices(final_lists[:, :TOP])[0]]}
+        _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k, notes, data_info.get("dataset"), extra_columns)
         write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, {**diagnostics, "notes": notes}, timer)
     return metrics
 
 
+
+
+def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.ndarray, setup, progress):
+    """App. G judgements of every (query, image) pair in a reported top-K list."""
+    from vgrc.evaluators.vlm_judges import CAS_PROMPT, QAS_PROMPT, QwenAppGJudge, prompt_hash
+    from vgrc.evaluators.vlm_relevance import judge_identity, judge_pairs
+
+    pairs = sorted({(q, int(g)) for lists in (stage1_lists, final_lists) for q, row in enumerate(lists) for g in row})
+    judge_id = judge_identity(config.judge_model, config.judge_mode)
+    judged = judge_pairs(
+        pairs, ev.captions, ev.query_objects, ev.image_paths,
+        judge_factory=lambda: QwenAppGJudge(config.judge_model, device=config.device, batch_size=config.judge_batch_size),
+        judge_id=judge_id, mode=config.judge_mode, store_root=setup.cache_root, batch_size=config.judge_batch_size,
+        on_progress=lambda d, t: progress("judging", d, t),
+    )
+    info = {"judge_model": config.judge_model, "judge_id": judge_id, "mode": config.judge_mode,
+            "prompt_hashes": {"qas": prompt_hash(QAS_PROMPT), "attribute_noun": prompt_hash(CAS_PROMPT)},
+            "pairs": len(pairs), "judgements_made": judged.made, "judgements_reused": judged.reused,
+            "unparsable_answers": judged.unparsable, "model_seconds": judged.model_seconds, "judging_seconds": judged.total_seconds}
+    return judged, info
+
+
+def _judged_metrics(judged, lists: np.ndarray, prefix: str) -> dict[str, float]:
+    """nDCG@K from the QAS grades (App. H), CAS-gen@K and CAS-noun@K from the judges."""
+    from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k
+
+    grade, gen, noun = judged.matrices(lists)
+    out = ndcg_at_k(grade, prefix=prefix)
+    out.update(cas_at_k(gen, noun, prefix=prefix))
+    return out
 
 
 def _require_annotations(config, ev: RetrievalSet) -> None:
@@ -166,7 +214,7 @@ def _require_annotations(config, ev: RetrievalSet) -> None:
         require_objects(ev, "query", f"--rerank {config.rerank}")
     if config.stage1 == "ridge+steer":
         require_objects(ev, "query", "--stage1 ridge+steer (it steers queries by the words of their objects)")
-    if any(ev.query_objects):  # graded metrics: all queries or none
+    if any(ev.query_objects) and config.relevance == "symbolic":  # graded metrics: all queries or none
         require_objects(ev, "query", "the graded metrics (nDCG@K, CAS@K)")
 
 
@@ -205,7 +253,10 @@ def _notes(config, data_info: dict, graded: bool, per_object: bool) -> list[str]
     notes = []
     if per_object or graded:
         notes.append(f"{OBJECTS_NOTE}: {data_info.get('objects_source')}")
-    if not graded:
+    if config.relevance == "vlm":
+        notes.append(f"nDCG@K and CAS@K use VLM-judged relevance (App. G prompts, {config.judge_mode} scoring) by {config.judge_model}: "
+                     "QAS grade 0–4 for nDCG, grade/4 for CAS-gen, the attribute–noun judge for CAS-noun")
+    elif not graded:
         notes.append("nDCG@K and CAS@K are not reported: the dataset's rows carry no `objects` annotations to grade relevance")
     else:
         notes.append("nDCG@K and CAS@K use symbolic relevance from the annotations (App. H), not a VLM judge")
@@ -221,7 +272,7 @@ def _notes(config, data_info: dict, graded: bool, per_object: bool) -> list[str]
     return notes
 
 
-def _write_outputs(out: Path, config, metrics: dict, ev: RetrievalSet, rank1, rank_final, topk, final_lists, steered, k, notes, dataset) -> None:
+def _write_outputs(out: Path, config, metrics: dict, ev: RetrievalSet, rank1, rank_final, topk, final_lists, steered, k, notes, dataset, extra_columns=None) -> None:
     import pandas as pd
 
     title = f"{dataset} · {config.model} · {config.stage1} + {config.rerank} (k={config.k})"
@@ -235,6 +286,7 @@ def _write_outputs(out: Path, config, metrics: dict, ev: RetrievalSet, rank1, ra
             "top1_stage1": [ev.ids[i] for i in topk[:, 0]],
             "top1_final": [ev.ids[i] for i in final_lists[:, 0]],
             "steered": steered,
+            **(extra_columns or {}),
         }
     )
     tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"

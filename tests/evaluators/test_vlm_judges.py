@@ -93,3 +93,66 @@ def test_nac_judgment_cache_survives_a_torn_line_too(tmp_path):
         fh.write('{"key": "b", "p_y')  # killed mid-write
     JudgmentCache(cache.path, "m").add([("c", 0.2)])
     assert JudgmentCache(cache.path, "m").values == {"a": 0.9, "c": 0.2}
+
+
+# --------------------------------------------------------------------------- eval --relevance vlm
+
+
+def _vlm_config(data, out, cache, judge, **kw):
+    from vgrc.evaluators.pipeline import EvalConfig
+
+    return EvalConfig(**{"data": str(data), "out": str(out), "model": "tiny-random", "k": 10, "limit": 12, "fit_fraction": 0.2,
+                         "cache_dir": str(cache), "relevance": "vlm", "judge_model": str(judge), "judge_batch_size": 4, **kw})
+
+
+def test_relevance_vlm_end_to_end_with_a_shared_store(shapes_dir, tiny_qwen, tmp_path):
+    """Only the pairs of the reported top-10 lists are judged; nDCG@K equals App. H's formula
+    on the judged grades; another reranker judges only the pairs it has not seen; a
+    re-run judges nothing."""
+    import pandas as pd
+
+    from vgrc.evaluators.metrics import ndcg_at_k
+    from vgrc.evaluators.pipeline import run_eval
+
+    cache = tmp_path / "cache"
+    m = run_eval(_vlm_config(shapes_dir, tmp_path / "a", cache, tiny_qwen))
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    info = run["diagnostics"]["vlm_relevance"]
+    frame = pd.read_parquet(tmp_path / "a" / "per_query.parquet")
+    pairs = {(q, g) for q in range(len(frame)) for g in range(10)}  # 12 queries over a 12-image gallery: all pairs are in some top 10
+    assert info["pairs"] == len(frame) * 10 <= len(pairs) * 10
+    assert info["judgements_made"] > 0 and info["judgements_reused"] == 0
+    grades = np.array([list(g) for g in frame.judged_grades_final])
+    assert grades.shape == (12, 10) and ((0 <= grades) & (grades <= 4)).all()
+    assert m["t2i_nDCG@10"] == pytest.approx(ndcg_at_k(grades)["t2i_nDCG@10"])
+    assert "VLM-judged relevance" in (tmp_path / "a" / "metrics.md").read_text()
+    # another reranker on the same queries: the pairs it shares are reused, none asked twice
+    run_eval(_vlm_config(shapes_dir, tmp_path / "b", cache, tiny_qwen, rerank="fgw"))
+    second = json.loads((tmp_path / "b" / "run.json").read_text())["diagnostics"]["vlm_relevance"]
+    assert second["judgements_reused"] > 0
+    run_eval(_vlm_config(shapes_dir, tmp_path / "c", cache, tiny_qwen, rerank="fgw"))
+    third = json.loads((tmp_path / "c" / "run.json").read_text())["diagnostics"]["vlm_relevance"]
+    assert third["judgements_made"] == 0 and third["judgements_reused"] > 0
+
+
+def test_relevance_vlm_on_an_imported_dataset_and_bad_judge(tiny_qwen, tmp_path):
+    from PIL import Image
+
+    from vgrc.evaluators.errors import ModelUnavailableError, VgrcError
+    from vgrc.evaluators.pipeline import run_eval
+    from vgrc.generators.importers import get_importer
+
+    (tmp_path / "photos").mkdir()
+    rows = []
+    for i, cap in enumerate(["a red kite above a green field", "a blue boat", "two dogs on a lawn", "a yellow car near a tall building"]):
+        Image.new("RGB", (40, 30), (60 * i, 120, 30)).save(tmp_path / "photos" / f"{i}.png")
+        rows.append(json.dumps({"file_name": f"{i}.png", "caption": cap}))
+    (tmp_path / "c.jsonl").write_text("\n".join(rows) + "\n")
+    get_importer("captions")(tmp_path / "photos", tmp_path / "c.jsonl", tmp_path / "mine")
+    m = run_eval(_vlm_config(tmp_path / "mine", tmp_path / "run", tmp_path / "cache", tiny_qwen, limit=None, fit_fraction=0, rerank="hungarian"))
+    assert 0 <= m["t2i_nDCG@10"] <= 1 and 0 <= m["t2i_CAS-noun@10"] <= 1 and 0 <= m["t2i_CAS-gen@10"] <= 1
+    with pytest.raises(ModelUnavailableError, match="judge model 'Qwen/nope' is not available offline"):
+        run_eval(_vlm_config(tmp_path / "mine", tmp_path / "run2", tmp_path / "cache2", "Qwen/nope", limit=None, fit_fraction=0))
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "cache2").exists()  # failed before any encoding
+    with pytest.raises(VgrcError, match="--relevance vlm grades retrieval lists"):
+        _vlm_config(tmp_path / "mine", tmp_path / "r", tmp_path / "c3", tiny_qwen, task="steering").check()
