@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - older Typer on plain Click
     from click import exceptions as click_exceptions
 
 from vgrc.cli.eval import eval_command, report_command
+from vgrc.cli.diagnose import diagnose_app
 from vgrc.cli.imports import import_app
 from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
@@ -129,6 +130,7 @@ app.command("propose-nac")(propose_nac_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.add_typer(import_app, name="import")
+app.add_typer(diagnose_app, name="diagnose")
 
 
 def main() -> None:

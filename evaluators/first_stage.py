@@ -23,7 +23,7 @@ import numpy as np
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.retrieval_data import object_tuples
 
-__all__ = ["normalize", "cosine_topk", "RidgeMapper", "Steering", "confusion_pairs", "check_steer_words", "parse_steer_pairs"]
+__all__ = ["normalize", "cosine_topk", "RidgeMapper", "Steering", "confusion_pairs", "single_substitution", "check_steer_words", "parse_steer_pairs"]
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -136,17 +136,27 @@ def confusion_pairs(
     """
     counts: Counter = Counter()
     for q, r in zip(query_objects, retrieved_objects):
-        qt, rt = object_tuples(q), object_tuples(r)
-        missing, extra = list((qt - rt).elements()), list((rt - qt).elements())
-        if len(missing) != 1 or len(extra) != 1:
-            continue
-        (qn, qa), (rn, ra) = missing[0], extra[0]
-        if qa == ra and qn != rn:
-            counts[(rn, qn)] += 1
-        elif not attributes_fixed and qn == rn and len(qa) == len(ra) == 1 and qa != ra:
-            counts[(ra[0], qa[0])] += 1
+        found = single_substitution(q, r, attributes_fixed=attributes_fixed)
+        if found is not None:
+            counts[found] += 1
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(s, t, c) for (s, t), c in ranked[:top]]
+
+
+def single_substitution(query: list[dict], retrieved: list[dict], *, attributes_fixed: bool = True) -> tuple[str, str] | None:
+    """``(retrieved word, query word)`` when the retrieved image differs from the query in
+    exactly one object by a noun swap with the attributes held fixed (or, with
+    ``attributes_fixed=False``, a single-attribute swap on the same noun); else None."""
+    qt, rt = object_tuples(query), object_tuples(retrieved)
+    missing, extra = list((qt - rt).elements()), list((rt - qt).elements())
+    if len(missing) != 1 or len(extra) != 1:
+        return None
+    (qn, qa), (rn, ra) = missing[0], extra[0]
+    if qa == ra and qn != rn:
+        return rn, qn
+    if not attributes_fixed and qn == rn and len(qa) == len(ra) == 1 and qa != ra:
+        return ra[0], qa[0]
+    return None
 
 
 def check_steer_words(pairs: Sequence[tuple[str, str]], vocabulary: set[str]) -> None:

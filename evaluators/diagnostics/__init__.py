@@ -1,0 +1,26 @@
+"""``vgrc diagnose``: the paper's analyses, one module each, registered here (issue 12).
+
+Each analysis takes the same model / cache / ``--limit`` options as ``vgrc eval`` (an
+:class:`~vgrc.evaluators.pipeline.EvalConfig`), shares its encoding and embedding cache,
+and writes CSV + PNG + Markdown into an output folder that vgrc owns (``run.json`` with
+vgrc's run marker and the files it wrote).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+__all__ = ["DIAGNOSTICS", "get_diagnostic"]
+
+#: name -> "module:function"
+DIAGNOSTICS: dict[str, str] = {
+    "substitution": "vgrc.evaluators.diagnostics.substitution:run_substitution",
+}
+
+
+def get_diagnostic(name: str):
+    from vgrc.evaluators.registry import check_choice
+
+    check_choice("analysis", name, DIAGNOSTICS)
+    module, _, attr = DIAGNOSTICS[name].partition(":")
+    return getattr(import_module(module), attr)
