@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from vgrc.cli.console import phase_progress, stdout, user_errors
-from vgrc.cli.options import Debug, Limit, Overwrite, Quiet, Seed
+from vgrc.cli.eval import use_default_dataset
+from vgrc.cli.options import BatchSize, CacheDir, Debug, Device, Limit, Overwrite, Precision, Pretrained, Quiet, Seed, Split
 from vgrc.evaluators.model_refs import MODEL_ALIASES
 
 diagnose_app = typer.Typer(name="diagnose", help="The paper's analyses: tables, plots and Markdown in an output folder.", no_args_is_help=True)
@@ -20,15 +21,15 @@ def substitution_command(
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder [default: Synthetic Shapes, built once under the cache folder].", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: results/diagnose-substitution-DATASET-MODEL].", show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", "-m", help=f"open_clip model: {', '.join(MODEL_ALIASES)}, ARCH:TAG, hf-hub:ORG/NAME.")] = "clip",
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Local checkpoint file for --model ARCH.", show_default=False)] = None,
+    pretrained: Pretrained = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Retrieved positions counted per query (1 = the top-1 confusions of App. E).")] = 1,
-    split: Annotated[Optional[str], typer.Option("--split", help="Split to analyse [default: the dataset's main split].", show_default=False)] = None,
+    split: Split = None,
     limit: Limit = None,
     seed: Seed = 0,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images or texts per forward pass.")] = 64,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache, shared with vgrc eval [default: $VGRC_CACHE or ~/.cache/vgrc].", show_default=False)] = None,
+    device: Device = "cpu",
+    batch_size: BatchSize = 64,
+    precision: Precision = "fp32",
+    cache_dir: CacheDir = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -47,11 +48,7 @@ def substitution_command(
                             split=split, limit=limit, seed=seed, device=device, batch_size=batch_size, precision=precision,
                             cache_dir=None if cache_dir is None else str(cache_dir), fit_fraction=0.0, overwrite=overwrite)
         config.check_options()
-        if config.data is None:
-            from vgrc.evaluators.encoders import check_weights
-            from vgrc.generators.shapes import default_shapes_dataset
-
-            config.data = str(default_shapes_dataset(config.cache_dir, before_build=lambda: check_weights(config.model, config.pretrained, config.seed)))
+        use_default_dataset(config, quiet)
         if config.out is None:
             from vgrc.evaluators.dataset import read_manifest
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vgrc.cli.console import stdout, user_errors
-from vgrc.cli.options import Debug, Limit, Overwrite, Quiet, Seed
+from vgrc.cli.options import BatchSize, CacheDir, Debug, Device, Limit, Overwrite, Precision, Pretrained, Quiet, Seed, Split
 from vgrc.evaluators.model_refs import MODEL_ALIASES
 from vgrc.evaluators.registry import DEFAULT_TEMPLATES, FGW_SOLVERS, RERANKERS, STAGE1, TASKS
 
@@ -20,11 +20,26 @@ RERANK_HELP = (
 MODEL_HELP = f"open_clip model: {', '.join(MODEL_ALIASES)}, an open_clip ARCH:TAG, hf-hub:ORG/NAME, or ARCH with --pretrained PATH."
 
 
+def use_default_dataset(config, quiet: bool) -> None:
+    """Without --data: Synthetic Shapes, built once under the cache folder; the model's
+    weights are checked first, so a missing model costs no build."""
+    if config.data is not None:
+        return
+    from vgrc.cli.console import progress_bar
+    from vgrc.evaluators.encoders import check_weights
+    from vgrc.generators.shapes import default_shapes_dataset
+
+    with progress_bar("default dataset: Synthetic Shapes", quiet) as on_progress:
+        config.data = str(default_shapes_dataset(
+            config.cache_dir, on_progress=on_progress, before_build=lambda: check_weights(config.model, config.pretrained, config.seed)
+        ))
+
+
 def eval_command(
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder built by a vgrc builder [default: Synthetic Shapes, built once under the cache folder].", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder [default: results/DATASET-MODEL-STAGE1-RERANK].", show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "clip",
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Local checkpoint file for --model ARCH.", show_default=False)] = None,
+    pretrained: Pretrained = None,
     stage1: Annotated[str, typer.Option("--stage1", help=STAGE1_HELP)] = "cosine",
     rerank: Annotated[str, typer.Option("--rerank", help=RERANK_HELP)] = "none",
     k: Annotated[int, typer.Option("--k", help="Shortlist size reranked by the second stage.")] = 50,
@@ -34,7 +49,7 @@ def eval_command(
     tau: Annotated[float, typer.Option("--tau", help="Temperature of the softmin rerankers.")] = 0.05,
     unmatched_cost: Annotated[float, typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks (1 = an orthogonal pair).")] = 1.0,
     surplus_cost: Annotated[float, typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches (1.0 suits whole-scene captions: shapes, CLEVR-HOPE).")] = 0.0,
-    split: Annotated[Optional[str], typer.Option("--split", help="Split to evaluate [default: the dataset's main split].", show_default=False)] = None,
+    split: Split = None,
     fit_split: Annotated[Optional[str], typer.Option("--fit-split", help="Split used to fit ridge/steering [default: a seeded hold-out].", show_default=False)] = None,
     fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Share of the split held out for fitting (removed from queries and gallery).")] = 0.2,
     ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="L2 penalty λ of the ridge mapper.")] = 1.0,
@@ -44,10 +59,10 @@ def eval_command(
     template: Annotated[Optional[list[str]], typer.Option("--template", help=f"Prompt template for object phrases, with {{}} (repeatable) [default: {' | '.join(DEFAULT_TEMPLATES)}].", show_default=False)] = None,
     limit: Limit = None,
     seed: Seed = 0,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images or texts per forward pass.")] = 64,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache (and the default dataset) [default: $VGRC_CACHE or ~/.cache/vgrc].", show_default=False)] = None,
+    device: Device = "cpu",
+    batch_size: BatchSize = 64,
+    precision: Precision = "fp32",
+    cache_dir: CacheDir = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip missing or damaged images (recorded in run.json) instead of stopping.")] = False,
     task: Annotated[str, typer.Option("--task", help=f"{', '.join(TASKS)}: captions as queries; the dataset's steering.jsonl with --steer-alpha; or SugarCrepe's positive-vs-negative caption accuracy (with --rerank none, hungarian or fgw).")] = "retrieval",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the vgrc run already in --out (never anything else).")] = False,
@@ -72,7 +87,7 @@ def eval_command(
 
         vgrc eval --model tiny-random --limit 60 --rerank fgw --out results/smoke
     """
-    from vgrc.cli.console import phase_progress, progress_bar
+    from vgrc.cli.console import phase_progress
     from vgrc.evaluators.pipeline import EvalConfig, run_eval  # numpy and friends, after --help
 
     with user_errors(debug):
@@ -86,14 +101,7 @@ def eval_command(
             relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
         )
         config.check_options()  # before building or loading anything
-        if config.data is None:
-            from vgrc.evaluators.encoders import check_weights
-            from vgrc.generators.shapes import default_shapes_dataset
-
-            with progress_bar("default dataset: Synthetic Shapes", quiet) as on_progress:
-                config.data = str(default_shapes_dataset(
-                    config.cache_dir, on_progress=on_progress, before_build=lambda: check_weights(config.model, config.pretrained, config.seed)
-                ))
+        use_default_dataset(config, quiet)
         config.check()
         with phase_progress(quiet) as on_progress:
             metrics = run_eval(config, on_progress=on_progress)

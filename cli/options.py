@@ -20,3 +20,14 @@ Workers = Annotated[
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace what vgrc wrote before at --out (never files vgrc did not write).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries; errors only.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+# --- model and encoding options shared by `vgrc eval` and `vgrc diagnose`
+Pretrained = Annotated[Optional[str], typer.Option("--pretrained", help="Local checkpoint file for --model ARCH.", show_default=False)]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Images or texts per forward pass.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")]
+CacheDir = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", help="Embedding cache, shared by eval and diagnose (and the default dataset) [default: $VGRC_CACHE or ~/.cache/vgrc].", show_default=False),
+]
+Split = Annotated[Optional[str], typer.Option("--split", help="Split to use [default: the dataset's main split].", show_default=False)]
