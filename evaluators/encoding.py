@@ -85,3 +85,15 @@ class EncodingSetup:
         emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], self.encoder.encode_texts, self.text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
         self.stats["texts"] += st
         return emb
+
+    def encode_phrases(self, phrases: list[str], progress) -> np.ndarray:
+        """Per-object phrase embeddings (paper Eq. 3/7): each phrase in every prompt
+        template, each normalised, averaged, normalised again. Shape (len(phrases), d)."""
+        from vgrc.evaluators.first_stage import normalize
+
+        templates = self.config.templates
+        if not phrases:
+            return np.zeros((0, 1), np.float32)
+        filled = [t.format(ph) for ph in phrases for t in templates]
+        emb = self.encode_texts(filled, progress).reshape(len(phrases), len(templates), -1)
+        return normalize(normalize(emb).mean(axis=1))

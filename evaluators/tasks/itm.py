@@ -141,7 +141,6 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
 
 def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> tuple[np.ndarray, np.ndarray]:
     """Minus the reranker's cost of (positive objects, image objects) and (negative objects, image objects)."""
-    from vgrc.evaluators.first_stage import normalize
     from vgrc.evaluators.rerank import RERANKERS, ObjectTable, RerankContext
 
     if config.rerank not in ("hungarian", "fgw"):
@@ -153,9 +152,7 @@ def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> 
     q_phr = [[object_phrase(o) for o in r["caption_objects"]] for r in rows] + [[object_phrase(o) for o in r["negative_caption_objects"]] for r in rows]
     g_phr = [[object_phrase(o) for o in r["objects"]] for r in rows]
     unique = sorted({p for rs in (q_phr, g_phr) for row in rs for p in row})
-    filled = [t.format(p) for p in unique for t in config.templates]
-    emb = setup.encode_texts(filled, progress).reshape(len(unique), len(config.templates), -1)
-    phrases = normalize(normalize(emb).mean(axis=1))
+    phrases = setup.encode_phrases(unique, progress)
     index = {p: i for i, p in enumerate(unique)}
     n = len(rows)
     ctx = RerankContext(ObjectTable.build(q_phr, index, phrases), ObjectTable.build(g_phr, index, phrases), np.zeros((n, phrases.shape[1]), np.float32),

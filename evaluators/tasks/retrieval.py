@@ -67,12 +67,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         return setup.encode_texts(texts, progress)
 
     def embed_phrases(phrases: list[str]) -> np.ndarray:
-        """Templated, averaged, normalised phrase embeddings (paper Eq. 3/7)."""
-        if not phrases:
-            return np.zeros((0, 1), np.float32)
-        filled = [t.format(ph) for ph in phrases for t in config.templates]
-        emb = embed_texts(filled).reshape(len(phrases), len(config.templates), -1)
-        return normalize(normalize(emb).mean(axis=1))
+        return setup.encode_phrases(phrases, progress)
 
     per_object = config.rerank in PER_OBJECT_RERANKERS or config.stage1 in PER_OBJECT_STAGE1
     steered_objects = config.stage1 == "objects-steer-avg" or config.rerank.startswith("steer-")
