@@ -1,5 +1,15 @@
 """``vgrc diagnose``: the paper's analyses (issue 12), one subcommand each, with the same
-model / cache / --limit options as ``vgrc eval``."""
+model / cache / --limit options as ``vgrc eval``.
+
+Examples::
+
+    vgrc diagnose substitution --model clip --top-k 1
+    vgrc diagnose geometry --model clip
+    vgrc diagnose composition --data data/clevr-hope --steer-alpha 0.1,0.5,1
+    vgrc diagnose k-sweep --k-values 5,10,20,50,100 --fgw-alpha 0.5
+    vgrc diagnose alpha-sweep --data data/vg --steer-alpha 0,0.5,1,2
+    vgrc diagnose fgw-alpha --fgw-alpha 0,0.25,0.5,0.75,1
+"""
 
 from __future__ import annotations
 
@@ -15,24 +25,52 @@ from vgrc.evaluators.model_refs import MODEL_ALIASES
 
 diagnose_app = typer.Typer(name="diagnose", help="The paper's analyses: tables, plots and Markdown in an output folder.", no_args_is_help=True)
 
+Data = Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder [default: Synthetic Shapes, built once under the cache folder].", show_default=False)]
+Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: results/diagnose-ANALYSIS-DATASET-MODEL].", show_default=False)]
+Model = Annotated[str, typer.Option("--model", "-m", help=f"open_clip model: {', '.join(MODEL_ALIASES)}, ARCH:TAG, hf-hub:ORG/NAME.")]
+K = Annotated[int, typer.Option("--k", help="Shortlist size reranked by the second stage.")]
+Solver = Annotated[str, typer.Option("--solver", help="FGW solver: cg (exact steps, default), global, pot or sinkhorn.")]
+Unmatched = Annotated[float, typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks.")]
+Surplus = Annotated[float, typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches.")]
+
+
+def _run(analysis: str, options: dict, analysis_options: dict, quiet: bool, debug: bool, line) -> None:
+    """Check every option, build the default dataset if needed, run, print one summary line."""
+    from vgrc.evaluators.diagnostics import get_diagnostic
+    from vgrc.evaluators.pipeline import EvalConfig
+
+    with user_errors(debug):
+        options = {k: (None if v is None else str(v)) if k in ("data", "out", "cache_dir") else v for k, v in options.items()}
+        config = EvalConfig(**options)
+        config.check_options()
+        run = get_diagnostic(analysis)
+        checker = getattr(run, "check_options", None)
+        if checker is not None:  # the analysis's own options, before any dataset is built
+            analysis_options = checker(config, **analysis_options)
+        use_default_dataset(config, quiet)
+        if config.out is None:
+            from vgrc.evaluators.dataset import read_manifest
+
+            name = "".join(c if c.isalnum() or c in "-_." else "-" for c in config.model)
+            config.out = str(Path("results") / f"diagnose-{analysis}-{read_manifest(config.data).get('dataset')}-{name}")
+        config.check()
+        with phase_progress(quiet) as on_progress:
+            summary = run(config, progress=on_progress, **analysis_options)
+    if not quiet:
+        stdout.print(f"{config.out}: {line(summary)}")
+
+
+def _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, **extra) -> dict:
+    return dict(data=data, out=out, model=model, pretrained=pretrained, split=split, limit=limit, seed=seed, device=device,
+                batch_size=batch_size, precision=precision, cache_dir=cache_dir, overwrite=overwrite, **extra)
+
 
 @diagnose_app.command("substitution")
 def substitution_command(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder [default: Synthetic Shapes, built once under the cache folder].", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: results/diagnose-substitution-DATASET-MODEL].", show_default=False)] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help=f"open_clip model: {', '.join(MODEL_ALIASES)}, ARCH:TAG, hf-hub:ORG/NAME.")] = "clip",
-    pretrained: Pretrained = None,
+    data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Retrieved positions counted per query (1 = the top-1 confusions of App. E).")] = 1,
-    split: Split = None,
-    limit: Limit = None,
-    seed: Seed = 0,
-    device: Device = "cpu",
-    batch_size: BatchSize = 64,
-    precision: Precision = "fp32",
-    cache_dir: CacheDir = None,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-    debug: Debug = False,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """App. E's shape substitution matrix: what the wrong top-K images show instead, colour held fixed.
 
@@ -40,23 +78,138 @@ def substitution_command(
 
         vgrc diagnose substitution --model clip --top-k 1
     """
-    from vgrc.evaluators.diagnostics import get_diagnostic
-    from vgrc.evaluators.pipeline import EvalConfig
+    def line(s):
+        top = ", ".join(f"{c['query']}→{c['retrieved']} {c['count']}" for c in s["top_confusions"][:3]) or "none"
+        return f"{s['substitutions']:,} substitutions in {s['queries']:,} queries' top-{top_k}; top: {top}"
 
-    with user_errors(debug):
-        config = EvalConfig(data=None if data is None else str(data), out=None if out is None else str(out), model=model, pretrained=pretrained,
-                            split=split, limit=limit, seed=seed, device=device, batch_size=batch_size, precision=precision,
-                            cache_dir=None if cache_dir is None else str(cache_dir), fit_fraction=0.0, overwrite=overwrite)
-        config.check_options()
-        use_default_dataset(config, quiet)
-        if config.out is None:
-            from vgrc.evaluators.dataset import read_manifest
+    _run("substitution", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, fit_fraction=0.0),
+         {"top_k": top_k}, quiet, debug, line)
 
-            name = "".join(c if c.isalnum() or c in "-_." else "-" for c in config.model)
-            config.out = str(Path("results") / f"diagnose-substitution-{read_manifest(config.data).get('dataset')}-{name}")
-        config.check()
-        with phase_progress(quiet) as on_progress:
-            summary = get_diagnostic("substitution")(config, top_k=top_k, progress=on_progress)
-    if not quiet:
-        top = ", ".join(f"{c['query']}→{c['retrieved']} {c['count']}" for c in summary["top_confusions"][:3]) or "none"
-        stdout.print(f"{config.out}: {summary['substitutions']:,} substitutions in {summary['queries']:,} queries' top-{top_k}; top: {top}")
+
+@diagnose_app.command("geometry")
+def geometry_command(
+    data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
+    ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="L2 penalty λ of the ridge mapper (fitted on the main split's captions → images).")] = 1.0,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """§4.2: Pearson r of text vs image distances (overall, per noun), the ridge mapper's distance reduction, GW distance before/after it, and the single-item OT identity.
+
+    The items are the dataset's single-object rows (Synthetic Shapes: its 42 primitives).
+
+    Example:
+
+        vgrc diagnose geometry --model clip
+    """
+    def line(s):
+        return (f"{s['items']} items; Pearson r {s['pearson_all']:.3f}; ridge reduces distance by {100 * s['ridge']['reduction']:.0f}%; "
+                f"GW {s['gw_before']:.4f} → {s['gw_after']:.4f}; OT identity {s['ot_identity']['ot_identity']:.2f}")
+
+    _run("geometry", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
+                             fit_fraction=0.0, ridge_lambda=ridge_lambda), {}, quiet, debug, line)
+
+
+@diagnose_app.command("composition")
+def composition_command(
+    data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
+    steer_alpha: Annotated[str, typer.Option("--steer-alpha", help="Steering strengths α of the interference sweep (comma-separated); the first is also the targeted-steering strength.")] = "0.1,0.25,0.5,1",
+    tau: Annotated[float, typer.Option("--tau", help="Temperature of the softmin merge.")] = 0.05,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """App. A and J: per-object retrieval, merged baselines vs CLIP, pairing errors by attribute, targeted steering, and interference under average-merged steering.
+
+    For datasets whose rows carry multi-attribute `objects` (CLEVR-HOPE, Visual Genome; Synthetic Shapes works too).
+
+    Example:
+
+        vgrc diagnose composition --data data/clevr-hope --steer-alpha 0.1,0.5,1
+    """
+    def line(s):
+        i = s["interference"][0]
+        return (f"CLIP R@10 {s['baselines']['clip']['R@10']:.3f}, average merge {s['baselines']['avg']['R@10']:.3f}; "
+                f"pairing errors {s['pairing']['pairing_error_share']:.1%} of the top-10; "
+                f"{i['queries_degraded']}/{i['queries']} queries degrade on ≥1 slot at α={i['steer_alpha']:g}")
+
+    _run("composition", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
+                                fit_fraction=0.0, tau=tau), {"steer_alphas": steer_alpha}, quiet, debug, line)
+
+
+@diagnose_app.command("k-sweep")
+def k_sweep_command(
+    data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
+    k_values: Annotated[str, typer.Option("--k-values", help="Shortlist sizes k to sweep (comma-separated).")] = "5,10,20,30,40,50,75,100",
+    k: K = 50,
+    fgw_alpha: Annotated[float, typer.Option("--fgw-alpha", help="FGW trade-off α, fixed over the sweep (App. D: the main run's best).")] = 0.5,
+    solver: Solver = "cg", unmatched_cost: Unmatched = 1.0, surplus_cost: Surplus = 0.0,
+    trajectories: Annotated[int, typer.Option("--trajectories", help="Disagreement queries drawn in the per-query trajectory plot (Fig. 3).")] = 8,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """App. D (Figs. 2–3): on the queries where Hungarian reaches R@1 at --k and FGW does not, sweep the shortlist size k; recovery rates and per-query trajectories.
+
+    Example:
+
+        vgrc diagnose k-sweep --k-values 5,10,20,50,100 --fgw-alpha 0.5
+    """
+    def line(s):
+        rows = s["sweep"]
+        return (f"{s['disagreements']} disagreement queries (of {s['queries']}); FGW recovers "
+                + ", ".join(f"{r['fgw_recovery']:.2f}@k={r['k']}" for r in rows[:4]) + (" …" if len(rows) > 4 else ""))
+
+    _run("k-sweep", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
+                            fit_fraction=0.0, k=k, fgw_alpha=fgw_alpha, solver=solver, unmatched_cost=unmatched_cost, surplus_cost=surplus_cost),
+         {"k_values": k_values, "trajectories": trajectories}, quiet, debug, line)
+
+
+@diagnose_app.command("alpha-sweep")
+def alpha_sweep_command(
+    data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
+    steer_alpha: Annotated[str, typer.Option("--steer-alpha", help="Steering strengths α to sweep (comma-separated).")] = "0,0.25,0.5,0.75,1,1.5,2",
+    query: Annotated[Optional[str], typer.Option("--query", help="Query (steering row or caption row id) of the qualitative top-5 grid [default: the first steered one].", show_default=False)] = None,
+    steer: Annotated[Optional[list[str]], typer.Option("--steer", help="Retrieval datasets: steering pair SOURCE:TARGET (repeatable) [default: the fit rows' top confusions, App. E].", show_default=False)] = None,
+    steer_top: Annotated[int, typer.Option("--steer-top", help="Retrieval datasets: confusion pairs used when --steer is not given.")] = 3,
+    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Retrieval datasets: share held out to fit the ridge mapper and the confusions.")] = 0.2,
+    ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="Retrieval datasets: L2 penalty λ of the ridge mapper.")] = 1.0,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """App. I (Figs. 5–6): R@K, CAS@10 and source@10 against the steering strength α, and a grid of the top-5 images at three α.
+
+    Datasets with a steering.jsonl (NAC, Visual Genome) sweep `--task steering`; other datasets (Synthetic Shapes) sweep `--stage1 ridge+steer`.
+
+    Example:
+
+        vgrc diagnose alpha-sweep --data data/vg --steer-alpha 0,0.5,1,2
+    """
+    def line(s):
+        rows = s["sweep"]
+        return f"{s['mode']}: R@10 " + ", ".join(f"{r['R@10']:.3f}@α={r['steer_alpha']:g}" for r in rows[:5]) + (" …" if len(rows) > 5 else "")
+
+    _run("alpha-sweep", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
+                                fit_fraction=fit_fraction, ridge_lambda=ridge_lambda, steer=list(steer or []), steer_top=steer_top),
+         {"steer_alphas": steer_alpha, "query": query}, quiet, debug, line)
+
+
+@diagnose_app.command("fgw-alpha")
+def fgw_alpha_command(
+    data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
+    fgw_alpha: Annotated[str, typer.Option("--fgw-alpha", help="FGW trade-offs α in [0, 1] to sweep (comma-separated).")] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+    k: K = 50, solver: Solver = "cg",
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """§4.4's trade-off: FGW reranking across α from 0 (object features only) to 1 (structure only), with both failure modes.
+
+    Example:
+
+        vgrc diagnose fgw-alpha --fgw-alpha 0,0.25,0.5,0.75,1 --k 50
+    """
+    def line(s):
+        best = s["best"]
+        first, last = s["sweep"][0], s["sweep"][-1]
+        return (f"best α={best['fgw_alpha']:g} (R@1 {best['R@1']:.3f}); α={first['fgw_alpha']:g}: {first['R@1']:.3f}, "
+                f"α={last['fgw_alpha']:g}: {last['R@1']:.3f}")
+
+    _run("fgw-alpha", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
+                              fit_fraction=0.0, k=k, solver=solver), {"fgw_alphas": fgw_alpha}, quiet, debug, line)

@@ -39,7 +39,7 @@ import numpy as np
 
 from vgrc.evaluators.errors import InvalidInputError
 
-__all__ = ["ObjectTable", "RerankContext", "RERANKERS", "list_rerankers", "rerank", "steer_objects", "PER_OBJECT_RERANKERS"]
+__all__ = ["ObjectTable", "RerankContext", "RERANKERS", "list_rerankers", "rerank", "rerank_scores", "order_by_scores", "steer_objects", "PER_OBJECT_RERANKERS"]
 
 
 @dataclass
@@ -284,10 +284,23 @@ def list_rerankers() -> list[str]:
     return list(RERANKERS)
 
 
-def rerank(name: str, ctx: RerankContext, shortlist: np.ndarray, stage1_scores: np.ndarray) -> np.ndarray:
-    """The shortlist reordered by the named reranker (stable: ties keep stage-1 order)."""
+def rerank_scores(name: str, ctx: RerankContext, shortlist: np.ndarray, stage1_scores: np.ndarray) -> np.ndarray:
+    """The named reranker's scores (Q, k) of the shortlist, higher is better.
+
+    A (query, candidate) score does not depend on the rest of the shortlist, so the
+    scores of a top-K shortlist hold those of every shorter prefix (``vgrc diagnose
+    k-sweep`` solves each problem once)."""
     if name not in RERANKERS:
         raise InvalidInputError(f"unknown reranker {name!r}; valid: {', '.join(RERANKERS)}")
-    scores = RERANKERS[name](ctx, shortlist, stage1_scores)
+    return RERANKERS[name](ctx, shortlist, stage1_scores)
+
+
+def order_by_scores(shortlist: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The shortlist sorted by score, descending; ties keep their stage-1 order."""
     order = np.argsort(-scores, axis=1, kind="stable")
     return np.take_along_axis(shortlist, order, axis=1)
+
+
+def rerank(name: str, ctx: RerankContext, shortlist: np.ndarray, stage1_scores: np.ndarray) -> np.ndarray:
+    """The shortlist reordered by the named reranker (stable: ties keep stage-1 order)."""
+    return order_by_scores(shortlist, rerank_scores(name, ctx, shortlist, stage1_scores))

@@ -15,6 +15,11 @@ __all__ = ["DIAGNOSTICS", "get_diagnostic"]
 #: name -> "module:function"
 DIAGNOSTICS: dict[str, str] = {
     "substitution": "vgrc.evaluators.diagnostics.substitution:run_substitution",
+    "geometry": "vgrc.evaluators.diagnostics.geometry:run_geometry",
+    "composition": "vgrc.evaluators.diagnostics.composition:run_composition",
+    "k-sweep": "vgrc.evaluators.diagnostics.k_sweep:run_k_sweep",
+    "alpha-sweep": "vgrc.evaluators.diagnostics.alpha_sweep:run_alpha_sweep",
+    "fgw-alpha": "vgrc.evaluators.diagnostics.fgw_alpha:run_fgw_alpha",
 }
 
 

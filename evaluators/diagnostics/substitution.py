@@ -20,18 +20,13 @@ paper reports pentagon–hexagon, star–triangle and square–hexagon), ``run.j
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
-from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
-from vgrc.evaluators.first_stage import cosine_topk, single_substitution
-from vgrc.evaluators.ownership import RUN_FORMAT, claim_run_folder
+from vgrc.evaluators.diagnostics._common import DiagnosticOutput, new_figure, prepare
+from vgrc.evaluators.first_stage import single_substitution
 
 __all__ = ["substitution_matrix", "run_substitution", "FILES"]
 
@@ -69,15 +64,8 @@ def _csv(nouns, matrix, fmt) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _heatmap(path: Path, nouns, rates, title: str) -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(nouns), 0.8 + 0.55 * len(nouns)), dpi=120)
+def _heatmap(out, nouns, rates, title: str) -> None:
+    fig, ax = new_figure(figsize=(1.0 + 0.6 * len(nouns), 0.8 + 0.55 * len(nouns)), dpi=120)
     im = ax.imshow(rates, cmap="Reds", vmin=0)
     ax.set_xticks(range(len(nouns)), nouns, rotation=45, ha="right")
     ax.set_yticks(range(len(nouns)), nouns)
@@ -87,11 +75,7 @@ def _heatmap(path: Path, nouns, rates, title: str) -> None:
             if rates[i, j] > 0:
                 ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    out.figure("substitution.png", fig)
 
 
 def run_substitution(config, *, top_k: int = 1, progress=None) -> dict:
@@ -100,44 +84,31 @@ def run_substitution(config, *, top_k: int = 1, progress=None) -> dict:
     ``config`` is an :class:`~vgrc.evaluators.pipeline.EvalConfig` (model, data, split,
     limit, cache, device…); ``config.out`` is the output folder.
     """
-    from vgrc.evaluators.encoding import EncodingSetup
     from vgrc.evaluators.errors import InvalidInputError
-    from vgrc.evaluators.retrieval_data import load_retrieval, require_objects
 
     if top_k < 1:
         raise InvalidInputError(f"--top-k must be ≥ 1, got {top_k}")
     progress = progress or (lambda phase, done, total: None)
-    t0 = time.perf_counter()
-    ev, _, info = load_retrieval(config.data, config.split, fit_fraction=0.0, limit=config.limit, seed=config.seed)
-    require_objects(ev, "query", "the substitution matrix")
-    require_objects(ev, "image", "the substitution matrix")
-    setup = EncodingSetup(config)
-    images, failed, bad = setup.encode_images(ev.image_paths, progress)
-    if failed.any():
-        raise InvalidInputError(f"{int(failed.sum())} images could not be read (first: {bad[0]}); the matrix needs every image")
-    texts = setup.encode_texts(ev.captions, progress)
-    top, _, _ = cosine_topk(texts, images, top_k, ev.relevant)
+    prep = prepare(config, progress, objects=True, needed_by="the substitution matrix")
+    ev = prep.ev
+    top, _, _ = prep.cosine(top_k)
     retrieved = [[ev.objects[g] for g in row] for row in top]
     relevant = [[g in set(ev.relevant[q].tolist()) for g in row] for q, row in enumerate(top)]
     nouns, counts, rates = substitution_matrix(ev.query_objects, retrieved, relevant, top_k)
-    out = Path(config.out)
-    claim_run_folder(out, config.overwrite)
-    atomic_write_text(out / "substitution_counts.csv", _csv(nouns, counts, str))
-    atomic_write_text(out / "substitution_rates.csv", _csv(nouns, rates, lambda v: f"{v:.6f}"))
+    out = DiagnosticOutput(config.out, "substitution", FILES, config, config.overwrite)
+    out.text("substitution_counts.csv", _csv(nouns, counts, str))
+    out.text("substitution_rates.csv", _csv(nouns, rates, lambda v: f"{v:.6f}"))
     pairs = sorted(((int(counts[i, j]), nouns[i], nouns[j]) for i in range(len(nouns)) for j in range(len(nouns)) if counts[i, j]), reverse=True)
     table = "| query shape | " + " | ".join(nouns) + " |\n|" + "---|" * (len(nouns) + 1) + "\n"
     table += "\n".join(f"| {n} | " + " | ".join(f"{rates[i, j]:.3f}" if counts[i, j] else "·" for j in range(len(nouns))) + " |" for i, n in enumerate(nouns))
     top_lines = "\n".join(f"{r}. {a} → {b}: {c} ({rates[nouns.index(a), nouns.index(b)]:.3f})" for r, (c, a, b) in enumerate(pairs[:10], 1)) or "none"
-    atomic_write_text(out / "substitution.md", (
-        f"# Substitution matrix (App. E): {info.get('dataset')} · {config.model} · top-{top_k}\n\n"
+    out.text("substitution.md", (
+        f"# Substitution matrix (App. E): {prep.info.get('dataset')} · {config.model} · top-{top_k}\n\n"
         f"Rows: the query's shape; columns: the shape retrieved instead (colour held fixed). Rates: substitutions / "
         f"(queries with that shape × {top_k}). {len(ev):,} queries.\n\n{table}\n\n## Top confusions\n\n{top_lines}\n"
     ))
-    _heatmap(out / "substitution.png", nouns, rates, f"{config.model}: substitutions in the top-{top_k}")
+    _heatmap(out, nouns, rates, f"{config.model}: substitutions in the top-{top_k}")
     summary = {"queries": len(ev), "top_k": top_k, "substitutions": int(counts.sum()),
                "top_confusions": [{"query": a, "retrieved": b, "count": c} for c, a, b in pairs[:10]]}
-    atomic_write_text(out / "run.json", json.dumps({
-        "format": RUN_FORMAT, "kind": "diagnose-substitution", "files": list(FILES), "config": asdict(config), "data": info,
-        "summary": summary, "encode": {n: asdict(s) for n, s in setup.stats.items()}, "seconds": time.perf_counter() - t0,
-    }, indent=2, default=str) + "\n")
+    out.finish(summary, prep)
     return summary

@@ -53,3 +53,76 @@ def test_diagnose_substitution_cli_writes_every_output(shapes_dir, tmp_path):
     again = CliRunner().invoke(app, args)  # an existing output is never replaced silently
     assert again.exit_code == 2 and "pass --overwrite" in again.stderr
     assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+# ---------------------------------------------------------------- geometry (§4.2)
+
+
+def _unit(rng, n, d):
+    x = rng.normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_distance_correlations_match_scipy_pearson_overall_and_within_groups():
+    from scipy.stats import pearsonr
+
+    from vgrc.evaluators.diagnostics.geometry import cosine_distances, distance_correlations
+
+    rng = np.random.default_rng(0)
+    T, V = _unit(rng, 9, 16), _unit(rng, 9, 16)
+    V[:4] = T[:4] + 0.1 * V[:4]  # share some geometry, not all
+    Dt, Dv = cosine_distances(T), cosine_distances(V / np.linalg.norm(V, axis=1, keepdims=True))
+    rows = distance_correlations(Dt, Dv, {"noun": {"a": [0, 1, 2, 3], "b": [4, 5, 6, 7, 8]}})
+    iu = np.triu_indices(9, 1)
+    assert rows[0]["pairs"] == 36 and rows[0]["pearson"] == pytest.approx(pearsonr(Dt[iu], Dv[iu])[0], abs=1e-12)
+    sub = np.ix_([4, 5, 6, 7, 8], [4, 5, 6, 7, 8])
+    ju = np.triu_indices(5, 1)
+    b = next(r for r in rows if r["category"] == "noun:b")
+    assert b["pairs"] == 10 and b["pearson"] == pytest.approx(pearsonr(Dt[sub][ju], Dv[sub][ju])[0], abs=1e-12)
+    # an inverted geometry gives a negative correlation
+    assert distance_correlations(Dt, 2.0 - Dt)[0]["pearson"] == pytest.approx(-1.0)
+
+
+def test_gw_distance_matches_pot_and_is_zero_for_isometric_spaces():
+    import ot
+
+    from vgrc.evaluators.diagnostics.geometry import cosine_distances, gw_distance
+
+    rng = np.random.default_rng(1)
+    A, B = _unit(rng, 12, 8), _unit(rng, 12, 8)
+    C1, C2 = cosine_distances(A), cosine_distances(B)
+    p = np.full(12, 1 / 12)
+    ref = ot.gromov.gromov_wasserstein2(C1, C2, p, p, loss_fun="square_loss")
+    assert gw_distance(C1, C2) == pytest.approx(float(ref), rel=1e-6, abs=1e-9) and gw_distance(C1, C2) > 1e-3
+    R = np.linalg.qr(rng.normal(size=(8, 8)))[0]  # a rotation keeps every distance
+    assert gw_distance(C1, cosine_distances(A @ R)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_ot_identity_agrees_with_scipy_assignment():
+    from scipy.optimize import linear_sum_assignment
+
+    from vgrc.evaluators.diagnostics.geometry import ot_identity
+
+    rng = np.random.default_rng(2)
+    T = _unit(rng, 10, 6)
+    V = T + 2.0 * _unit(rng, 10, 6)
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    got = ot_identity(T, V)
+    rows, cols = linear_sum_assignment(1 - T @ V.T)
+    assert got["ot_identity"] == pytest.approx(np.mean(cols[np.argsort(rows)] == np.arange(10)))
+    assert 0 < got["ot_identity"] < 1  # the noise makes some items swap: the case that can fail
+    assert ot_identity(T, T)["ot_identity"] == 1.0 and ot_identity(T, T)["ot_mass_on_identity"] == pytest.approx(1.0)
+
+
+def test_diagnose_geometry_cli_on_the_42_primitives(shapes_dir, tmp_path):
+    out = tmp_path / "geo"
+    args = ["diagnose", "geometry", "--data", str(shapes_dir), "--model", "tiny-random", "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    s = run["summary"]
+    assert run["complete"] and s["items"] == 42 and s["item_split"] == "primitives"
+    assert -1 <= s["pearson_all"] <= 1 and s["gw_before"] >= 0 and 0 <= s["ot_identity"]["ot_identity"] <= 1
+    lines = (out / "geometry_correlations.csv").read_text().splitlines()
+    assert lines[1].startswith("all,42,861,") and sum(line.startswith("noun:") for line in lines) == 6 and sum(line.startswith("attribute:") for line in lines) == 7
+    assert (out / "distances.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Pearson" in (out / "geometry.md").read_text()

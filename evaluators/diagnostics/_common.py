@@ -1,0 +1,223 @@
+"""What every analysis of ``vgrc diagnose`` shares: the prepared evaluation (rows,
+cached embeddings, per-object tables — the same code ``vgrc eval`` runs) and the output
+folder writer (CSV / Markdown / PNG, ``run.json`` with vgrc's run marker).
+
+An analysis is ``run_NAME(config, *, progress, **options) -> summary``. It calls
+:func:`prepare` for the data and embeddings, computes its numbers with the batched
+solvers, and writes through one :class:`DiagnosticOutput`. The output folder is claimed
+(and its ``run.json`` written, listing every file the analysis may write) *before* the
+first output, so an interrupted analysis leaves a folder that ``--overwrite`` may clear.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.ownership import RUN_FORMAT, claim_run_folder
+
+__all__ = ["Prepared", "prepare", "DiagnosticOutput", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
+
+#: attribute word -> category, for the per-attribute breakdowns (App. J: colour, shape, size,
+#: material). Words not listed fall in "other"; a dataset's manifest may add its own
+#: mapping under ``attribute_categories``.
+ATTRIBUTE_CATEGORIES: dict[str, str] = {
+    **{w: "color" for w in ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "black", "white", "gray", "grey",
+                            "cyan", "magenta", "silver", "gold", "golden", "beige", "tan", "violet", "navy", "teal", "maroon", "dark", "light")},
+    **{w: "size" for w in ("small", "large", "big", "tiny", "huge", "little", "tall", "short", "long", "giant", "medium")},
+    **{w: "material" for w in ("rubber", "metal", "metallic", "matte", "shiny", "wooden", "wood", "plastic", "glass", "stone", "brick",
+                               "concrete", "leather", "cloth", "paper", "steel")},
+}
+
+
+def attribute_category(word: str, extra: dict[str, str] | None = None) -> str:
+    """The category of an attribute word (``extra`` first, then :data:`ATTRIBUTE_CATEGORIES`)."""
+    if extra and word in extra:
+        return extra[word]
+    return ATTRIBUTE_CATEGORIES.get(word, "other")
+
+
+def parse_grid(option: str, text: str, *, low: float | None = None, high: float | None = None, integer: bool = False) -> list:
+    """``"0,0.25,0.5"`` -> ``[0.0, 0.25, 0.5]``: sorted, unique, each in [low, high]."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part) if integer else float(part)
+        except ValueError:
+            kind = "integers" if integer else "numbers"
+            raise InvalidInputError(f"{option} {text!r}: {part!r} is not a number; give comma-separated {kind}, e.g. {'5,10,50' if integer else '0,0.5,1'}") from None
+        if (low is not None and value < low) or (high is not None and value > high) or value != value:
+            bounds = f"[{low:g}, {high:g}]" if high is not None else f"≥ {low:g}"
+            raise InvalidInputError(f"{option} {text!r}: {part} is outside {bounds}")
+        values.append(value)
+    if not values:
+        raise InvalidInputError(f"{option} {text!r}: give at least one value")
+    return sorted(set(values))
+
+
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def new_figure(*args, **kwargs):
+    """A matplotlib figure on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+@dataclass
+class Prepared:
+    """An evaluation prepared as ``vgrc eval`` prepares it, for the analyses to share.
+
+    ``images`` / ``texts``: the evaluation rows' image and caption embeddings; ``phrases``
+    the unique object phrases of queries and gallery with their Eq. 3/7 embeddings
+    ``phrase_emb``; ``q_table`` / ``g_table`` the per-row object tables.
+    """
+
+    config: object
+    ev: object
+    fit: object
+    info: dict
+    setup: object
+    images: np.ndarray
+    texts: np.ndarray
+    progress: Callable
+    phrases: list[str] = field(default_factory=list)
+    phrase_emb: np.ndarray | None = None
+    q_table: object = None
+    g_table: object = None
+    _first_stage: dict = field(default_factory=dict)
+
+    def embed_phrases(self, phrases: list[str]) -> np.ndarray:
+        return self.setup.encode_phrases(phrases, self.progress)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self.setup.encode_texts(texts, self.progress)
+
+    def cosine(self, depth: int, queries: np.ndarray | None = None):
+        """``(topk, scores, rank1)`` of cosine retrieval over the gallery (the captions by
+        default), depth clipped to the gallery size; cached per depth for the captions."""
+        from vgrc.evaluators.first_stage import cosine_topk
+
+        depth = min(depth, len(self.images))
+        if queries is not None:
+            return cosine_topk(queries, self.images, depth, self.ev.relevant)
+        if depth not in self._first_stage:
+            self._first_stage[depth] = cosine_topk(self.texts, self.images, depth, self.ev.relevant)
+        return self._first_stage[depth]
+
+    def context(self, **overrides):
+        """A :class:`~vgrc.evaluators.rerank.RerankContext` from the config (``overrides`` win)."""
+        from vgrc.evaluators.rerank import RerankContext
+
+        c = self.config
+        options = dict(fgw_alpha=c.fgw_alpha, solver=c.solver, epsilon=c.epsilon, tau=c.tau, unmatched_cost=c.unmatched_cost,
+                       surplus_cost=c.surplus_cost, steer_alpha=c.steer_alpha)
+        options.update(overrides)
+        return RerankContext(self.q_table, self.g_table, self.images, **options)
+
+
+def prepare(config, progress, *, objects: bool = True, fit: bool = False, needed_by: str = "this analysis") -> Prepared:
+    """Load rows (``config.split`` / ``--limit``), encode images and captions through the
+    embedding cache, and (``objects``) the per-object phrases of queries and gallery."""
+    from vgrc.evaluators.encoding import EncodingSetup
+    from vgrc.evaluators.rerank import ObjectTable
+    from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
+
+    ev, fit_rows, info = load_retrieval(config.data, config.split, fit_split=config.fit_split,
+                                        fit_fraction=config.fit_fraction if fit else 0.0, limit=config.limit, seed=config.seed)
+    if objects:
+        require_objects(ev, "query", needed_by)
+        require_objects(ev, "image", needed_by)
+    setup = EncodingSetup(config)
+    images, failed, bad = setup.encode_images(ev.image_paths, progress)
+    if failed.any():
+        raise InvalidInputError(f"{int(failed.sum())} images could not be read (first: {bad[0]}); {needed_by} needs every image")
+    texts = setup.encode_texts(ev.captions, progress)
+    prep = Prepared(config, ev, fit_rows, info, setup, images, texts, progress)
+    if objects:
+        q_phrases = [[object_phrase(o) for o in objs] for objs in ev.query_objects]
+        g_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
+        prep.phrases = sorted({ph for rows in (q_phrases, g_phrases) for row in rows for ph in row})
+        prep.phrase_emb = prep.embed_phrases(prep.phrases)
+        index = {ph: i for i, ph in enumerate(prep.phrases)}
+        prep.q_table = ObjectTable.build(q_phrases, index, prep.phrase_emb)
+        prep.g_table = ObjectTable.build(g_phrases, index, prep.phrase_emb)
+    return prep
+
+
+class DiagnosticOutput:
+    """The output folder of one analysis: claimed once (``--overwrite`` rules of ``vgrc
+    eval``), every file written atomically, ``run.json`` first and last."""
+
+    def __init__(self, out: str | Path, kind: str, files: Sequence[str], config, overwrite: bool):
+        self.out = Path(out)
+        self.kind = kind
+        self.files = list(files)
+        self.config = config
+        self.t0 = time.perf_counter()
+        claim_run_folder(self.out, overwrite)
+        self._record({"complete": False})
+
+    def _record(self, extra: dict) -> None:
+        record = {"format": RUN_FORMAT, "kind": f"diagnose-{self.kind}", "files": self.files,
+                  "config": asdict(self.config) if hasattr(self.config, "__dataclass_fields__") else dict(self.config), **extra}
+        atomic_write_text(self.out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+    def text(self, name: str, content: str) -> Path:
+        self._check(name)
+        atomic_write_text(self.out / name, content if content.endswith("\n") else content + "\n")
+        return self.out / name
+
+    def csv(self, name: str, head: Sequence[str], rows: Sequence[Sequence]) -> Path:
+        def cell(v):
+            if isinstance(v, (float, np.floating)):
+                return repr(float(v))
+            s = str(v)
+            return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
+
+        return self.text(name, "\n".join([",".join(head), *(",".join(cell(v) for v in row) for row in rows)]))
+
+    def figure(self, name: str, fig) -> Path:
+        import matplotlib.pyplot as plt
+
+        self._check(name)
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        atomic_write_bytes(self.out / name, buf.getvalue())
+        return self.out / name
+
+    def finish(self, summary: dict, prep: Prepared | None = None, **extra) -> None:
+        record = {"complete": True, "summary": summary, "seconds": time.perf_counter() - self.t0, **extra}
+        if prep is not None:
+            record["data"] = prep.info
+            record["encode"] = {n: asdict(s) for n, s in prep.setup.stats.items()}
+        self._record(record)
+
+    def _check(self, name: str) -> None:
+        if name not in self.files:  # a programming error, not a user error
+            raise RuntimeError(f"{name} is not among the files diagnose-{self.kind} declares")
