@@ -126,3 +126,98 @@ def test_diagnose_geometry_cli_on_the_42_primitives(shapes_dir, tmp_path):
     lines = (out / "geometry_correlations.csv").read_text().splitlines()
     assert lines[1].startswith("all,42,861,") and sum(line.startswith("noun:") for line in lines) == 6 and sum(line.startswith("attribute:") for line in lines) == 7
     assert (out / "distances.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Pearson" in (out / "geometry.md").read_text()
+
+
+# ---------------------------------------------------------------- k-sweep (App. D) and fgw-alpha (§4.4)
+
+
+def test_ground_truth_ranks_on_a_hand_made_shortlist():
+    from vgrc.evaluators.diagnostics.k_sweep import ground_truth_ranks
+
+    topk = np.array([[7, 3, 5, 9], [1, 2, 8, 4]])  # cosine order
+    scores = np.array([[0.1, 0.2, 0.9, 0.3], [0.5, 0.5, 0.4, 0.6]])
+    relevant = [np.array([5]), np.array([4])]
+    rank1 = np.array([2, 3])  # cosine ranks of the ground truth
+    # k = 2: neither ground truth is in the prefix → cosine ranks kept
+    assert ground_truth_ranks(topk, scores, 2, relevant, rank1).tolist() == [2, 3]
+    # k = 3: query 0's GT (score 0.9) moves to the top; query 1's still outside
+    assert ground_truth_ranks(topk, scores, 3, relevant, rank1).tolist() == [0, 3]
+    # k = 4: query 1's GT has the best score 0.6 → rank 0; ties elsewhere keep cosine order
+    assert ground_truth_ranks(topk, scores, 4, relevant, rank1).tolist() == [0, 0]
+
+
+def _prepared(shapes_dir, tmp_path, **over):
+    from vgrc.evaluators.diagnostics._common import prepare
+    from vgrc.evaluators.pipeline import EvalConfig
+
+    config = EvalConfig(data=str(shapes_dir), model="tiny-random", cache_dir=str(tmp_path / "c"), fit_fraction=0.0, **over)
+    return prepare(config, lambda *a: None)
+
+
+def test_k_sweep_prefix_scores_equal_rerunning_each_k(shapes_dir, tmp_path):
+    from vgrc.evaluators.diagnostics.k_sweep import ground_truth_ranks
+    from vgrc.evaluators.metrics import first_relevant_rank
+    from vgrc.evaluators.rerank import rerank, rerank_scores
+
+    prep = _prepared(shapes_dir, tmp_path)
+    topk, scores, rank1 = prep.cosine(40)
+    ctx = prep.context()
+    for name in ("hungarian", "fgw"):
+        big = rerank_scores(name, ctx, topk, scores)
+        for k in (3, 10, 25):
+            pos = first_relevant_rank(rerank(name, ctx, topk[:, :k], scores[:, :k]), prep.ev.relevant)
+            assert np.array_equal(ground_truth_ranks(topk, big, k, prep.ev.relevant, rank1), np.where(pos >= 0, pos, rank1))
+
+
+def test_diagnose_k_sweep_and_fgw_alpha_cli(shapes_dir, tmp_path):
+    base = ["--data", str(shapes_dir), "--model", "tiny-random", "--cache-dir", str(tmp_path / "c"), "-q"]
+    out = tmp_path / "ks"
+    result = CliRunner().invoke(app, ["diagnose", "k-sweep", *base, "--k", "20", "--k-values", "5,10,20,40", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "run.json").read_text())["summary"]
+    lines = (out / "k_sweep.csv").read_text().splitlines()
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [5, 10, 20, 40]
+    traj = (out / "trajectories.csv").read_text().splitlines()
+    assert len(traj) == 1 + 4 * s["disagreements"]
+    if s["disagreements"]:  # at the main k every disagreement query is recovered by Hungarian and not by FGW
+        at_main = next(r for r in s["sweep"] if r["k"] == 20)
+        assert at_main["hungarian_recovery"] == 1.0 and at_main["fgw_recovery"] == 0.0
+    for name in ("k_sweep.png", "trajectories.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    out = tmp_path / "fa"
+    result = CliRunner().invoke(app, ["diagnose", "fgw-alpha", *base, "--k", "10", "--fgw-alpha", "1,0,0.5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "run.json").read_text())["summary"]
+    assert [r["fgw_alpha"] for r in s["sweep"]] == [0.0, 0.5, 1.0]
+    # the structure-only end ties more top-1 candidates than the feature-only end
+    assert s["sweep"][-1]["tied_top1"] >= s["sweep"][0]["tied_top1"]
+    bad = CliRunner().invoke(app, ["diagnose", "fgw-alpha", *base, "--fgw-alpha", "0,1.5", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "1.5 is outside [0, 1]" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_disagreement_sweep_on_a_fixture_with_a_known_answer():
+    from vgrc.evaluators.diagnostics.k_sweep import disagreement_sweep
+
+    # 3 queries, cosine top-4 each; the ground truth of every query is gallery item 0
+    topk = np.array([[3, 0, 1, 2], [0, 3, 1, 2], [1, 2, 3, 0]])
+    rank1 = np.array([1, 0, 3])
+    relevant = [np.array([0])] * 3
+    # full-shortlist scores (Q, 4); higher is better
+    H = np.array([[0.1, 0.9, 0.2, 0.3], [0.9, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.9]])
+    F = np.array([[0.5, 0.4, 0.1, 0.6], [0.9, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.9]])
+    # main k = 2: q0: Hungarian puts GT first (0.9 > 0.1), FGW does not (0.4 < 0.5) → the only disagreement
+    called = []
+
+    def sweep_scores(D):
+        called.append(D.tolist())
+        return H[D], F[D]
+
+    r = disagreement_sweep(topk, rank1, relevant, 2, [1, 2, 3, 4], H[:, :2], F[:, :2], sweep_scores)
+    assert r["subset"].tolist() == [0] and called == [[0]] and r["fgw_only_r1"] == 0
+    by_k = {row["k"]: row for row in r["sweep"]}
+    # k = 1: GT outside the shortlist, cosine rank 1 for both; k = 2: H recovers, F does not;
+    # k = 3: still; k = 4: item 2 (F 0.6) is added and outranks the GT: F's rank is now 2
+    assert [by_k[k]["hungarian_recovery"] for k in (1, 2, 3, 4)] == [0.0, 1.0, 1.0, 1.0]
+    assert [by_k[k]["fgw_recovery"] for k in (1, 2, 3, 4)] == [0.0, 0.0, 0.0, 0.0]
+    assert [t[3] for t in r["trajectories"]] == [1, 1, 1, 2] and [t[2] for t in r["trajectories"]] == [1, 0, 0, 0]
