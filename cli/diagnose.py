@@ -171,6 +171,7 @@ def alpha_sweep_command(
     steer_top: Annotated[int, typer.Option("--steer-top", help="Retrieval datasets: confusion pairs used when --steer is not given.")] = 3,
     fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Retrieval datasets: share held out to fit the ridge mapper and the confusions.")] = 0.2,
     ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="Retrieval datasets: L2 penalty λ of the ridge mapper.")] = 1.0,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Steering datasets: skip unreadable gallery images (counted in run.json) instead of stopping.")] = False,
     split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -187,7 +188,7 @@ def alpha_sweep_command(
         return f"{s['mode']}: R@10 " + ", ".join(f"{r['R@10']:.3f}@α={r['steer_alpha']:g}" for r in rows[:5]) + (" …" if len(rows) > 5 else "")
 
     _run("alpha-sweep", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                                fit_fraction=fit_fraction, ridge_lambda=ridge_lambda, steer=list(steer or []), steer_top=steer_top),
+                                fit_fraction=fit_fraction, ridge_lambda=ridge_lambda, steer=list(steer or []), steer_top=steer_top, skip_bad=skip_bad, stage1="ridge+steer"),
          {"steer_alphas": steer_alpha, "query": query}, quiet, debug, line)
 
 

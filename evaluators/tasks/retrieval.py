@@ -17,7 +17,7 @@ from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANK
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
 from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
 
-__all__ = ["run_retrieval", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
+__all__ = ["run_retrieval", "confusion_steering_pairs", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
 
 TOP = 10  # list depth for nDCG / CAS
 #: stages that read per-object query sets
@@ -96,7 +96,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         if config.stage1 == "ridge+steer":
             pairs = parse_steer_pairs(config.steer)
             if not pairs and config.steer_top > 0:
-                pairs = _confusion_steering_pairs(config, fit, fit_text, fit_img, diagnostics)
+                pairs = confusion_steering_pairs(config, fit, fit_text, fit_img, diagnostics)
             steering = Steering(pairs, config.steer_alpha).fit(embed_phrases, mapper)
             queries, steered = steering.transform(queries, ev.query_objects)
             diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "steer_alpha": config.steer_alpha, "queries_steered": int(steered.sum())}
@@ -228,7 +228,7 @@ def _object_directions(unique: list[str], query_objects, phrase_emb: np.ndarray,
     return out
 
 
-def _confusion_steering_pairs(config, fit: RetrievalSet, fit_text: np.ndarray, fit_img: np.ndarray, diagnostics: dict) -> list[tuple[str, str]]:
+def confusion_steering_pairs(config, fit: RetrievalSet, fit_text: np.ndarray, fit_img: np.ndarray, diagnostics: dict) -> list[tuple[str, str]]:
     """App. E: steering pairs from the BASELINE (cosine) top-1 confusions on the fit rows,
     attributes (colour) held fixed."""
     top1 = cosine_topk(fit_text, fit_img, 1, fit.relevant)[0][:, 0]

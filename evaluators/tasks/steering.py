@@ -25,6 +25,7 @@ Positives are synonym-aware: every image whose noun carries ANY word of the targ
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from vgrc.evaluators.first_stage import cosine_topk, normalize
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
 
-__all__ = ["run_steering_eval", "load_steering_rows"]
+__all__ = ["run_steering_eval", "load_steering_rows", "prepare_steering", "steered_retrieval", "steering_metrics", "SteeringInputs"]
 
 TOP = 10
 
@@ -80,47 +81,92 @@ def load_steering_rows(data: str | Path) -> list[dict]:
     return rows
 
 
-def run_steering_eval(config, out: Path, progress, timer) -> dict:
-    """Run the steering evaluation (see the module documentation) and write ``out``."""
-    with timer("load_data"):
+@dataclass
+class SteeringInputs:
+    """Everything a steering evaluation reads: the usable rows ``sel`` (a positive image is
+    in the gallery), the gallery's image embeddings and the rows' source/target query
+    embeddings, positives and negatives as gallery indices."""
+
+    rows: list[dict]
+    gallery: object
+    data_info: dict
+    setup: object
+    images: np.ndarray
+    source: np.ndarray
+    target: np.ndarray
+    positives: list[np.ndarray]
+    negatives: list[np.ndarray]
+    usable: np.ndarray
+    sel: np.ndarray
+    bad: list[str]
+
+
+def prepare_steering(config, progress, timer=None) -> SteeringInputs:
+    """Load the steering rows and the gallery, encode both through the embedding cache."""
+    from contextlib import nullcontext
+
+    span = timer or (lambda name: nullcontext())
+    with span("load_data"):
         gallery, _, data_info = load_retrieval(config.data, config.split, fit_fraction=0.0, seed=config.seed, drop_uncaptioned=False)
         rows = load_steering_rows(config.data)
         if config.limit is not None:
             rows = rows[: config.limit]
     setup = EncodingSetup(config)
-    with timer("encode_images"):
+    with span("encode_images"):
         images, failed, bad = setup.encode_images(gallery.image_paths, progress)
     keep = np.flatnonzero(~failed)
     index = {gallery.ids[g]: k for k, g in enumerate(keep)}
     images = images[keep]
-
-    with timer("encode_texts"):
+    with span("encode_texts"):
         texts = [t for r in rows for t in (r["source_query"], r["target_query"])]
         emb = setup.encode_texts(texts, progress)
-        source, target = emb[0::2], emb[1::2]
+    positives = [np.array([index[i] for i in r["positives"] if i in index], dtype=np.int64) for r in rows]
+    negatives = [np.array([index[i] for i in r["negatives"] if i in index], dtype=np.int64) for r in rows]
+    usable = np.array([p.size > 0 for p in positives])
+    sel = np.flatnonzero(usable)
+    if sel.size == 0:
+        why = f"{len(bad)} of {len(gallery)} images were skipped" if bad else "their positives are not in the gallery"
+        raise InvalidInputError(f"no steering row has a positive image left to retrieve ({why}); check the images or the dataset")
+    kept_gallery = gallery.subset(keep) if len(keep) < len(gallery) else gallery
+    return SteeringInputs(rows, kept_gallery, data_info, setup, images, emb[0::2], emb[1::2], positives, negatives, usable, sel, bad)
 
+
+def steered_retrieval(inputs: SteeringInputs, steer_alpha: float, depth: int = TOP):
+    """``(top, rank)`` of the usable rows' queries steered with strength ``steer_alpha``
+    (0 = the unsteered source query)."""
+    sel = inputs.sel
+    if steer_alpha == 0:
+        steered = inputs.source
+    else:
+        steered = normalize(inputs.source + steer_alpha * normalize(inputs.target - inputs.source))
+    top, _, rank = cosine_topk(steered[sel], inputs.images, depth, [inputs.positives[i] for i in sel])
+    return top, rank
+
+
+def steering_metrics(inputs: SteeringInputs, top: np.ndarray, rank: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """R@K, nDCG@K, CAS@10 and source@10 of the usable rows' ranked lists."""
+    hit = np.array([np.isin(t[:TOP], inputs.positives[i]) for t, i in zip(top, inputs.sel)], dtype=float)
+    src = np.array([np.isin(t[:TOP], inputs.negatives[i]) for t, i in zip(top, inputs.sel)], dtype=float)
+    metrics = {prefix + k: v for k, v in recall_at_k(rank).items()}
+    metrics.update({prefix + k: v for k, v in ndcg_at_k(4.0 * hit).items()})
+    metrics[f"{prefix}t2i_CAS@{TOP}"] = float(hit.mean()) if len(hit) else 0.0
+    metrics[f"{prefix}t2i_source@{TOP}"] = float(src.mean()) if len(src) else 0.0
+    return metrics
+
+
+def run_steering_eval(config, out: Path, progress, timer) -> dict:
+    """Run the steering evaluation (see the module documentation) and write ``out``."""
+    inputs = prepare_steering(config, progress, timer)
+    rows, sel, setup, data_info, bad = inputs.rows, inputs.sel, inputs.setup, inputs.data_info, inputs.bad
+    positives, usable, images = inputs.positives, inputs.usable, inputs.images
     with timer("retrieve"):
-        positives = [np.array([index[i] for i in r["positives"] if i in index], dtype=np.int64) for r in rows]
-        negatives = [np.array([index[i] for i in r["negatives"] if i in index], dtype=np.int64) for r in rows]
-        usable = np.array([p.size > 0 for p in positives])
-        direction = normalize(target - source)
-        steered = normalize(source + config.steer_alpha * direction)
-        sel = np.flatnonzero(usable)
-        if sel.size == 0:
-            why = f"{len(bad)} of {len(gallery)} images were skipped" if bad else "their positives are not in the gallery"
-            raise InvalidInputError(f"no steering row has a positive image left to retrieve ({why}); check the images or the dataset")
-        top0, _, rank0 = cosine_topk(source[sel], images, TOP, [positives[i] for i in sel])
-        top1, _, rank1 = cosine_topk(steered[sel], images, TOP, [positives[i] for i in sel])
+        top0, rank0 = steered_retrieval(inputs, 0.0)
+        top1, rank1 = steered_retrieval(inputs, config.steer_alpha)
 
     with timer("metrics"):
         metrics: dict[str, float] = {}
-        for prefix, top, rank in (("", top1, rank1), ("stage1_", top0, rank0)):
-            hit = np.array([np.isin(t, positives[i]) for t, i in zip(top, sel)], dtype=float)
-            src = np.array([np.isin(t, negatives[i]) for t, i in zip(top, sel)], dtype=float)
-            metrics.update({prefix + k: v for k, v in recall_at_k(rank).items()})
-            metrics.update({prefix + k: v for k, v in ndcg_at_k(4.0 * hit).items()})
-            metrics[f"{prefix}t2i_CAS@{TOP}"] = float(hit.mean()) if len(hit) else 0.0
-            metrics[f"{prefix}t2i_source@{TOP}"] = float(src.mean()) if len(src) else 0.0
+        metrics.update(steering_metrics(inputs, top1, rank1))
+        metrics.update(steering_metrics(inputs, top0, rank0, "stage1_"))
         metrics["steer_alpha"] = float(config.steer_alpha)
         metrics["n_queries"] = float(len(sel))
         metrics["n_gallery"] = float(len(images))

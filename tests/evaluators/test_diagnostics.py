@@ -221,3 +221,22 @@ def test_disagreement_sweep_on_a_fixture_with_a_known_answer():
     assert [by_k[k]["hungarian_recovery"] for k in (1, 2, 3, 4)] == [0.0, 1.0, 1.0, 1.0]
     assert [by_k[k]["fgw_recovery"] for k in (1, 2, 3, 4)] == [0.0, 0.0, 0.0, 0.0]
     assert [t[3] for t in r["trajectories"]] == [1, 1, 1, 2] and [t[2] for t in r["trajectories"]] == [1, 0, 0, 0]
+
+
+def test_diagnose_alpha_sweep_on_shapes_equals_eval_ridge_steer(shapes_dir, tmp_path):
+    from vgrc.evaluators.pipeline import EvalConfig, run_eval
+
+    out = tmp_path / "sweep"
+    common = ["--data", str(shapes_dir), "--model", "tiny-random", "--cache-dir", str(tmp_path / "c"), "-q"]
+    result = CliRunner().invoke(app, ["diagnose", "alpha-sweep", *common, "--steer-alpha", "0,0.5,1.5", "--steer", "pentagon:hexagon", "--steer", "star:triangle", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "run.json").read_text())["summary"]
+    assert summary["mode"] == "ridge+steer" and summary["pairs"]
+    for row in summary["sweep"]:
+        m = run_eval(EvalConfig(data=str(shapes_dir), out=str(tmp_path / f"e{row['steer_alpha']}"), model="tiny-random",
+                                stage1="ridge+steer", steer_alpha=row["steer_alpha"], steer=["pentagon:hexagon", "star:triangle"], cache_dir=str(tmp_path / "c")))
+        assert [row["R@1"], row["R@5"], row["R@10"]] == pytest.approx([m["t2i_R@1"], m["t2i_R@5"], m["t2i_R@10"]])
+        assert row["CAS@10"] == pytest.approx(m["t2i_CAS-noun@10"])
+    assert summary["sweep"][0]["steered"] == 0 and summary["sweep"][1]["steered"] > 0  # α = 0 steers nothing
+    for name in ("alpha_sweep.png", "alpha_grid.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

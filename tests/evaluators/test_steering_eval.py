@@ -121,3 +121,19 @@ def test_skip_bad_with_every_image_missing_is_one_line(vg_data, tmp_path):
         assert "no steering row has a positive image left" in one_error_line(result)
     finally:
         shutil.move(root, manifest["image_root"])
+
+
+def test_diagnose_alpha_sweep_equals_eval_at_each_alpha(vg_data, tmp_path):
+    """App. I's sweep on a steering dataset: every α's numbers are `vgrc eval --task steering`'s."""
+    out = tmp_path / "sweep"
+    args = ["diagnose", "alpha-sweep", "--data", str(vg_data), "--model", "tiny-random", "--steer-alpha", "0.7,0,2",
+            "--skip-bad", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "run.json").read_text())["summary"]
+    assert summary["mode"] == "steering" and [r["steer_alpha"] for r in summary["sweep"]] == [0.0, 0.7, 2.0]
+    for row in summary["sweep"]:
+        metrics = run(vg_data, tmp_path / f"eval-{row['steer_alpha']}", tmp_path / "cache", steer_alpha=row["steer_alpha"])
+        for name in ("R@1", "R@5", "R@10", "CAS@10", "source@10", "nDCG@10"):
+            assert row[name] == pytest.approx(metrics[f"t2i_{name}"]), (row["steer_alpha"], name)
+    assert (out / "alpha_grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "alpha_sweep.png").stat().st_size > 1000
