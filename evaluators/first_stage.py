@@ -23,7 +23,7 @@ import numpy as np
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.retrieval_data import object_tuples
 
-__all__ = ["normalize", "cosine_topk", "RidgeMapper", "Steering", "confusion_pairs", "single_substitution", "check_steer_words", "parse_steer_pairs"]
+__all__ = ["normalize", "cosine_topk", "topk_by_scores", "RidgeMapper", "Steering", "confusion_pairs", "single_substitution", "check_steer_words", "parse_steer_pairs"]
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -43,14 +43,19 @@ def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequ
     scores : float32 array (Q, k)
     rank : int array (Q,) — 0-based rank in the full ranking (-1: no relevant image)
     """
-    Q, G = len(queries), len(gallery)
+    gT = np.ascontiguousarray(gallery.T)
+    return topk_by_scores(lambda s, e: queries[s:e] @ gT, len(queries), len(gallery), k, relevant, chunk)
+
+
+def topk_by_scores(score_rows, Q: int, G: int, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024):
+    """:func:`cosine_topk` for any score: ``score_rows(start, stop)`` gives the (stop −
+    start, G) scores of those queries (higher = better), so only one chunk is in memory."""
     k = min(k, G)
     topk = np.empty((Q, k), dtype=np.int64)
     scores = np.empty((Q, k), dtype=np.float32)
     rank = np.full(Q, -1, dtype=np.int64)
-    gT = np.ascontiguousarray(gallery.T)
     for s in range(0, Q, chunk):
-        S = queries[s : s + chunk] @ gT  # (c, G)
+        S = score_rows(s, min(Q, s + chunk))  # (c, G)
         part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < G else np.tile(np.arange(G), (len(S), 1))
         ps = np.take_along_axis(S, part, 1)
         order = np.lexsort((part, -ps), axis=1)

@@ -17,7 +17,7 @@ from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANK
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
 from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
 
-__all__ = ["run_retrieval", "confusion_steering_pairs", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
+__all__ = ["run_retrieval", "object_directions", "confusion_steering_pairs", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
 
 TOP = 10  # list depth for nDCG / CAS
 #: stages that read per-object query sets
@@ -80,7 +80,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         phrase_index = {ph: i for i, ph in enumerate(unique)}
         directions = None
         if steered_objects:
-            directions = _object_directions(unique, ev.query_objects, phrase_emb, embed_phrases)
+            directions = object_directions(unique, ev.query_objects, phrase_emb, embed_phrases)
 
     # ---------------------------------------------------------------- stage 1
     diagnostics: dict = {}
@@ -213,7 +213,7 @@ def _require_annotations(config, ev: RetrievalSet) -> None:
         require_objects(ev, "query", "the graded metrics (nDCG@K, CAS@K)")
 
 
-def _object_directions(unique: list[str], query_objects, phrase_emb: np.ndarray, embed_phrases) -> np.ndarray:
+def object_directions(unique: list[str], query_objects, phrase_emb: np.ndarray, embed_phrases) -> np.ndarray:
     """App. J steering direction of each phrase: normalize(e(phrase) − e(noun)), i.e. from
     the bare noun toward the object's attribute bundle; zero for objects without
     attributes. One extra all-zero row for padding."""

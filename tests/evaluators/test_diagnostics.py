@@ -240,3 +240,113 @@ def test_diagnose_alpha_sweep_on_shapes_equals_eval_ridge_steer(shapes_dir, tmp_
     assert summary["sweep"][0]["steered"] == 0 and summary["sweep"][1]["steered"] > 0  # α = 0 steers nothing
     for name in ("alpha_sweep.png", "alpha_grid.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- composition (App. A, J)
+
+
+def obj(noun, *attrs):
+    return {"noun": noun, "attributes": list(attrs)}
+
+
+def test_pairing_error_classes_and_mispaired_slots_by_hand():
+    from vgrc.evaluators.diagnostics.composition import classify_retrieved, mispaired_slots
+
+    query = [obj("cube", "large", "red", "rubber"), obj("sphere", "small", "blue", "metal")]
+    swapped = [obj("cube", "large", "blue", "rubber"), obj("sphere", "small", "red", "metal")]  # colours on the wrong objects
+    assert classify_retrieved(query, query, True) == "target"
+    assert classify_retrieved(query, [*query, obj("cylinder", "small", "gray", "metal")], False) == "all_grounded"
+    assert classify_retrieved(query, swapped, False) == "pairing_error"
+    assert classify_retrieved(query, [obj("cube", "large", "red", "rubber")], False) == "miss"  # blue, sphere… absent
+    slots = mispaired_slots(query, swapped, noun_label="shape")
+    assert [(s["category"], s["query_value"], s["image_value"], s["steerable"]) for s in slots] == [
+        ("color", "red", "blue", True), ("color", "blue", "red", True)]
+    # a shape swap: the best image object shares colour, size and material but not the noun
+    shape_swap = mispaired_slots([obj("cube", "large", "red", "rubber")], [obj("cylinder", "large", "red", "rubber"), obj("cube", "small", "gray", "metal")], "shape")
+    assert [(s["category"], s["steerable"]) for s in shape_swap] == [("shape", False)]
+
+
+def test_interference_counts_from_hand_made_slot_scores():
+    from vgrc.evaluators.diagnostics.composition import interference_summary, slot_scores
+
+    # query 0: 2 objects (4 slots), query 1: 1 object (2 slots), query 2: 3 objects (3 slots)
+    slot_query = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    cats = ["shape", "color", "shape", "color", "shape", "color", "shape", "color", "material"]
+    base = np.array([0.5, 0.5, 0.2, 0.2, 0.3, 0.3, 0.1, 0.1, 0.1])
+    steered = np.array([0.4, 0.7, 0.1, 0.2, 0.3, 0.3, 0.2, 0.0, 0.0])
+    s = interference_summary(base, steered, slot_query, cats, np.array([2, 1, 3]))
+    assert s["queries_degraded"] == 2 and s["queries_improved"] == 2  # q0 and q2; q1 unchanged
+    assert s["mean_degraded_when_improved"] == pytest.approx((2 + 2) / 2)  # q0: 2 shapes degrade; q2: colour + material
+    assert s["by_objects"] == {1: {"queries": 1, "degraded": 0}, 2: {"queries": 1, "degraded": 1}, 3: {"queries": 1, "degraded": 1}}
+    pair = {(p["improves"], p["degrades"]): p for p in s["pairs"]}
+    assert pair[("color", "shape")]["queries"] == 1 and pair[("color", "shape")]["share"] == 1.0  # q0
+    assert pair[("shape", "material")]["share"] == 1.0 and pair[("shape", "shape")]["share"] == 0.0  # q2
+    # slot scores: share of the list's images carrying each slot (attributes on the slot's noun)
+    q = [obj("cube", "red")]
+    lists = [[obj("cube", "red")], [obj("cube", "blue"), obj("sphere", "red")], [obj("sphere", "red")]]
+    assert slot_scores(q, lists, "shape") == [(0, "shape", pytest.approx(2 / 3)), (0, "color", pytest.approx(1 / 3))]
+
+
+def test_merged_min_and_softmin_baselines_match_brute_force(shapes_dir, tmp_path):
+    from vgrc.evaluators.diagnostics.composition import _merged_rank_tables
+
+    prep = _prepared(shapes_dir, tmp_path)
+    tables, obj_emb, present = _merged_rank_tables(prep, tau=0.05)
+    sims = np.einsum("qnd,gd->qng", obj_emb, prep.images)
+    brute = {"min": np.where(present[..., None], sims, np.inf).min(1),
+             "softmin": -0.05 * np.log(np.where(present[..., None], np.exp(-sims / 0.05), 0).sum(1))}
+    for name, S in brute.items():
+        top, _, rank = tables[name]
+        for q in range(len(S)):
+            order = np.lexsort((np.arange(S.shape[1]), -S[q]))
+            assert top[q].tolist() == order[:10].tolist()
+            rel = set(prep.ev.relevant[q].tolist())
+            assert rank[q] == next(i for i, g in enumerate(order) if g in rel)
+
+
+def test_diagnose_composition_cli(shapes_dir, tmp_path):
+    out = tmp_path / "comp"
+    args = ["diagnose", "composition", "--data", str(shapes_dir), "--model", "tiny-random", "--steer-alpha", "0.5,1",
+            "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "run.json").read_text())["summary"]
+    p = s["pairing"]
+    assert p["retrieved"] == 10 * s["queries"] == sum(p[c] for c in ("target", "pairing_error", "all_grounded", "miss"))
+    assert sum(p["by_category"].values()) == p["mispaired_slots"] and s["noun_label"] == "shape"
+    assert [r["steer_alpha"] for r in s["interference"]] == [0.5, 1.0]
+    assert s["baselines"]["clip"]["R@10"] == pytest.approx(_prepared(shapes_dir, tmp_path).cosine(10)[2].__lt__(10).mean())
+    for name in ("per_object.csv", "baselines.csv", "pairing_errors.csv", "interference.csv", "interference_pairs.csv", "composition.md"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "composition.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_targeted_steering_corrects_a_colour_swap_in_an_additive_space():
+    """Words are orthogonal unit vectors and a phrase is their normalised sum: the direction
+    normalize(e(red) − e(blue)) turns "blue cube" into "red cube" once α is large enough."""
+    from types import SimpleNamespace
+
+    from vgrc.evaluators.diagnostics.composition import _targeted, mispaired_slots
+    from vgrc.evaluators.first_stage import normalize
+    from vgrc.evaluators.rerank import ObjectTable
+
+    words = ["cube", "sphere", "red", "blue", "green"]
+
+    def embed(phrases):
+        return normalize(np.stack([sum(np.eye(8)[words.index(w)] for w in p.split()) for p in phrases]))
+
+    query = [obj("cube", "red"), obj("sphere", "blue")]
+    image = [obj("cube", "blue"), obj("sphere", "red"), obj("cube", "green")]
+    slots = [{**s, "query": 0} for s in mispaired_slots(query, image, "shape")]
+    # red cube: its colour sits on the blue cube (steerable); blue sphere: the best image
+    # object (ties → first) is the blue cube, which lacks the noun: a shape slot, not steerable
+    assert [(s["category"], s["steerable"]) for s in slots] == [("color", True), ("shape", False)]
+    phrases = ["blue sphere", "red cube"]
+    table = ObjectTable.build([["red cube", "blue sphere"]], {p: i for i, p in enumerate(phrases)}, embed(phrases))
+    ev = SimpleNamespace(objects=[image], query_objects=[query])
+    prep = SimpleNamespace(ev=ev, phrases=phrases, q_table=table, embed_phrases=embed, cosine=lambda k, q: (None, None, np.zeros(1, np.int64)))
+    word_emb = {w: embed([w])[0] for w in ("red", "blue")}
+    emb, present = table.emb()[None][0][None], (table.weight > 0)
+    # x ∝ c + (1 − α) b + α r: nearer "red cube" than "blue cube" once α > 1/2
+    assert _targeted(prep, slots, word_emb, emb, present, 0.4, None)[0] == 0.0
+    assert _targeted(prep, slots, word_emb, emb, present, 1.5, None)[0] == 1.0
