@@ -115,6 +115,8 @@ def report_command(
     runs: Annotated[list[Path], typer.Argument(help="Run folders written by vgrc eval (other paths, e.g. a previous table.csv, are skipped with a note).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Markdown table to write (a .csv is written beside it); its folder must exist.", show_default=False)],
     paper: Annotated[Optional[int], typer.Option("--paper", help="Print the paper's Table N (1–7) with the matching runs beside it, cell by cell, with the difference.", show_default=False)] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples for 95% intervals of every metric difference between runs on the same queries (0 = off; e.g. 1000). Written to OUT.bootstrap.csv too.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -126,12 +128,14 @@ def report_command(
         vgrc report results/* --out results/table.md
 
         vgrc report results/* --out results/table1-vs-paper.md --paper 1
+
+        vgrc report results/shapes-* --out results/shapes.md --bootstrap 1000
     """
     from vgrc.cli.console import stderr
     from vgrc.evaluators.report import write_report
 
     with user_errors(debug):
-        table, skipped = write_report(runs, out, overwrite=overwrite, paper=paper)
+        table, skipped = write_report(runs, out, overwrite=overwrite, paper=paper, bootstrap=bootstrap, seed=seed)
     for path, why in skipped:
         stderr.print(f"[yellow]note:[/yellow] skipped {path}: {why}")
     if not quiet:

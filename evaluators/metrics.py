@@ -36,6 +36,8 @@ __all__ = [
     "object_binding",
     "first_relevant_rank",
     "annotation_list_metrics",
+    "annotation_grades",
+    "ndcg_per_query",
 ]
 
 KS = (1, 5, 10)
@@ -57,17 +59,18 @@ def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = KS, prefix: str = "t2i") 
     return {f"{prefix}_R@{k}": float(np.mean((ranks >= 0) & (ranks < k))) for k in ks}
 
 
+def ndcg_per_query(relevance: np.ndarray, k: int) -> np.ndarray:
+    """Each query's nDCG@k of graded relevance ``(Q, K_max)`` in ranked order (App. H)."""
+    rel = np.asarray(relevance, dtype=float)[:, :k]
+    disc = 1.0 / np.log2(np.arange(2, rel.shape[1] + 2))
+    dcg = (rel * disc).sum(1)
+    idcg = (-np.sort(-rel, axis=1) * disc).sum(1)
+    return np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1), 0.0)
+
+
 def ndcg_at_k(relevance: np.ndarray, ks: Sequence[int] = KS, prefix: str = "t2i") -> dict[str, float]:
     """nDCG@K of graded relevance ``(Q, K_max)`` in ranked order (App. H normalisation)."""
-    relevance = np.asarray(relevance, dtype=float)
-    out = {}
-    for k in ks:
-        rel = relevance[:, :k]
-        disc = 1.0 / np.log2(np.arange(2, rel.shape[1] + 2))
-        dcg = (rel * disc).sum(1)
-        idcg = (-np.sort(-rel, axis=1) * disc).sum(1)
-        out[f"{prefix}_nDCG@{k}"] = float(np.mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1), 0.0)))
-    return out
+    return {f"{prefix}_nDCG@{k}": float(np.mean(ndcg_per_query(relevance, k))) for k in ks}
 
 
 def cas_at_k(gen: np.ndarray, noun: np.ndarray, ks: Sequence[int] = (10,), prefix: str = "t2i") -> dict[str, float]:
@@ -121,10 +124,20 @@ def annotation_list_metrics(lists: np.ndarray, query_objects: Sequence[list[dict
     """nDCG@1/5/10, CAS-gen@10 and CAS-noun@10 of ranked top lists, from annotations.
 
     ``lists`` (Q, K) holds gallery indices in ranked order; query ``q`` is scored with
-    ``query_objects[q]`` against ``gallery_objects[g]``. Per-row forms are built once; the
-    per-pair values equal :func:`symbolic_relevance`, :func:`concept_coverage` and
-    :func:`object_binding` (tested against them). Queries without objects are an error
-    for the caller to report (see ``vgrc.evaluators.retrieval_data.require_objects``).
+    ``query_objects[q]`` against ``gallery_objects[g]``. Queries without objects are an
+    error for the caller to report (see ``vgrc.evaluators.retrieval_data.require_objects``).
+    """
+    rel, gen, noun = annotation_grades(lists, query_objects, gallery_objects)
+    out = ndcg_at_k(rel, prefix=prefix)
+    out.update(cas_at_k(gen, noun, prefix=prefix))
+    return out
+
+
+def annotation_grades(lists: np.ndarray, query_objects: Sequence[list[dict]], gallery_objects: Sequence[list[dict]]):
+    """``(relevance, cas_gen, cas_noun)``, each (Q, K), of every listed (query, image) pair.
+
+    Per-row forms are built once; the per-pair values equal :func:`symbolic_relevance`,
+    :func:`concept_coverage` and :func:`object_binding` (tested against them).
     """
     q_tuples = [object_tuples(objs) for objs in query_objects]
     q_sizes = [sum(t.values()) for t in q_tuples]
@@ -145,6 +158,4 @@ def annotation_list_metrics(lists: np.ndarray, query_objects: Sequence[list[dict
             rel[q, j] = 4.0 * sum((q_tuples[q] & g_tuples[g]).values()) / q_sizes[q]
             gen[q, j] = len(q_concepts[q] & g_concepts[g]) / len(q_concepts[q])
             noun[q, j] = _grounded_share(q_sets[q], g_scene[g])
-    out = ndcg_at_k(rel, prefix=prefix)
-    out.update(cas_at_k(gen, noun, prefix=prefix))
-    return out
+    return rel, gen, noun

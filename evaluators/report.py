@@ -79,17 +79,17 @@ def _dataset(cfg: dict) -> str:
     return str(cfg.get("dataset") or Path(str(cfg.get("data"))).name)
 
 
+def _table_key(item):
+    path, m = item
+    c = m["config"]
+    return (str(c.get("data")), str(c.get("model")), _order(c.get("stage1", ""), STAGE1_ORDER), _order(c.get("rerank", ""), RERANK_ORDER), path.name)
+
+
 def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, str]]]:
     """(markdown, csv, skipped) for the given paths; ``skipped`` = (path, reason) for the
     paths that are not run folders."""
     loaded, skipped = _load_runs(runs)
-
-    def key(item):
-        path, m = item
-        c = m["config"]
-        return (str(c.get("data")), str(c.get("model")), _order(c.get("stage1", ""), STAGE1_ORDER), _order(c.get("rerank", ""), RERANK_ORDER), path.name)
-
-    loaded.sort(key=key)
+    loaded.sort(key=_table_key)
     head = ["Run", "Dataset", "Model", "Stage 1", "Stage 2", "R@1", "R@5", "R@10", "nDCG@1", "nDCG@5", "nDCG@10", "CAS-gen@10", "CAS-noun@10", "Settings"]
     md = [REPORT_MARK, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     csv = [CSV_HEADER]
@@ -159,20 +159,54 @@ def paper_comparison(runs: Sequence[str | Path], number: int) -> tuple[str, str,
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", skipped
 
 
-def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False, paper: int | None = None) -> tuple[str, list[tuple[str, str]]]:
+def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False, paper: int | None = None,
+                 bootstrap: int = 0, seed: int = 0, categories: bool = True) -> tuple[str, list[tuple[str, str]]]:
     """Write ``out`` (Markdown) and ``out`` with suffix ``.csv``; return the Markdown and
     the skipped paths. Checks everything before writing anything: the folder must exist
     (no parents are created), and only an earlier vgrc report is replaced, with
-    ``overwrite``."""
+    ``overwrite``.
+
+    ``bootstrap`` > 0 adds paired bootstrap intervals of every metric difference between
+    runs on the same queries (and writes them to ``out`` with suffix ``.bootstrap.csv``);
+    ``categories`` adds the per-category breakdown where runs record categories
+    (:mod:`vgrc.evaluators.report_stats`).
+    """
+    from vgrc.evaluators.errors import InvalidInputError
+
     out = Path(out)
     if out.suffix.lower() == ".csv":
         raise OutputError(f"--out {out}: give the Markdown file (e.g. table.md); the .csv is written beside it")
+    if bootstrap < 0 or (0 < bootstrap < 100):
+        raise InvalidInputError(f"--bootstrap {bootstrap}: give 0 (off) or at least 100 resamples (1000 or more for a 95% interval)")
+    if bootstrap and paper is not None:
+        raise InvalidInputError("--bootstrap compares runs with each other; it cannot be combined with --paper")
     csv_path = out.with_suffix(".csv")
+    boot_path = out.with_suffix(".bootstrap.csv")
     check_output_file(out, overwrite, lambda line: line == REPORT_MARK, "vgrc report")
     check_output_file(csv_path, overwrite, lambda line: line in (CSV_HEADER, PAPER_CSV_HEADER), "vgrc report")
-    mine = [r for r in runs if Path(r).resolve() not in (out.resolve(), csv_path.resolve())]
+    if bootstrap:
+        from vgrc.evaluators.report_stats import BOOTSTRAP_CSV_HEADER
+
+        check_output_file(boot_path, overwrite, lambda line: line == BOOTSTRAP_CSV_HEADER, "vgrc report")
+    own = {out.resolve(), csv_path.resolve(), boot_path.resolve()}
+    mine = [r for r in runs if Path(r).resolve() not in own]
     md, csv, skipped = paper_comparison(mine, paper) if paper is not None else report_table(mine)
-    skipped += [(str(r), "the report's own output") for r in runs if Path(r).resolve() in (out.resolve(), csv_path.resolve())]
+    skipped += [(str(r), "the report's own output") for r in runs if Path(r).resolve() in own]
+    boot_csv = None
+    if paper is None and (bootstrap or categories):
+        from vgrc.evaluators.report_stats import bootstrap_table, category_table
+
+        loaded, _ = _load_runs(mine)
+        loaded.sort(key=_table_key)
+        extra = category_table(loaded) if categories else []
+        if bootstrap:
+            lines, boot_csv, notes = bootstrap_table(loaded, bootstrap, seed)
+            extra = lines + ([""] if extra else []) + extra
+            skipped += notes
+        if extra:
+            md = md + "\n" + "\n".join(extra) + "\n"
     atomic_write_text(out, md)
     atomic_write_text(csv_path, csv)
+    if boot_csv is not None:
+        atomic_write_text(boot_path, "\n".join(boot_csv) + "\n")
     return md, skipped

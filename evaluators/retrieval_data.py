@@ -28,7 +28,7 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 
-__all__ = ["RetrievalSet", "load_retrieval", "object_phrase", "object_tuples", "require_objects", "vocabulary"]
+__all__ = ["RetrievalSet", "load_retrieval", "object_phrase", "object_tuples", "require_objects", "vocabulary", "query_categories"]
 
 REFERENCE_LAYOUTS = {"reference"}
 
@@ -62,10 +62,14 @@ class RetrievalSet:
     image_paths: list[Path]
     query_objects: list[list[dict]] = field(default_factory=list)
     relevant: list[np.ndarray] = field(default_factory=list)
+    #: each row's ``category`` field (SugarCrepe), or None
+    categories: list[str | None] = field(default_factory=list)
 
     def __post_init__(self):
         if not self.query_objects:
             self.query_objects = self.objects
+        if not self.categories:
+            self.categories = [None] * len(self.ids)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,9 +79,20 @@ class RetrievalSet:
         out = RetrievalSet(
             [self.ids[i] for i in idx], [self.captions[i] for i in idx], [self.objects[i] for i in idx],
             [self.image_paths[i] for i in idx], [self.query_objects[i] for i in idx],
+            categories=[self.categories[i] for i in idx],
         )
         out.relevant = _relevance(out.captions, out.image_paths)
         return out
+
+
+def query_categories(rows: RetrievalSet) -> list[list[str]]:
+    """The categories a query counts in for per-category breakdowns: the row's
+    ``category`` (SugarCrepe) when it has one, else the nouns its objects name (Synthetic
+    Shapes: its shapes; a query counts once in each), else none."""
+    out = []
+    for cat, objs in zip(rows.categories, rows.query_objects):
+        out.append([cat] if cat is not None else sorted({o["noun"] for o in objs}))
+    return out
 
 
 def require_objects(rows: RetrievalSet, side: str, needed_by: str) -> None:
@@ -139,6 +154,7 @@ def _rows_to_set(path: Path, split: str, rows: list[dict]) -> RetrievalSet:
         objects=[r.get("objects") or [] for r in rows],
         image_paths=[Path(r["file_name"]) if Path(r["file_name"]).is_absolute() else base / r["file_name"] for r in rows],
         query_objects=[(r["caption_objects"] if "caption_objects" in r else r.get("objects")) or [] for r in rows],
+        categories=[str(r["category"]) if r.get("category") is not None else None for r in rows],
     )
 
 

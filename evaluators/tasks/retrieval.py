@@ -11,10 +11,10 @@ import numpy as np
 from vgrc.evaluators.encoding import EncodingSetup
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
-from vgrc.evaluators.metrics import annotation_list_metrics, first_relevant_rank, recall_at_k
+from vgrc.evaluators.metrics import annotation_grades, annotation_list_metrics, first_relevant_rank, recall_at_k
 from vgrc.evaluators.ownership import claim_run_folder
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, rerank, steer_objects
-from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
+from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, query_categories, require_objects, vocabulary
 from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
 
 __all__ = ["run_retrieval", "object_directions", "confusion_steering_pairs", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
@@ -164,6 +164,11 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         if judged is not None:
             extra_columns = {"judged_grades_stage1": [list(r) for r in judged[0].matrices(topk[:, :TOP])[0]],
                              "judged_grades_final": [list(r) for r in judged[0].matrices(final_lists[:, :TOP])[0]]}
+        if judged is not None:
+            extra_columns.update(_per_query_graded(*judged[0].matrices(final_lists[:, :TOP]), judged=True))
+        elif graded:
+            extra_columns.update(_per_query_graded(*annotation_grades(final_lists[:, :TOP], ev.query_objects, ev.objects), judged=False))
+        extra_columns["categories"] = query_categories(ev)
         _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k, notes, data_info.get("dataset"), extra_columns)
         write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, {**diagnostics, "notes": notes}, timer)
     return metrics
@@ -199,6 +204,15 @@ def _judged_metrics(judged, lists: np.ndarray, prefix: str) -> dict[str, float]:
     out = ndcg_at_k(grade, prefix=prefix)
     out.update(cas_at_k(gen, noun, prefix=prefix))
     return out
+
+
+def _per_query_graded(relevance, gen, noun, judged: bool) -> dict[str, np.ndarray]:
+    """Per-query nDCG@10, CAS-gen@10 and CAS-noun@10 of the final lists (for ``vgrc
+    report --bootstrap`` and per-category breakdowns); their means are the run's metrics."""
+    from vgrc.evaluators.metrics import ndcg_per_query
+
+    return {"ndcg@10": ndcg_per_query(relevance, TOP), "cas_gen@10": np.asarray(gen)[:, :TOP].mean(1),
+            "cas_noun@10": np.asarray(noun)[:, :TOP].mean(1)}
 
 
 def _require_annotations(config, ev: RetrievalSet) -> None:

@@ -188,6 +188,7 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
                 "n_positives": [int(positives[i].size) for i in sel],
                 "rank_stage1": rank0,
                 "rank_final": rank1,
+                "categories": [[str(rows[i]["category"])] if rows[i].get("category") else [] for i in sel],
             }
         )
         tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"

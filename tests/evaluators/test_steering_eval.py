@@ -35,7 +35,7 @@ def test_steering_metrics_and_outputs(vg_data, tmp_path):
     rows = load_steering_rows(vg_data)
     assert metrics["n_queries"] == len(rows) == 6 and metrics["n_gallery"] == 13  # image 14 is missing: skipped
     frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
-    assert list(frame.columns) == ["query_id", "source_query", "target_query", "n_positives", "rank_stage1", "rank_final"]
+    assert list(frame.columns) == ["query_id", "source_query", "target_query", "n_positives", "rank_stage1", "rank_final", "categories"]
     assert metrics["t2i_R@5"] == pytest.approx(np.mean(frame.rank_final < 5))
     assert metrics["stage1_t2i_R@1"] == pytest.approx(np.mean(frame.rank_stage1 < 1))
     for name in ("t2i_CAS@10", "t2i_source@10", "stage1_t2i_CAS@10", "t2i_nDCG@10"):
