@@ -9,6 +9,7 @@ Examples::
     vgrc diagnose k-sweep --k-values 5,10,20,50,100 --fgw-alpha 0.5
     vgrc diagnose alpha-sweep --data data/vg --steer-alpha 0,0.5,1,2
     vgrc diagnose fgw-alpha --fgw-alpha 0,0.25,0.5,0.75,1
+    vgrc diagnose all --out results/diagnose-shapes
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _run(analysis: str, options: dict, analysis_options: dict, quiet: bool, debu
 
             name = "".join(c if c.isalnum() or c in "-_." else "-" for c in config.model)
             config.out = str(Path("results") / f"diagnose-{analysis}-{read_manifest(config.data).get('dataset')}-{name}")
-        config.check()
+        config.check(run_folder=analysis != "all")
         with phase_progress(quiet) as on_progress:
             summary = run(config, progress=on_progress, **analysis_options)
     if not quiet:
@@ -195,7 +196,7 @@ def alpha_sweep_command(
 @diagnose_app.command("fgw-alpha")
 def fgw_alpha_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
-    fgw_alpha: Annotated[str, typer.Option("--fgw-alpha", help="FGW trade-offs α in [0, 1] to sweep (comma-separated).")] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+    fgw_alpha: Annotated[str, typer.Option("--fgw-alpha", help="FGW trade-offs α in [0, 1] to sweep (comma-separated).")] = "0,0.25,0.5,0.75,1",
     k: K = 50, solver: Solver = "cg",
     split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
@@ -214,3 +215,28 @@ def fgw_alpha_command(
 
     _run("fgw-alpha", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
                               fit_fraction=0.0, k=k, solver=solver), {"fgw_alphas": fgw_alpha}, quiet, debug, line)
+
+
+@diagnose_app.command("all")
+def all_command(
+    data: Data = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Parent folder; each analysis writes its own subfolder [default: results/diagnose-all-DATASET-MODEL].", show_default=False)] = None,
+    model: Model = "clip", pretrained: Pretrained = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64,
+    precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Every analysis with its defaults, in one process (rows and embeddings prepared once), each into OUT/ANALYSIS.
+
+    Analyses that do not apply to the dataset are skipped with their reason.
+
+    Example:
+
+        vgrc diagnose all --model clip --out results/diagnose-shapes
+    """
+    def line(results):
+        ran = [n for n, r in results.items() if "skipped" not in r]
+        skipped = [f"{n} ({r['skipped']})" for n, r in results.items() if "skipped" in r]
+        return f"ran {', '.join(ran) or 'nothing'}" + (f"; skipped {'; '.join(skipped)}" if skipped else "")
+
+    _run("all", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, fit_fraction=0.0),
+         {}, quiet, debug, line)

@@ -54,21 +54,19 @@ def topk_by_scores(score_rows, Q: int, G: int, k: int, relevant: Sequence[np.nda
     topk = np.empty((Q, k), dtype=np.int64)
     scores = np.empty((Q, k), dtype=np.float32)
     rank = np.full(Q, -1, dtype=np.int64)
+    from vgrc.evaluators.topk import rank_rows, topk_rows
+
     for s in range(0, Q, chunk):
         S = score_rows(s, min(Q, s + chunk))  # (c, G)
-        part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < G else np.tile(np.arange(G), (len(S), 1))
-        ps = np.take_along_axis(S, part, 1)
-        order = np.lexsort((part, -ps), axis=1)
-        topk[s : s + len(S)] = np.take_along_axis(part, order, 1)
-        scores[s : s + len(S)] = np.take_along_axis(ps, order, 1)
+        idx, val = topk_rows(S, k)
+        topk[s : s + len(S)] = idx
+        scores[s : s + len(S)] = val
+        best = np.full(len(S), -1, np.int64)
         for r in range(len(S)):
             rel = relevant[s + r]
-            if rel.size == 0:
-                continue
-            # the first relevant item in (score desc, index asc) order
-            best = rel[np.lexsort((rel, -S[r, rel]))[0]]
-            sb = S[r, best]
-            rank[s + r] = int((S[r] > sb).sum() + ((S[r] == sb) & (np.arange(G) < best)).sum())
+            if rel.size:  # the first relevant item in (score desc, index asc) order
+                best[r] = rel[np.lexsort((rel, -S[r, rel]))[0]]
+        rank[s : s + len(S)] = rank_rows(S, best)
     return topk, scores, rank
 
 

@@ -87,11 +87,12 @@ class EvalConfig:
     judge_batch_size: int = 8
     judge_mode: str = "logits"
 
-    def check(self) -> None:
+    def check(self, *, run_folder: bool = True) -> None:
         """Validate every option before any work or heavy import (``check_inputs`` style).
 
         Writes nothing. Model names are checked against open_clip's shipped configs without
-        importing torch; the dataset's manifest is read; the output folder is checked.
+        importing torch; the dataset's manifest is read; the output folder is checked
+        (unless ``run_folder`` is false: ``vgrc diagnose all`` checks its subfolders).
         """
         self.check_options()
         if self.data is None:
@@ -103,7 +104,8 @@ class EvalConfig:
             raise InvalidInputError(f"--fit-split {self.fit_split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
         if self.out is None:
             self.out = str(default_run_folder(self, manifest))
-        check_run_folder(self.out, self.overwrite)
+        if run_folder:
+            check_run_folder(self.out, self.overwrite)
 
     def check_options(self) -> None:
         """Every check that needs neither the dataset nor the output folder."""

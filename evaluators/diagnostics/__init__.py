@@ -20,6 +20,7 @@ DIAGNOSTICS: dict[str, str] = {
     "k-sweep": "vgrc.evaluators.diagnostics.k_sweep:run_k_sweep",
     "alpha-sweep": "vgrc.evaluators.diagnostics.alpha_sweep:run_alpha_sweep",
     "fgw-alpha": "vgrc.evaluators.diagnostics.fgw_alpha:run_fgw_alpha",
+    "all": "vgrc.evaluators.diagnostics.run_all:run_all",
 }
 
 

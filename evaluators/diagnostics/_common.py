@@ -15,6 +15,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.ownership import RUN_FORMAT, claim_run_folder
 
-__all__ = ["Prepared", "prepare", "DiagnosticOutput", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
+__all__ = ["Prepared", "prepare", "shared_preparation", "DiagnosticOutput", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
 
 #: attribute word -> category, for the per-attribute breakdowns (App. J: colour, shape, size,
 #: material). Words not listed fall in "other"; a dataset's manifest may add its own
@@ -58,8 +59,8 @@ def parse_grid(option: str, text: str, *, low: float | None = None, high: float 
             kind = "integers" if integer else "numbers"
             raise InvalidInputError(f"{option} {text!r}: {part!r} is not a number; give comma-separated {kind}, e.g. {'5,10,50' if integer else '0,0.5,1'}") from None
         if (low is not None and value < low) or (high is not None and value > high) or value != value:
-            bounds = f"[{low:g}, {high:g}]" if high is not None else f"≥ {low:g}"
-            raise InvalidInputError(f"{option} {text!r}: {part} is outside {bounds}")
+            bounds = f"outside [{low:g}, {high:g}]" if high is not None else f"below the minimum {low:g}"
+            raise InvalidInputError(f"{option} {text!r}: {part} is {bounds}")
         values.append(value)
     if not values:
         raise InvalidInputError(f"{option} {text!r}: give at least one value")
@@ -108,6 +109,7 @@ class Prepared:
     phrase_emb: np.ndarray | None = None
     q_table: object = None
     g_table: object = None
+    t0: float = field(default_factory=time.perf_counter)
     _first_stage: dict = field(default_factory=dict)
 
     def embed_phrases(self, phrases: list[str]) -> np.ndarray:
@@ -139,9 +141,41 @@ class Prepared:
         return RerankContext(self.q_table, self.g_table, self.images, **options)
 
 
+_SHARED: dict | None = None
+
+
+@contextmanager
+def shared_preparation():
+    """Within this block, :func:`prepare` returns the same :class:`Prepared` for the same
+    rows, model and encoding options (``vgrc diagnose all``: one load for every analysis)."""
+    global _SHARED
+    previous, _SHARED = _SHARED, {}
+    try:
+        yield
+    finally:
+        _SHARED = previous
+
+
+def _prepare_key(config, objects: bool, fit: bool) -> tuple:
+    return (config.data, config.split, config.fit_split, config.fit_fraction if fit else 0.0, config.limit, config.seed, config.model,
+            config.pretrained, tuple(config.templates), config.device, config.precision, config.cache_dir, config.skip_bad, objects, fit)
+
+
 def prepare(config, progress, *, objects: bool = True, fit: bool = False, needed_by: str = "this analysis") -> Prepared:
     """Load rows (``config.split`` / ``--limit``), encode images and captions through the
     embedding cache, and (``objects``) the per-object phrases of queries and gallery."""
+    if _SHARED is not None:
+        key = _prepare_key(config, objects, fit)
+        if key not in _SHARED:
+            _SHARED[key] = _prepare(config, progress, objects=objects, fit=fit, needed_by=needed_by)
+        prep = _SHARED[key]
+        prep.config, prep.progress, prep.t0 = config, progress, time.perf_counter()
+        return prep
+    return _prepare(config, progress, objects=objects, fit=fit, needed_by=needed_by)
+
+
+def _prepare(config, progress, *, objects: bool, fit: bool, needed_by: str) -> Prepared:
+    t0 = time.perf_counter()
     from vgrc.evaluators.encoding import EncodingSetup
     from vgrc.evaluators.rerank import ObjectTable
     from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
@@ -156,7 +190,7 @@ def prepare(config, progress, *, objects: bool = True, fit: bool = False, needed
     if failed.any():
         raise InvalidInputError(f"{int(failed.sum())} images could not be read (first: {bad[0]}); {needed_by} needs every image")
     texts = setup.encode_texts(ev.captions, progress)
-    prep = Prepared(config, ev, fit_rows, info, setup, images, texts, progress)
+    prep = Prepared(config, ev, fit_rows, info, setup, images, texts, progress, t0=t0)
     if objects:
         q_phrases = [[object_phrase(o) for o in objs] for objs in ev.query_objects]
         g_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
@@ -211,8 +245,10 @@ class DiagnosticOutput:
         atomic_write_bytes(self.out / name, buf.getvalue())
         return self.out / name
 
-    def finish(self, summary: dict, prep: Prepared | None = None, **extra) -> None:
-        record = {"complete": True, "summary": summary, "seconds": time.perf_counter() - self.t0, **extra}
+    def finish(self, summary: dict, prep: Prepared | None = None, *, started: float | None = None, **extra) -> None:
+        """The final ``run.json``; ``seconds`` counts from ``started`` (else the preparation's start)."""
+        t0 = started if started is not None else (prep.t0 if prep is not None else self.t0)
+        record = {"complete": True, "summary": summary, "seconds": time.perf_counter() - t0, **extra}
         if prep is not None:
             record["data"] = prep.info
             record["encode"] = {n: asdict(s) for n, s in prep.setup.stats.items()}

@@ -27,6 +27,8 @@ Outputs: ``alpha_sweep.csv``, ``alpha_sweep.png``, ``alpha_grid.png``, ``alpha_s
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid
@@ -52,7 +54,7 @@ def _has_steering(config) -> bool:
 def run_alpha_sweep(config, *, steer_alphas="0,0.25,0.5,0.75,1,1.5,2", query=None, progress=None) -> dict:
     opts = check_options(config, steer_alphas=steer_alphas, query=query)
     progress = progress or (lambda phase, done, total: None)
-    if _has_steering(config):
+    if _has_steering(config):  # (prepare() is not used: the steering task's own loader)
         return _steering_mode(config, opts["steer_alphas"], opts["query"], progress)
     return _retrieval_mode(config, opts["steer_alphas"], opts["query"], progress)
 
@@ -61,10 +63,17 @@ def _steering_mode(config, alphas, query, progress) -> dict:
     from vgrc.evaluators.errors import InvalidInputError
     from vgrc.evaluators.tasks.steering import prepare_steering, steered_retrieval, steering_metrics
 
+    from vgrc.evaluators.tasks.steering import load_steering_rows
+
+    started = time.perf_counter()
+    if query is not None:  # before any encoding
+        known = [str(r["id"]) for r in load_steering_rows(config.data)[: config.limit]]
+        if query not in known:
+            raise InvalidInputError(f"--query {query!r} is not a steering row id of {config.data} (first ids: {', '.join(known[:5])})")
     inputs = prepare_steering(config, progress)
-    ids = [inputs.rows[i]["id"] for i in inputs.sel]
+    ids = [str(inputs.rows[i]["id"]) for i in inputs.sel]
     if query is not None and query not in ids:
-        raise InvalidInputError(f"--query {query!r} is not a usable steering row id (first ids: {', '.join(map(str, ids[:5]))})")
+        raise InvalidInputError(f"--query {query!r}: that steering row has no positive image left in the gallery; choose another")
     chosen = ids.index(query) if query is not None else 0
     sweep, grids = [], {}
     for n, alpha in enumerate(alphas):
@@ -78,7 +87,7 @@ def _steering_mode(config, alphas, query, progress) -> dict:
     positives = set(inputs.positives[inputs.sel[chosen]].tolist())
     title = f"{row['source_query']} → {row['target_query']}"
     return _write(config, "steering", sweep, inputs.data_info, inputs.setup, len(inputs.sel), grids, inputs.gallery.image_paths,
-                  positives, str(row["id"]), title, {"steering_rows": len(inputs.rows)})
+                  positives, str(row["id"]), title, {"steering_rows": len(inputs.rows)}, started)
 
 
 def _retrieval_mode(config, alphas, query, progress) -> dict:
@@ -91,6 +100,12 @@ def _retrieval_mode(config, alphas, query, progress) -> dict:
 
     if config.fit_fraction <= 0 and config.fit_split is None:
         raise InvalidInputError("--fit-fraction must be > 0 (or give --fit-split): the ridge mapper and the steering pairs are fitted on held-out rows")
+    if query is not None:  # before any encoding
+        from vgrc.evaluators.retrieval_data import load_retrieval
+
+        rows = load_retrieval(config.data, config.split, fit_split=config.fit_split, fit_fraction=config.fit_fraction, limit=config.limit, seed=config.seed)[0]
+        if query not in rows.ids:
+            raise InvalidInputError(f"--query {query!r} is not an evaluated row id (first ids: {', '.join(rows.ids[:5])}; fit rows are held out)")
     prep = prepare(config, progress, objects=True, fit=True, needed_by="the steering sweep (it steers queries by the words of their objects)")
     ev, fit = prep.ev, prep.fit
     if config.steer:
@@ -105,8 +120,6 @@ def _retrieval_mode(config, alphas, query, progress) -> dict:
     pairs = parse_steer_pairs(config.steer) or confusion_steering_pairs(config, fit, fit_text, fit_img, details)
     if not pairs:
         raise InvalidInputError("no steering pair: the fit rows show no single-object confusion; pass --steer SOURCE:TARGET")
-    if query is not None and query not in ev.ids:
-        raise InvalidInputError(f"--query {query!r} is not a row id of the evaluated split (first ids: {', '.join(ev.ids[:5])})")
     sweep, grids, steered_any = [], {}, None
     for n, alpha in enumerate(alphas):
         progress("steering α sweep", n, len(alphas))
@@ -127,7 +140,7 @@ def _retrieval_mode(config, alphas, query, progress) -> dict:
         chosen = ev.ids.index(query)
     grids = {a: t[chosen, :GRID] for a, t in grids.items()}
     return _write(config, "ridge+steer", sweep, prep.info, prep.setup, len(ev), grids, ev.image_paths, set(ev.relevant[chosen].tolist()),
-                  ev.ids[chosen], ev.captions[chosen], {"pairs": [list(p) for p in pairs], **details, "ridge": mapper.distance_reduction(prep.texts, prep.images)})
+                  ev.ids[chosen], ev.captions[chosen], {"pairs": [list(p) for p in pairs], **details, "ridge": mapper.distance_reduction(prep.texts, prep.images)}, prep.t0)
 
 
 def _source_share(ev, top: np.ndarray, rows: np.ndarray, pairs) -> float:
@@ -144,7 +157,7 @@ def _source_share(ev, top: np.ndarray, rows: np.ndarray, pairs) -> float:
     return float(np.mean(hits))
 
 
-def _write(config, mode, sweep, info, setup, n_queries, grids, image_paths, positives, query_id, title, extra) -> dict:
+def _write(config, mode, sweep, info, setup, n_queries, grids, image_paths, positives, query_id, title, extra, started) -> dict:
     from dataclasses import asdict
 
     summary = {"mode": mode, "queries": n_queries, "sweep": sweep, "grid_query": query_id, **extra}
@@ -166,7 +179,7 @@ def _write(config, mode, sweep, info, setup, n_queries, grids, image_paths, posi
         markdown_table(["α", *cols], [[f"{r['steer_alpha']:g}", *(r[c] for c in cols)] for r in sweep]),
         f"Qualitative grid (`alpha_grid.png`): query `{query_id}` — {title}",
     ]))
-    out.finish(summary, None, data=info, encode={n: asdict(s) for n, s in setup.stats.items()})
+    out.finish(summary, None, started=started, data=info, encode={n: asdict(s) for n, s in setup.stats.items()})
     return summary
 
 

@@ -34,7 +34,7 @@ FILES = ("fgw_alpha.csv", "fgw_alpha.md", "fgw_alpha.png", "run.json")
 TOP = 10
 
 
-def check_options(config, *, fgw_alphas="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1") -> dict:
+def check_options(config, *, fgw_alphas="0,0.25,0.5,0.75,1") -> dict:
     from vgrc.evaluators.errors import InvalidInputError
 
     if config.k < 1:
@@ -60,7 +60,7 @@ def _final(topk: np.ndarray, reranked: np.ndarray) -> np.ndarray:
     return np.concatenate([reranked, topk[:, reranked.shape[1]:]], axis=1)
 
 
-def run_fgw_alpha(config, *, fgw_alphas="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", progress=None) -> dict:
+def run_fgw_alpha(config, *, fgw_alphas="0,0.25,0.5,0.75,1", progress=None) -> dict:
     from vgrc.evaluators.rerank import order_by_scores, rerank_scores
 
     alphas = check_options(config, fgw_alphas=fgw_alphas)["fgw_alphas"]

@@ -40,6 +40,7 @@ def _cases(w):
     out = r / "out"
     ev = ["eval", "--data", shapes, "--model", "tiny-random", "--out", out]
     nac = ["build-nac", "--out", out, "--judge", "none", "--limit", "1"]
+    dg, dg_args = ["diagnose"], ["--data", shapes, "--model", "tiny-random", "--out", out]
     return [
         # gen-shapes
         (["gen-shapes", "--out", out, "--shapes", "octagon"], "'octagon'"),
@@ -93,6 +94,16 @@ def _cases(w):
         (["report", w["foreign"], "--out", r / "table.md"], "thesis"),
         (["report", w["foreign"], "--out", r / "missing" / "table.md"], "missing"),
         (["report", w["foreign"], "--out", r / "notes.md"], "notes.md"),
+        (["report", w["foreign"], "--out", r / "t.md", "--bootstrap", "10"], "--bootstrap 10"),
+        # diagnose
+        ([*dg, "k-sweep", *dg_args, "--k-values", "5,x"], "'x'"),
+        ([*dg, "k-sweep", *dg_args, "--trajectories", "-1"], "got -1"),
+        ([*dg, "fgw-alpha", *dg_args, "--fgw-alpha", "0,1.5"], "1.5 is outside [0, 1]"),
+        ([*dg, "composition", *dg_args, "--steer-alpha", "-1"], "-1 is below the minimum 0"),
+        ([*dg, "alpha-sweep", *dg_args, "--query", "no-such-row"], "'no-such-row'"),
+        ([*dg, "substitution", *dg_args, "--top-k", "0"], "got 0"),
+        ([*dg, "geometry", "--data", shapes, "--model", "clipp", "--out", out], "'clipp'"),
+        ([*dg, "substitution", "--data", shapes, "--model", "tiny-random", "--out", w["foreign"]], "thesis.tex"),
     ]
 
 
@@ -109,10 +120,10 @@ def _snapshot(w) -> dict:
 def test_the_table_is_large_and_covers_every_command(world):
     cases = _cases(world)
     assert len(cases) >= 30
-    assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report"}
+    assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose"}
 
 
-@pytest.mark.parametrize("case", range(46))
+@pytest.mark.parametrize("case", range(55))
 def test_bad_input_one_line_nothing_touched(world, case):
     cases = _cases(world)
     args, names = cases[case]

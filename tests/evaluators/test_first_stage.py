@@ -86,3 +86,17 @@ def test_unknown_steer_word_is_named():
 def test_bad_steer_pairs(bad):
     with pytest.raises(InvalidInputError, match="SOURCE:TARGET"):
         parse_steer_pairs([bad])
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 65, 200])
+def test_topk_rows_equals_a_full_sort_with_ties(k):
+    from vgrc.evaluators.topk import rank_rows, topk_rows
+
+    rng = np.random.default_rng(k)
+    S = rng.integers(0, 12, size=(40, 300)).astype(np.float32)  # many ties, also at the k-th place
+    idx, val = topk_rows(S, k)
+    order = np.lexsort((np.tile(np.arange(300), (40, 1)), -S), axis=1)
+    assert np.array_equal(idx, order[:, :k]) and np.array_equal(val, np.take_along_axis(S, order[:, :k], 1))
+    best = rng.integers(-1, 300, size=40)
+    expected = [-1 if b < 0 else int(np.flatnonzero(order[r] == b)[0]) for r, b in enumerate(best)]
+    assert rank_rows(S, best).tolist() == expected

@@ -1,0 +1,46 @@
+"""``vgrc diagnose all``: every analysis with its defaults, each into its own subfolder of
+``--out``, in one process: the rows and embeddings are prepared once and shared
+(:func:`~vgrc.evaluators.diagnostics._common.shared_preparation`).
+
+An analysis that does not apply to the dataset (say, ``geometry`` without single-object
+rows) is skipped with its one-line reason; every output folder is checked before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["run_all", "ALL_ORDER"]
+
+#: the order of ``vgrc diagnose all`` (cheap first; each line names the module)
+ALL_ORDER = ("substitution", "geometry", "k-sweep", "fgw-alpha", "alpha-sweep", "composition")
+
+
+def _config_for(config, name: str):
+    out = str(Path(config.out) / name)
+    if name == "alpha-sweep":
+        return replace(config, out=out, stage1="ridge+steer", fit_fraction=config.fit_fraction or 0.2)
+    return replace(config, out=out, fit_fraction=0.0)
+
+
+def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
+    """``{analysis: summary}`` for the analyses that ran, ``{analysis: {"skipped": reason}}``
+    for the others."""
+    from vgrc.evaluators.diagnostics import get_diagnostic
+    from vgrc.evaluators.diagnostics._common import shared_preparation
+    from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+    from vgrc.evaluators.ownership import check_run_folder
+
+    progress = progress or (lambda phase, done, total: None)
+    configs = {name: _config_for(config, name) for name in analyses}
+    for c in configs.values():  # pre-flight: no analysis may find its folder taken after others ran
+        check_run_folder(c.out, c.overwrite)
+    results: dict = {}
+    with shared_preparation():
+        for name in analyses:
+            try:
+                results[name] = get_diagnostic(name)(configs[name], progress=progress)
+            except (InvalidInputError, DatasetFolderError) as exc:
+                results[name] = {"skipped": str(exc)}
+    return results

@@ -1,0 +1,91 @@
+"""Exact top-k of dense score rows, and the rank of one item per row (numba kernels).
+
+``numpy.argpartition`` costs ~15 ns per score on this machine whatever k is: 2.5 s for a
+13k × 13k score matrix, which dominated every full-gallery analysis. For the small k of
+retrieval (10–100), one pass per row keeping a sorted buffer of the best k touches each
+score once with a single comparison (~1 ns), and rows run in parallel.
+
+Order: score descending, ties by index ascending (deterministic; the same order
+:func:`~vgrc.evaluators.first_stage.cosine_topk` documents). NaN scores never enter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["topk_rows", "rank_rows"]
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _topk_rows(S, k, out_idx, out_val):
+    n, G = S.shape
+    for r in prange(n):
+        filled = 0
+        for g in range(G):
+            s = S[r, g]
+            if filled < k:
+                j = filled
+                filled += 1
+            elif s > out_val[r, k - 1]:
+                j = k - 1
+            else:
+                continue
+            while j > 0 and out_val[r, j - 1] < s:  # strict: an equal, earlier index stays ahead
+                out_val[r, j] = out_val[r, j - 1]
+                out_idx[r, j] = out_idx[r, j - 1]
+                j -= 1
+            out_val[r, j] = s
+            out_idx[r, j] = g
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _rank_rows(S, best, out):
+    n, G = S.shape
+    for r in prange(n):
+        b = best[r]
+        if b < 0:
+            out[r] = -1
+            continue
+        sb = S[r, b]
+        c = 0
+        for g in range(G):
+            s = S[r, g]
+            if s > sb or (s == sb and g < b):
+                c += 1
+        out[r] = c
+
+
+#: above this k the sorted buffer's insertions (O(k) each) cost more than a partition
+BUFFER_MAX_K = 64
+
+
+def topk_rows(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, scores)`` (n, k) of each row's k best columns, in (score desc, index
+    asc) order: among equal scores at the k-th place, the lowest indices are kept."""
+    S = np.ascontiguousarray(S)
+    k = min(k, S.shape[1])
+    if k == 0 or len(S) == 0:
+        return np.zeros((len(S), k), np.int64), np.zeros((len(S), k), S.dtype)
+    if k <= BUFFER_MAX_K:
+        idx = np.zeros((len(S), k), np.int64)
+        val = np.full((len(S), k), -np.inf, S.dtype)
+        _topk_rows(S, k, idx, val)
+        return idx, val
+    part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.tile(np.arange(S.shape[1]), (len(S), 1))
+    kth = np.take_along_axis(S, part, 1).min(axis=1)
+    for r in np.flatnonzero((S >= kth[:, None]).sum(axis=1) > k):  # ties at the k-th place: keep the lowest indices
+        greater = np.flatnonzero(S[r] > kth[r])
+        part[r] = np.concatenate([greater, np.flatnonzero(S[r] == kth[r])[: k - len(greater)]])
+    val = np.take_along_axis(S, part, 1)
+    order = np.lexsort((part, -val), axis=1)
+    return np.take_along_axis(part, order, 1), np.take_along_axis(val, order, 1)
+
+
+def rank_rows(S: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """0-based position of column ``best[r]`` in row r's (score desc, index asc) order; -1 where ``best`` is -1."""
+    S = np.ascontiguousarray(S)
+    out = np.empty(len(S), np.int64)
+    if len(S):
+        _rank_rows(S, np.asarray(best, np.int64), out)
+    return out
