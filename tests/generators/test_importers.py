@@ -385,3 +385,26 @@ def test_spacy_parser_missing_is_one_clear_line(tmp_path):
     line = one_error_line(runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.jsonl"),
                                               "--out", str(tmp_path / "o"), "--object-parser", "spacy"]))
     assert "pip install spacy" in line and "--object-parser rules" in line
+
+
+def test_diagnose_all_on_clevr_hope_multi_attribute_objects(clevr, tmp_path):
+    """App. A/J's composition analysis on CLEVR-HOPE's size/colour/material objects; `all`
+    skips what does not apply (no single-object rows for geometry) with its reason."""
+    from typer.testing import CliRunner
+
+    from vgrc.cli.main import app
+
+    scenes, images = clevr
+    import_clevr_hope(scenes, images, tmp_path / "clevr", subset=100)
+    out = tmp_path / "diag"
+    result = CliRunner().invoke(app, ["diagnose", "all", "--data", str(tmp_path / "clevr"), "--model", "tiny-random", "--out", str(out),
+                                      "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    assert "skipped geometry (" in result.stdout and "single-object rows" in result.stdout
+    summary = json.loads((out / "composition" / "run.json").read_text())["summary"]
+    assert summary["noun_label"] == "shape" and summary["queries"] == 7
+    cats = {line.split(",")[1] for line in (out / "composition" / "interference_pairs.csv").read_text().splitlines()[1:]}
+    assert cats <= {"shape", "size", "color", "material"} and {"size", "color", "material"} <= cats
+    for name in ("substitution", "k-sweep", "fgw-alpha", "composition"):
+        assert json.loads((out / name / "run.json").read_text())["complete"]
+    assert not (out / "geometry").exists()
