@@ -25,6 +25,10 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on
 Pretrained = Annotated[Optional[str], typer.Option("--pretrained", help="Local checkpoint file for --model ARCH.", show_default=False)]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Images or texts per forward pass.")]
+DecodeWorkers = Annotated[
+    Optional[int],
+    typer.Option("--decode-workers", help="Processes decoding images and tokenising texts ahead of the model; 0 = threads [default: 0 on CPU, CPU cores − 1 (at most 16) with --device cuda].", show_default=False),
+]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")]
 CacheDir = Annotated[
     Optional[Path],

@@ -155,17 +155,29 @@ class ClipEncoder:
     precision : {"fp32", "fp16", "bf16"}
     batch_size : int
         Images or texts per forward pass.
+    decode_workers : int, optional
+        Processes that decode images and tokenise texts
+        (:mod:`~vgrc.evaluators.encode_workers`); 0 = threads in this process; None = the
+        default for the device (:func:`~vgrc.evaluators.encode_workers.default_workers`).
+        The embeddings are the same either way.
     """
 
-    def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", batch_size: int = 64):
+    def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", batch_size: int = 64, decode_workers: int | None = None):
+        from vgrc.evaluators.encode_workers import default_workers
+
         if precision not in PRECISIONS:
             raise InvalidInputError(f"unknown --precision {precision!r}; valid: {', '.join(PRECISIONS)}")
         if batch_size < 1:
             raise InvalidInputError(f"--batch-size must be ≥ 1, got {batch_size}")
+        if decode_workers is not None and decode_workers < 0:
+            raise InvalidInputError(f"--decode-workers must be ≥ 0, got {decode_workers}")
         self.spec = spec
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
+        self.decode_workers = default_workers(device) if decode_workers is None else decode_workers
+        self._decoders = None
+        self._tokenizers = None
         self.model = None
 
     def load(self) -> "ClipEncoder":
@@ -236,16 +248,25 @@ class ClipEncoder:
         return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-norm text embeddings, float32 (N, dim)."""
+        """Unit-norm text embeddings, float32 (N, dim). With ``decode_workers``, texts are
+        tokenised in worker processes ahead of the forward pass."""
         import torch
 
         self.load()
         out = []
+        if self.decode_workers and len(texts) > self.batch_size:
+            if self._tokenizers is None:
+                from vgrc.evaluators.encode_workers import TokenizeWorkers
+
+                self._tokenizers = TokenizeWorkers(self.decode_workers, self.tokenizer)
+            token_batches = (torch.from_numpy(t) for t in self._tokenizers.batches(texts, self.batch_size))
+        else:
+            token_batches = (self.tokenizer(list(texts[s : s + self.batch_size])) for s in range(0, len(texts), self.batch_size))
         with torch.no_grad(), self._autocast():
-            for s in range(0, len(texts), self.batch_size):
-                tokens = self.tokenizer(list(texts[s : s + self.batch_size])).to(self.device)
-                out.append(torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+            for tokens in token_batches:  # embeddings stay on the device until the end: no per-batch synchronisation
+                feats = self.model.encode_text(tokens.to(self.device, non_blocking=True))
+                out.append(torch.nn.functional.normalize(feats.float(), dim=-1))
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.dim), np.float32)
 
     def encode_pixels(self, pixels) -> np.ndarray:
         """Unit-norm image embeddings of a preprocessed batch (B, 3, H, W)."""
@@ -289,24 +310,95 @@ class ClipEncoder:
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise BadImageError(name, f"cannot decode image {name}: {exc}") from exc
 
-    def _finish(self, decoded: list):
-        """Stack decoded images into a preprocessed batch (B, 3, H, W), exactly as
-        ``self.preprocess`` would: the same ToTensor and Normalize arithmetic."""
+    def _finish(self, decoded, device: str = "cpu"):
+        """Stack decoded images (a list, or a uint8 (B, H, W, 3) array) into a preprocessed
+        batch (B, 3, H, W) on ``device``, exactly as ``self.preprocess`` would: the same
+        ToTensor and Normalize arithmetic (IEEE division and subtraction, so the same bits
+        on any device)."""
         import torch
 
         tail = self._tensor_tail()
         if not tail:
             return torch.stack(decoded)
-        batch = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype()).div(255)
-        mean = torch.as_tensor(tail[1], dtype=batch.dtype).view(-1, 1, 1)
-        std = torch.as_tensor(tail[2], dtype=batch.dtype).view(-1, 1, 1)
+        return self._normalize_uint8(torch.from_numpy(decoded if isinstance(decoded, np.ndarray) else np.stack(decoded)).to(device))
+
+    def _normalize_uint8(self, pixels):
+        """uint8 (B, H, W, 3) on any device -> ToTensor + Normalize, (B, 3, H, W) floats."""
+        import torch
+
+        tail = self._tensor_tail()
+        batch = pixels.permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype()).div(255)
+        mean = torch.as_tensor(tail[1], dtype=batch.dtype, device=batch.device).view(-1, 1, 1)
+        std = torch.as_tensor(tail[2], dtype=batch.dtype, device=batch.device).view(-1, 1, 1)
         return batch.sub_(mean).div_(std)
 
+    def _decode_workers(self):
+        """The decode processes (created on first use), or None where preprocessing is not
+        the standard PIL steps + ToTensor + Normalize."""
+        if self._decoders is None:
+            tail = self._tensor_tail()
+            if tail is None:
+                return None
+            from PIL import Image
+
+            from vgrc.evaluators.encode_workers import DecodeWorkers
+
+            shape = np.asarray(tail[0](Image.new("RGB", (97, 61)))).shape
+            self._decoders = DecodeWorkers(self.decode_workers, tail[0], shape, self.batch_size)
+        return self._decoders
+
     def encode_image_bytes(self, items: Sequence[tuple[str, bytes]], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """Encode ``(name, bytes)`` items; decoding of the next batch overlaps the forward pass."""
+        """Encode ``(name, bytes)`` items; decoding of the next batches overlaps the forward
+        pass (in ``decode_workers`` processes, else in threads)."""
+        self.load()
+        workers = self._decode_workers() if self.decode_workers and len(items) > self.batch_size else None
+        if workers is not None:
+            if self.device.startswith("cuda"):
+                return self._encode_ring_cuda(workers.batches(items), on_batch)
+            out = []
+            for pixels, errors in workers.batches(items):
+                if errors:
+                    raise BadImageError(errors[0][0], errors[0][1])
+                out.append(self.encode_pixels(self._finish(pixels, self.device)))
+                if on_batch:
+                    on_batch(len(pixels))
+            return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return self._encode_image_bytes_threads(items, on_batch)
+
+    def _encode_ring_cuda(self, batches, on_batch) -> np.ndarray:
+        """The GPU pipeline: uint8 pixels staged in pinned memory, copied on a side stream
+        while the previous batch's forward runs, normalised on the GPU, and the embeddings
+        kept there until the end (no per-batch synchronisation)."""
+        import torch
+
+        copy_stream = torch.cuda.Stream(device=self.device)
+        compute = torch.cuda.current_stream(self.device)
+        staging, done, feats = [None, None], [None, None], []
+        with torch.no_grad(), self._autocast():
+            for i, (pixels, errors) in enumerate(batches):
+                if errors:
+                    raise BadImageError(errors[0][0], errors[0][1])
+                slot = i % 2
+                if staging[slot] is None or staging[slot].shape[0] < len(pixels):
+                    staging[slot] = torch.empty((self.batch_size, *pixels.shape[1:]), dtype=torch.uint8).pin_memory()
+                if done[slot] is not None:
+                    done[slot].synchronize()  # the copy that last read this staging buffer has finished
+                host = staging[slot][: len(pixels)]
+                np.copyto(host.numpy(), pixels)
+                with torch.cuda.stream(copy_stream):
+                    gpu = host.to(self.device, non_blocking=True)
+                    done[slot] = torch.cuda.Event()
+                    done[slot].record(copy_stream)
+                compute.wait_stream(copy_stream)
+                gpu.record_stream(compute)
+                feats.append(torch.nn.functional.normalize(self.model.encode_image(self._normalize_uint8(gpu)).float(), dim=-1))
+                if on_batch:
+                    on_batch(len(pixels))
+        return torch.cat(feats).cpu().numpy() if feats else np.zeros((0, self.dim), np.float32)
+
+    def _encode_image_bytes_threads(self, items, on_batch) -> np.ndarray:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.load()
         batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
         out = []
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -322,6 +414,13 @@ class ClipEncoder:
                 if on_batch:
                     on_batch(len(batch))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def close(self) -> None:
+        """Stop the worker processes (also done when the encoder is garbage-collected)."""
+        for pool in (self._decoders, self._tokenizers):
+            if pool is not None:
+                pool.close()
+        self._decoders = self._tokenizers = None
 
 
 class BadImageError(VgrcError):

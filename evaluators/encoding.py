@@ -48,7 +48,8 @@ class EncodingSetup:
     def __init__(self, config):
         self.config = config
         self.spec = resolve_model(config.model, config.pretrained, seed=config.seed)
-        self.encoder = ClipEncoder(self.spec, device=config.device, precision=config.precision, batch_size=config.batch_size)
+        self.encoder = ClipEncoder(self.spec, device=config.device, precision=config.precision, batch_size=config.batch_size,
+                                   decode_workers=getattr(config, "decode_workers", None))
         self.cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.key = self.encoder.cache_key
         self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image")
@@ -76,7 +77,7 @@ class EncodingSetup:
             dim = emb.shape[1] if len(emb) else encoder.load().dim
             return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
 
-        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=max(256, self.config.batch_size * 4), on_progress=lambda d, t: progress("encoding images", d, t))
+        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=max(1024, self.config.batch_size * 16), on_progress=lambda d, t: progress("encoding images", d, t))
         self.stats["images"] += st
         failed = ~np.isfinite(emb).all(axis=1)
         return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})

@@ -77,6 +77,7 @@ class EvalConfig:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 64
+    decode_workers: int | None = None
     precision: str = "fp32"
     cache_dir: str | None = None
     skip_bad: bool = False
@@ -146,6 +147,8 @@ class EvalConfig:
             raise InvalidInputError(f"--steer-top must be ≥ 0, got {self.steer_top}")
         check_choice("--relevance", self.relevance, RELEVANCE)
         check_choice("--judge-mode", self.judge_mode, ("logits", "json"))
+        if self.decode_workers is not None and self.decode_workers < 0:
+            raise InvalidInputError(f"--decode-workers must be ≥ 0, got {self.decode_workers}")
         if self.judge_batch_size < 1:
             raise InvalidInputError(f"--judge-batch-size must be ≥ 1, got {self.judge_batch_size}")
         if self.relevance == "vlm":

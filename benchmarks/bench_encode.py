@@ -1,0 +1,175 @@
+"""Benchmark: does vgrc's encoding keep the model busy? (issue 13 §1)
+
+For each model × precision, on the same images and texts:
+
+- **bare forward**: images already decoded and preprocessed, texts already tokenised, on
+  the device; only the model's forward pass (``ClipEncoder.encode_pixels`` /
+  ``model.encode_text``) is timed.
+- **vgrc**: ``ClipEncoder.encode_image_bytes`` from PNG or JPEG bytes (decode, resize,
+  normalise, transfer, forward) and ``ClipEncoder.encode_texts`` from strings — with the
+  decode/tokenise worker processes (``--workers``, default: the device's default) and with
+  the in-process threads (``--decode-workers 0``).
+
+efficiency = vgrc items/s ÷ bare items/s. Each timing is the best of ``--repeats`` runs
+after a warm-up. The images are synthetic photographs-like pictures (smooth colour fields
+with noise and shapes, 320 × 240) saved as PNG and as JPEG (quality 90); random weights
+(no download). Bit-identity of the worker path is checked on every configuration: its
+embeddings against the threaded path's, and its preprocessed pixels against open_clip's
+own ``preprocess`` on the CPU (``pixels_identical``).
+
+Usage::
+
+    python benchmarks/bench_encode.py                   # CPU: tiny-random and ViT-B-32, fp32
+    python benchmarks/bench_encode.py --device cuda     # ViT-B-32 bf16, ViT-L-14 bf16, ViT-B-32 fp32
+
+Last line: ``RESULT encode_efficiency_img=<f> encode_efficiency_txt=<f> …`` where the two
+headline numbers are the first model × precision's (PNG for images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+
+def _picture(seed: int) -> tuple[bytes, bytes]:
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    h, w = 240, 320
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([np.sin(6 * x * rng.random() + rng.random() * 6) * 90 + 128 + 40 * y for _ in range(3)], -1)
+    base += rng.normal(0, 8, base.shape)
+    im = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(im)
+    for _ in range(3):
+        x0, y0 = rng.integers(0, w - 60), rng.integers(0, h - 60)
+        draw.ellipse([x0, y0, x0 + rng.integers(20, 60), y0 + rng.integers(20, 60)], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    png, jpg = io.BytesIO(), io.BytesIO()
+    im.save(png, format="PNG")
+    im.save(jpg, format="JPEG", quality=90)
+    return png.getvalue(), jpg.getvalue()
+
+
+def pictures(n: int) -> tuple[list, list]:
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        both = list(pool.map(_picture, range(n), chunksize=32))
+    return [(f"{i}.png", p) for i, (p, _) in enumerate(both)], [(f"{i}.jpg", j) for i, (_, j) in enumerate(both)]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _best(fn, repeats: int, device: str) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure(model: str, precision: str, device: str, workers: int | None, batch: int, png, jpg, texts, repeats: int) -> dict:
+    import torch
+
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+
+    spec = resolve_model(model)
+    procs = ClipEncoder(spec, device=device, precision=precision, batch_size=batch, decode_workers=workers).load()
+    threads = ClipEncoder(spec, device=device, precision=precision, batch_size=batch, decode_workers=0)
+    threads.model, threads.preprocess, threads.tokenizer, threads.dim = procs.model, procs.preprocess, procs.tokenizer, procs.dim
+    out = {"model": model, "precision": precision, "workers": procs.decode_workers}
+
+    # bare forward on preprocessed pixels / tokens already on the device
+    pixels = [procs._finish([procs._decode(d, n) for n, d in png[s : s + batch]], device) for s in range(0, len(png), batch)]
+    tokens = [procs.tokenizer(texts[s : s + batch]).to(device) for s in range(0, len(texts), batch)]
+
+    def bare_images():
+        for px in pixels:
+            procs.encode_pixels(px)
+
+    def bare_texts():
+        with torch.no_grad(), procs._autocast():
+            for t in tokens:
+                torch.nn.functional.normalize(procs.model.encode_text(t).float(), dim=-1).cpu()
+
+    bare_images(), bare_texts()  # warm-up (kernels, autotuning)
+    procs.encode_image_bytes(png[: 4 * batch]), procs.encode_texts(texts[: 4 * batch])
+    out["bare_img_s"] = len(png) / _best(bare_images, repeats, device)
+    out["bare_txt_s"] = len(texts) / _best(bare_texts, repeats, device)
+    for fmt, items in (("png", png), ("jpeg", jpg)):
+        out[f"vgrc_{fmt}_img_s"] = len(items) / _best(lambda items=items: procs.encode_image_bytes(items), repeats, device)
+        out[f"threads_{fmt}_img_s"] = len(items) / _best(lambda items=items: threads.encode_image_bytes(items), repeats, device)
+    out["vgrc_txt_s"] = len(texts) / _best(lambda: procs.encode_texts(texts), repeats, device)
+    out["threads_txt_s"] = len(texts) / _best(lambda: threads.encode_texts(texts), repeats, device)
+
+    # bit-identity: worker path vs threaded path, and the pixels vs open_clip's preprocess
+    sample = png[: 2 * batch + 7]
+    a, b = procs.encode_image_bytes(sample), threads.encode_image_bytes(sample)
+    out["max_abs_diff_workers_vs_threads"] = float(np.abs(a - b).max())
+    from PIL import Image
+
+    ref = torch.stack([procs.preprocess(Image.open(io.BytesIO(d))) for _, d in png[:batch]])
+    got = procs._finish([procs._decode(d, n) for n, d in png[:batch]], device).cpu()
+    out["pixels_identical"] = bool(torch.equal(ref, got))
+    out["eff_png"] = out["vgrc_png_img_s"] / out["bare_img_s"]
+    out["eff_jpeg"] = out["vgrc_jpeg_img_s"] / out["bare_img_s"]
+    out["eff_txt"] = out["vgrc_txt_s"] / out["bare_txt_s"]
+    procs.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--configs", default=None,
+                        help="comma-separated MODEL:PRECISION [default: tiny-random:fp32,ViT-B-32:fp32 on CPU; ViT-B-32:bf16,ViT-L-14:bf16,ViT-B-32:fp32 on cuda]")
+    parser.add_argument("--images", type=int, default=None, help="[default: 512 on CPU, 4000 on cuda]")
+    parser.add_argument("--texts", type=int, default=None, help="[default: 2048 on CPU, 20000 on cuda]")
+    parser.add_argument("--batch-size", type=int, default=None, help="[default: 64 on CPU, 256 on cuda]")
+    parser.add_argument("--workers", type=int, default=None, help="decode/tokenise processes [default: the device's default]")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    gpu = args.device.startswith("cuda")
+    configs = [c.split(":") for c in (args.configs or ("ViT-B-32:bf16,ViT-L-14:bf16,ViT-B-32:fp32" if gpu else "tiny-random:fp32,ViT-B-32:fp32")).split(",")]
+    n_img, n_txt = args.images or (4000 if gpu else 512), args.texts or (20000 if gpu else 2048)
+    batch = args.batch_size or (256 if gpu else 64)
+    png, jpg = pictures(n_img)
+    texts = [f"a photo of a {c} {s} next to a {c2} {s2} on a table, number {i}" for i, (c, s, c2, s2) in
+             enumerate(zip(["red", "blue", "green", "yellow"] * n_txt, ["cube", "sphere", "cylinder"] * n_txt, ["gray", "purple"] * n_txt, ["car", "dog", "tree"] * n_txt))][:n_txt]
+    if gpu:
+        import torch
+
+        print(f"device: {torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores", flush=True)
+    rows = []
+    for model, precision in configs:
+        r = measure(model, precision, args.device, args.workers, batch, png, jpg, texts, args.repeats)
+        rows.append(r)
+        print(f"{model:<12}{precision:<6} workers={r['workers']:<3} bare {r['bare_img_s']:>9.0f} img/s | vgrc PNG {r['vgrc_png_img_s']:>8.0f} "
+              f"({r['eff_png']:.2f}) JPEG {r['vgrc_jpeg_img_s']:>8.0f} ({r['eff_jpeg']:.2f}) | threads PNG {r['threads_png_img_s']:>7.0f} "
+              f"JPEG {r['threads_jpeg_img_s']:>7.0f} | texts bare {r['bare_txt_s']:>8.0f} vgrc {r['vgrc_txt_s']:>8.0f} ({r['eff_txt']:.2f}) "
+              f"threads {r['threads_txt_s']:>7.0f} | identical: pixels {r['pixels_identical']}, max |Δ| workers−threads {r['max_abs_diff_workers_vs_threads']:.1e}",
+              flush=True)
+    head = rows[0]
+    parts = [f"encode_efficiency_img={head['eff_png']:.3f}", f"encode_efficiency_txt={head['eff_txt']:.3f}"]
+    for r in rows:
+        tag = f"{r['model'].replace('-', '_')}_{r['precision']}"
+        parts += [f"{tag}_png={r['eff_png']:.3f}", f"{tag}_jpeg={r['eff_jpeg']:.3f}", f"{tag}_txt={r['eff_txt']:.3f}"]
+    parts.append(f"pixels_identical={all(r['pixels_identical'] for r in rows)}")
+    print("RESULT " + " ".join(parts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
