@@ -81,6 +81,34 @@ def _best(fn, repeats: int, device: str) -> float:
     return min(times)
 
 
+def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png, jpg) -> dict:
+    """Images/s of decoding + preprocessing alone: one process, and the worker pool."""
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+
+    enc = ClipEncoder(resolve_model(model), device="cpu", batch_size=batch, decode_workers=workers if workers is not None else 0)
+    enc.load()
+    out = {}
+    for fmt, items in (("png", png), ("jpeg", jpg)):
+        sample = items[: min(len(items), 400)]
+        t0 = time.perf_counter()
+        for n, d in sample:
+            enc._decode(d, n)
+        out[f"one_process_{fmt}"] = len(sample) / (time.perf_counter() - t0)
+    n_workers = workers if workers is not None else __import__("vgrc.evaluators.encode_workers", fromlist=["x"]).default_workers(device)
+    if n_workers:
+        enc.decode_workers = n_workers
+        pool = enc._decode_workers()
+        for fmt, items in (("png", png), ("jpeg", jpg)):
+            for _ in pool.batches(items[: 2 * batch]):  # warm-up
+                pass
+            t0 = time.perf_counter()
+            for _ in pool.batches(items):
+                pass
+            out[f"{n_workers}_workers_{fmt}"] = len(items) / (time.perf_counter() - t0)
+        enc.close()
+    return out
+
+
 def measure(model: str, precision: str, device: str, workers: int | None, batch: int, png, jpg, texts, repeats: int) -> dict:
     import torch
 
@@ -153,15 +181,25 @@ def main() -> None:
         import torch
 
         print(f"device: {torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores", flush=True)
+    ceiling = decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg)
+    print("decode only (no model): " + ", ".join(f"{k} {v:.0f} img/s" for k, v in ceiling.items()), flush=True)
     rows = []
     for model, precision in configs:
-        r = measure(model, precision, args.device, args.workers, batch, png, jpg, texts, args.repeats)
+        try:
+            r = measure(model, precision, args.device, args.workers, batch, png, jpg, texts, args.repeats)
+        except Exception:  # noqa: BLE001 - report and go on to the next configuration
+            import traceback
+
+            traceback.print_exc()
+            continue
         rows.append(r)
         print(f"{model:<12}{precision:<6} workers={r['workers']:<3} bare {r['bare_img_s']:>9.0f} img/s | vgrc PNG {r['vgrc_png_img_s']:>8.0f} "
               f"({r['eff_png']:.2f}) JPEG {r['vgrc_jpeg_img_s']:>8.0f} ({r['eff_jpeg']:.2f}) | threads PNG {r['threads_png_img_s']:>7.0f} "
               f"JPEG {r['threads_jpeg_img_s']:>7.0f} | texts bare {r['bare_txt_s']:>8.0f} vgrc {r['vgrc_txt_s']:>8.0f} ({r['eff_txt']:.2f}) "
               f"threads {r['threads_txt_s']:>7.0f} | identical: pixels {r['pixels_identical']}, max |Δ| workers−threads {r['max_abs_diff_workers_vs_threads']:.1e}",
               flush=True)
+    if not rows:
+        raise SystemExit("no configuration could be measured")
     head = rows[0]
     parts = [f"encode_efficiency_img={head['eff_png']:.3f}", f"encode_efficiency_txt={head['eff_txt']:.3f}"]
     for r in rows:

@@ -55,23 +55,29 @@ def _quiet_worker() -> None:
         pass
 
 
-def _init_decoder(shm_name: str, shape: tuple, pil_steps) -> None:
+def _init_decoder(shm_name: str, shape: tuple, inbox_name: str, inbox_size: int, pil_steps) -> None:
     from multiprocessing import shared_memory
 
     _quiet_worker()
     shm = shared_memory.SharedMemory(name=shm_name)
-    _W["shm"] = shm  # keep the mapping alive
+    inbox = shared_memory.SharedMemory(name=inbox_name)
+    _W["shm"], _W["inbox_shm"] = shm, inbox  # keep the mappings alive
     _W["ring"] = np.ndarray(shape, dtype=np.uint8, buffer=shm.buf)
+    _W["inbox"] = np.ndarray((inbox_size,), dtype=np.uint8, buffer=inbox.buf)
     _W["pil_steps"] = pil_steps
 
 
-def _decode_into(task: tuple[int, str, bytes]) -> str | None:
-    """Decode one image into its slot; the error message instead, when it cannot be read."""
+def _decode_into(task: tuple) -> str | None:
+    """Decode one image into its slot; the error message instead, when it cannot be read.
+
+    The image's bytes are in the shared inbox (``(offset, length)``), or in the task
+    itself when they did not fit there."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
-    slot, name, data = task
+    slot, name, payload = task
+    data = _W["inbox"][payload[0] : payload[0] + payload[1]] if isinstance(payload, tuple) else payload
     try:
         with Image.open(io.BytesIO(data)) as im:
             pixels = np.asarray(_W["pil_steps"](im.convert("RGB")))
@@ -127,6 +133,9 @@ class DecodeWorkers(_Pool):
         Batches in flight (the ring holds ``depth × batch_size`` slots).
     """
 
+    #: inbox bytes per batch slot and image (an image larger than its share travels in its task)
+    INBOX_PER_IMAGE = 192 * 1024
+
     def __init__(self, workers: int, pil_steps, image_shape: tuple[int, int, int], batch_size: int, depth: int = 4):
         from multiprocessing import shared_memory
 
@@ -134,8 +143,18 @@ class DecodeWorkers(_Pool):
         shape = (depth * batch_size, *image_shape)
         self.shm = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
         self.ring = np.ndarray(shape, dtype=np.uint8, buffer=self.shm.buf)
-        weakref.finalize(self, _release_shm, self.shm)
-        super().__init__(workers, _init_decoder, (self.shm.name, shape, pil_steps))
+        self.region = batch_size * self.INBOX_PER_IMAGE
+        self.inbox_shm = shared_memory.SharedMemory(create=True, size=depth * self.region)
+        self.inbox = np.ndarray((depth * self.region,), dtype=np.uint8, buffer=self.inbox_shm.buf)
+        super().__init__(workers, _init_decoder, (self.shm.name, shape, self.inbox_shm.name, depth * self.region, pil_steps))
+        self._release = [weakref.finalize(self, _release_shm, self.shm), weakref.finalize(self, _release_shm, self.inbox_shm)]
+
+    def close(self) -> None:
+        """Stop the workers, then free the shared memory."""
+        super().close()
+        self.ring = self.inbox = None
+        for release in self._release:
+            release()
 
     def batches(self, items: Sequence[tuple[str, bytes]]) -> Iterator[tuple[np.ndarray, list[tuple[str, str]]]]:
         """Yield ``(pixels (b, H, W, 3) uint8, errors [(name, message)])`` per batch, in
@@ -147,7 +166,15 @@ class DecodeWorkers(_Pool):
         def submit(n: int) -> None:
             base = (n % self.depth) * B
             batch = items[starts[n] : starts[n] + B]
-            tasks = [(base + j, name, data) for j, (name, data) in enumerate(batch)]
+            offset, end = (n % self.depth) * self.region, (n % self.depth + 1) * self.region
+            tasks = []
+            for j, (name, data) in enumerate(batch):
+                if offset + len(data) <= end:  # the bytes go through shared memory, not a pipe
+                    self.inbox[offset : offset + len(data)] = np.frombuffer(data, np.uint8)
+                    tasks.append((base + j, name, (offset, len(data))))
+                    offset += len(data)
+                else:
+                    tasks.append((base + j, name, data))
             pending.append((n, base, len(batch), self.pool.map_async(_decode_into, tasks, chunksize=max(1, len(tasks) // (4 * self.pool._processes) or 1))))
 
         for n in range(min(self.depth, len(starts))):
@@ -166,10 +193,14 @@ class DecodeWorkers(_Pool):
 
 
 def _release_shm(shm) -> None:
+    """Remove the block's name (its memory goes with the last mapping), then unmap it here."""
     try:
-        shm.close()
         shm.unlink()
     except (FileNotFoundError, OSError):
+        pass
+    try:
+        shm.close()
+    except (BufferError, OSError):  # a view is still alive: the mapping goes with it
         pass
 
 

@@ -259,7 +259,8 @@ class ClipEncoder:
                 from vgrc.evaluators.encode_workers import TokenizeWorkers
 
                 self._tokenizers = TokenizeWorkers(self.decode_workers, self.tokenizer)
-            token_batches = (torch.from_numpy(t) for t in self._tokenizers.batches(texts, self.batch_size))
+            pin = self.device.startswith("cuda")  # page-locked: the copy to the GPU does not wait for the previous forward
+            token_batches = (torch.from_numpy(t).pin_memory() if pin else torch.from_numpy(t) for t in self._tokenizers.batches(texts, self.batch_size))
         else:
             token_batches = (self.tokenizer(list(texts[s : s + self.batch_size])) for s in range(0, len(texts), self.batch_size))
         with torch.no_grad(), self._autocast():
@@ -326,11 +327,26 @@ class ClipEncoder:
         """uint8 (B, H, W, 3) on any device -> ToTensor + Normalize, (B, 3, H, W) floats."""
         import torch
 
-        tail = self._tensor_tail()
-        batch = pixels.permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype()).div(255)
-        mean = torch.as_tensor(tail[1], dtype=batch.dtype, device=batch.device).view(-1, 1, 1)
-        std = torch.as_tensor(tail[2], dtype=batch.dtype, device=batch.device).view(-1, 1, 1)
+        batch = pixels.permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype())
+        scale, mean, std = self._normalize_constants(batch.device, batch.dtype)
+        # ToTensor divides by the Python number 255. On CUDA a number divisor becomes a
+        # multiplication by its reciprocal (not always the same float); a 0-d tensor
+        # divisor keeps true, correctly rounded division: the CPU's bits
+        batch = batch.div(255) if batch.device.type == "cpu" else batch.div(scale)
         return batch.sub_(mean).div_(std)
+
+    def _normalize_constants(self, device, dtype):
+        """(255, mean, std) as tensors on ``device``, made once (a per-batch host-to-device
+        copy would wait for the previous batch's forward pass)."""
+        import torch
+
+        key = (str(device), dtype)
+        cache = self.__dict__.setdefault("_constants", {})
+        if key not in cache:
+            tail = self._tensor_tail()
+            cache[key] = (torch.tensor(255, dtype=dtype, device=device), torch.as_tensor(tail[1], dtype=dtype, device=device).view(-1, 1, 1),
+                          torch.as_tensor(tail[2], dtype=dtype, device=device).view(-1, 1, 1))
+        return cache[key]
 
     def _decode_workers(self):
         """The decode processes (created on first use), or None where preprocessing is not
@@ -354,7 +370,7 @@ class ClipEncoder:
         workers = self._decode_workers() if self.decode_workers and len(items) > self.batch_size else None
         if workers is not None:
             if self.device.startswith("cuda"):
-                return self._encode_ring_cuda(workers.batches(items), on_batch)
+                return self._encode_ring_cuda(workers, items, on_batch)
             out = []
             for pixels, errors in workers.batches(items):
                 if errors:
@@ -365,26 +381,31 @@ class ClipEncoder:
             return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
         return self._encode_image_bytes_threads(items, on_batch)
 
-    def _encode_ring_cuda(self, batches, on_batch) -> np.ndarray:
-        """The GPU pipeline: uint8 pixels staged in pinned memory, copied on a side stream
-        while the previous batch's forward runs, normalised on the GPU, and the embeddings
-        kept there until the end (no per-batch synchronisation)."""
+    def _encode_ring_cuda(self, workers, items, on_batch) -> np.ndarray:
+        """The GPU pipeline: the workers' uint8 pixels are copied on a side stream while the
+        previous batch's forward runs (straight from the shared-memory ring when it could
+        be page-locked, else through a pinned staging buffer), normalised on the GPU, and
+        the embeddings kept there until the end (no per-batch synchronisation)."""
         import torch
 
+        registered = _page_lock(workers)
         copy_stream = torch.cuda.Stream(device=self.device)
         compute = torch.cuda.current_stream(self.device)
         staging, done, feats = [None, None], [None, None], []
         with torch.no_grad(), self._autocast():
-            for i, (pixels, errors) in enumerate(batches):
+            for i, (pixels, errors) in enumerate(workers.batches(items)):
                 if errors:
                     raise BadImageError(errors[0][0], errors[0][1])
                 slot = i % 2
-                if staging[slot] is None or staging[slot].shape[0] < len(pixels):
-                    staging[slot] = torch.empty((self.batch_size, *pixels.shape[1:]), dtype=torch.uint8).pin_memory()
-                if done[slot] is not None:
-                    done[slot].synchronize()  # the copy that last read this staging buffer has finished
-                host = staging[slot][: len(pixels)]
-                np.copyto(host.numpy(), pixels)
+                if registered:
+                    host = torch.from_numpy(pixels)
+                else:
+                    if staging[slot] is None or staging[slot].shape[0] < len(pixels):
+                        staging[slot] = torch.empty((self.batch_size, *pixels.shape[1:]), dtype=torch.uint8).pin_memory()
+                    if done[slot] is not None:
+                        done[slot].synchronize()  # the copy that last read this staging buffer has finished
+                    host = staging[slot][: len(pixels)]
+                    np.copyto(host.numpy(), pixels)
                 with torch.cuda.stream(copy_stream):
                     gpu = host.to(self.device, non_blocking=True)
                     done[slot] = torch.cuda.Event()
@@ -392,6 +413,8 @@ class ClipEncoder:
                 compute.wait_stream(copy_stream)
                 gpu.record_stream(compute)
                 feats.append(torch.nn.functional.normalize(self.model.encode_image(self._normalize_uint8(gpu)).float(), dim=-1))
+                if registered:
+                    done[slot].synchronize()  # the ring slots may be refilled once the generator resumes
                 if on_batch:
                     on_batch(len(pixels))
         return torch.cat(feats).cpu().numpy() if feats else np.zeros((0, self.dim), np.float32)
@@ -417,10 +440,40 @@ class ClipEncoder:
 
     def close(self) -> None:
         """Stop the worker processes (also done when the encoder is garbage-collected)."""
+        if getattr(self._decoders, "page_locked", False):
+            _page_unlock(self._decoders.ring.ctypes.data)
+            self._decoders.page_locked = False
         for pool in (self._decoders, self._tokenizers):
             if pool is not None:
                 pool.close()
         self._decoders = self._tokenizers = None
+
+
+def _page_lock(workers) -> bool:
+    """Page-lock the decode ring once (``cudaHostRegister``), so copies to the GPU read it
+    directly and asynchronously; False where CUDA refuses (then a pinned staging copy)."""
+    if not hasattr(workers, "page_locked"):
+        import torch
+
+        try:
+            code = torch.cuda.cudart().cudaHostRegister(workers.ring.ctypes.data, workers.ring.nbytes, 0)
+            workers.page_locked = int(code) == 0
+        except (AttributeError, RuntimeError, TypeError):
+            workers.page_locked = False
+        if workers.page_locked:
+            import weakref
+
+            weakref.finalize(workers, _page_unlock, workers.ring.ctypes.data)
+    return workers.page_locked
+
+
+def _page_unlock(ptr: int) -> None:
+    try:
+        import torch
+
+        torch.cuda.cudart().cudaHostUnregister(ptr)
+    except Exception:  # noqa: BLE001 - best effort at shutdown
+        pass
 
 
 class BadImageError(VgrcError):
