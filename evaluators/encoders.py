@@ -441,7 +441,7 @@ class ClipEncoder:
     def close(self) -> None:
         """Stop the worker processes (also done when the encoder is garbage-collected)."""
         if getattr(self._decoders, "page_locked", False):
-            _page_unlock(self._decoders.ring.ctypes.data)
+            self._decoders.page_unlock()  # before the ring's memory goes; runs once
             self._decoders.page_locked = False
         for pool in (self._decoders, self._tokenizers):
             if pool is not None:
@@ -456,22 +456,28 @@ def _page_lock(workers) -> bool:
         import torch
 
         try:
-            code = torch.cuda.cudart().cudaHostRegister(workers.ring.ctypes.data, workers.ring.nbytes, 0)
-            workers.page_locked = int(code) == 0
+            cudart = torch.cuda.cudart()
+            workers.page_locked = int(cudart.cudaHostRegister(workers.ring.ctypes.data, workers.ring.nbytes, 0)) == 0
+            if not workers.page_locked:
+                cudart.cudaGetLastError()  # clear the refusal: a staging copy is used instead
         except (AttributeError, RuntimeError, TypeError):
             workers.page_locked = False
         if workers.page_locked:
             import weakref
 
-            weakref.finalize(workers, _page_unlock, workers.ring.ctypes.data)
+            workers.page_unlock = weakref.finalize(workers, _page_unlock, workers.ring.ctypes.data)
     return workers.page_locked
 
 
 def _page_unlock(ptr: int) -> None:
+    """Undo :func:`_page_lock` once; a failure is cleared from CUDA's last-error state, or
+    the next, unrelated CUDA call would report it."""
     try:
         import torch
 
-        torch.cuda.cudart().cudaHostUnregister(ptr)
+        cudart = torch.cuda.cudart()
+        if int(cudart.cudaHostUnregister(ptr)) != 0:
+            cudart.cudaGetLastError()
     except Exception:  # noqa: BLE001 - best effort at shutdown
         pass
 
