@@ -1,17 +1,81 @@
 """Encoding for an evaluation: the encoder with its two embedding caches, images read
-tolerantly (``--skip-bad``), and the encode statistics recorded in ``run.json``."""
+tolerantly (``--skip-bad``), and the encode statistics recorded in ``run.json``.
+
+A fully cached run never imports torch or open_clip (~4 s here): the cache's namespace
+(the model's cache key) is remembered in ``model-keys.json`` under the cache folder,
+keyed by everything the key is computed from — ``--model``, ``--pretrained`` (with the
+checkpoint's size and modification time), seed, precision, the installed open_clip
+version and, for vgrc's shipped configs, their bytes. The first run with a new identity
+imports open_clip, computes the key and records it; the encoder itself is created only
+when something is missing from the cache.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from vgrc.evaluators.dataset import atomic_write_text
 from vgrc.evaluators.embedding_cache import EmbeddingCache, EncodeStats, content_key, default_cache_dir, encode_cached
 from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
 
-__all__ = ["EncodingSetup"]
+__all__ = ["EncodingSetup", "model_identity", "KEY_RECORD"]
+
+#: file under the cache folder: model identity -> cache key and resolved spec
+KEY_RECORD = "model-keys.json"
+
+
+def _identity(config) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from vgrc.evaluators.model_refs import TINY_CONFIG_DIR
+
+    try:
+        open_clip_version = version("open_clip_torch")
+    except PackageNotFoundError:
+        open_clip_version = None
+    parts = {"model": config.model, "pretrained": config.pretrained, "seed": config.seed, "precision": config.precision,
+             "open_clip": open_clip_version, "format": 1}
+    for ref in (config.pretrained, config.model):
+        if ref and os.path.exists(ref):
+            st = os.stat(ref)
+            parts[f"file:{ref}"] = [os.path.abspath(ref), st.st_size, int(st.st_mtime)]
+    shipped = hashlib.sha256()
+    for path in sorted(TINY_CONFIG_DIR.glob("*.json")):
+        shipped.update(path.name.encode() + path.read_bytes())
+    parts["shipped_configs"] = shipped.hexdigest()[:16]
+    return json.dumps(parts, sort_keys=True)
+
+
+def model_identity(config, cache_root: Path) -> tuple[str, dict]:
+    """``(cache key, spec as a dict)`` of ``config``'s model, from the key record when it
+    holds this identity (no torch/open_clip import), else computed and recorded."""
+    path = Path(cache_root) / KEY_RECORD
+    ident = _identity(config)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(records, dict):
+            records = {}
+    except (OSError, ValueError):
+        records = {}
+    hit = records.get(ident)
+    if isinstance(hit, dict) and isinstance(hit.get("cache_key"), str) and isinstance(hit.get("spec"), dict):
+        return hit["cache_key"], hit["spec"]
+    spec = resolve_model(config.model, config.pretrained, seed=config.seed)
+    key = ClipEncoder(spec, precision=config.precision).cache_key
+    records[ident] = {"cache_key": key, "spec": asdict(spec)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(records, indent=1, sort_keys=True) + "\n")
+    except OSError:  # a read-only cache still works, it just imports open_clip each time
+        pass
+    return key, asdict(spec)
 
 
 def _read_images(paths: Sequence[Path], skip_bad: bool) -> tuple[list[bytes | None], list[str]]:
@@ -47,14 +111,26 @@ class EncodingSetup:
 
     def __init__(self, config):
         self.config = config
-        self.spec = resolve_model(config.model, config.pretrained, seed=config.seed)
-        self.encoder = ClipEncoder(self.spec, device=config.device, precision=config.precision, batch_size=config.batch_size,
-                                   decode_workers=getattr(config, "decode_workers", None))
         self.cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        self.key = self.encoder.cache_key
+        self.key, self.spec_record = model_identity(config, self.cache_root)
         self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image")
         self.text_cache = EmbeddingCache(self.cache_root, f"{self.key}-text")
         self.stats = {"images": EncodeStats(), "texts": EncodeStats()}
+        self._encoder = None
+
+    @property
+    def encoder(self) -> ClipEncoder:
+        """The model, made on first use: a fully cached run never makes it."""
+        if self._encoder is None:
+            c = self.config
+            spec = resolve_model(c.model, c.pretrained, seed=c.seed)
+            self._encoder = ClipEncoder(spec, device=c.device, precision=c.precision, batch_size=c.batch_size,
+                                        decode_workers=getattr(c, "decode_workers", None))
+            if self._encoder.cache_key != self.key:  # the key record is stale (an edited config, say): recompute it
+                from vgrc.evaluators.errors import DatasetFolderError
+
+                raise DatasetFolderError(f"{self.cache_root / KEY_RECORD} disagrees with the model's cache key; delete that file and run again")
+        return self._encoder
 
     def encode_images(self, paths: Sequence[Path], progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Embeddings (NaN rows for skipped images), the skipped mask, the skipped paths."""
@@ -62,9 +138,9 @@ class EncodingSetup:
         data, bad = _read_images(paths, skip_bad)
         keys = [content_key(d) if d is not None else f"missing:{p}" for d, p in zip(data, paths)]
         items = [(str(p), d) for p, d in zip(paths, data)]
-        encoder = self.encoder
 
         def encode_items(batch):
+            encoder = self.encoder
             good = [it for it in batch if it[1] is not None]
             emb = _encode_images_tolerant(encoder, good, skip_bad) if good else np.zeros((0, 1), np.float32)
             rows, j = [], 0
@@ -83,7 +159,7 @@ class EncodingSetup:
         return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
 
     def encode_texts(self, texts: list[str], progress) -> np.ndarray:
-        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], self.encoder.encode_texts, self.text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
+        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], lambda batch: self.encoder.encode_texts(batch), self.text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
         self.stats["texts"] += st
         return emb
 

@@ -37,6 +37,7 @@ __all__ = [
     "first_relevant_rank",
     "annotation_list_metrics",
     "annotation_grades",
+    "graded_metrics",
     "ndcg_per_query",
 ]
 
@@ -127,35 +128,25 @@ def annotation_list_metrics(lists: np.ndarray, query_objects: Sequence[list[dict
     ``query_objects[q]`` against ``gallery_objects[g]``. Queries without objects are an
     error for the caller to report (see ``vgrc.evaluators.retrieval_data.require_objects``).
     """
-    rel, gen, noun = annotation_grades(lists, query_objects, gallery_objects)
-    out = ndcg_at_k(rel, prefix=prefix)
+    return graded_metrics(*annotation_grades(lists, query_objects, gallery_objects), prefix=prefix)
+
+
+def graded_metrics(relevance: np.ndarray, gen: np.ndarray, noun: np.ndarray, prefix: str = "t2i") -> dict[str, float]:
+    """nDCG@1/5/10, CAS-gen@10 and CAS-noun@10 from per-pair grades (Q, K) in ranked order."""
+    out = ndcg_at_k(relevance, prefix=prefix)
     out.update(cas_at_k(gen, noun, prefix=prefix))
     return out
 
 
-def annotation_grades(lists: np.ndarray, query_objects: Sequence[list[dict]], gallery_objects: Sequence[list[dict]]):
+def annotation_grades(lists: np.ndarray, query_objects: Sequence[list[dict]], gallery_objects: Sequence[list[dict]], index=None):
     """``(relevance, cas_gen, cas_noun)``, each (Q, K), of every listed (query, image) pair.
 
-    Per-row forms are built once; the per-pair values equal :func:`symbolic_relevance`,
-    :func:`concept_coverage` and :func:`object_binding` (tested against them).
+    The per-pair values equal :func:`symbolic_relevance`, :func:`concept_coverage` and
+    :func:`object_binding` (tested against them), computed on id arrays
+    (:class:`~vgrc.evaluators.grade_kernels.AnnotationIndex`; pass ``index`` to reuse one
+    across calls on the same rows).
     """
-    q_tuples = [object_tuples(objs) for objs in query_objects]
-    q_sizes = [sum(t.values()) for t in q_tuples]
-    q_sets = [set(t) for t in q_tuples]
-    q_concepts = [_concepts(objs) for objs in query_objects]
-    used = np.unique(lists)
-    g_tuples = {int(g): object_tuples(gallery_objects[g]) for g in used}
-    g_concepts = {int(g): _concepts(gallery_objects[g]) for g in used}
-    g_scene = {int(g): _scene_index(gallery_objects[g]) for g in used}
-    rel = np.zeros(lists.shape)
-    gen = np.zeros(lists.shape)
-    noun = np.zeros(lists.shape)
-    for q, row in enumerate(lists):
-        if not q_sizes[q]:
-            continue
-        for j, g in enumerate(row):
-            g = int(g)
-            rel[q, j] = 4.0 * sum((q_tuples[q] & g_tuples[g]).values()) / q_sizes[q]
-            gen[q, j] = len(q_concepts[q] & g_concepts[g]) / len(q_concepts[q])
-            noun[q, j] = _grounded_share(q_sets[q], g_scene[g])
-    return rel, gen, noun
+    from vgrc.evaluators.grade_kernels import AnnotationIndex
+
+    index = index or AnnotationIndex(query_objects, gallery_objects)
+    return index.grades(lists)

@@ -87,7 +87,7 @@ def write_run_json(out: Path, config, setup, data_info: dict, skipped: dict, dia
         "kind": f"eval-{config.task}",
         "files": list(RUN_FILES),
         "config": asdict(config),
-        "model": {"spec": asdict(setup.spec), "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
+        "model": {"spec": setup.spec_record, "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
         "data": data_info,
         "versions": _versions(),
         "git_commit": _git_commit(),

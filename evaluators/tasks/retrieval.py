@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from vgrc.evaluators.encoding import EncodingSetup
+from vgrc.evaluators.grade_kernels import AnnotationIndex
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
-from vgrc.evaluators.metrics import annotation_grades, annotation_list_metrics, first_relevant_rank, recall_at_k
+from vgrc.evaluators.metrics import annotation_grades, first_relevant_rank, graded_metrics, recall_at_k
 from vgrc.evaluators.ownership import claim_run_folder
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, rerank, steer_objects
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, query_categories, require_objects, vocabulary
@@ -139,18 +140,21 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
             diagnostics["vlm_relevance"] = judged[1]
     with timer("metrics"):
         graded = any(ev.query_objects) or judged is not None
+        index = AnnotationIndex(ev.query_objects, ev.objects) if graded and judged is None else None
         metrics: dict[str, float] = {}
         metrics.update(recall_at_k(rank_final))
         if judged is not None:
             metrics.update(_judged_metrics(judged[0], final_lists[:, :TOP], "t2i"))
         elif graded:
-            metrics.update(annotation_list_metrics(final_lists[:, :TOP], ev.query_objects, ev.objects, "t2i"))
+            final_grades = annotation_grades(final_lists[:, :TOP], ev.query_objects, ev.objects, index)
+            metrics.update(graded_metrics(*final_grades, prefix="t2i"))
         metrics[f"t2i_shortlist_recall@{config.k}"] = float(np.mean((rank1 >= 0) & (rank1 < k)))
         metrics.update({f"stage1_{n}": v for n, v in recall_at_k(rank1).items()})
         if judged is not None:
             metrics.update({f"stage1_{n}": v for n, v in _judged_metrics(judged[0], topk[:, :TOP], "t2i").items()})
         elif graded:
-            metrics.update({f"stage1_{n}": v for n, v in annotation_list_metrics(topk[:, :TOP], ev.query_objects, ev.objects, "t2i").items()})
+            stage1_grades = annotation_grades(topk[:, :TOP], ev.query_objects, ev.objects, index)
+            metrics.update({f"stage1_{n}": v for n, v in graded_metrics(*stage1_grades, prefix="t2i").items()})
         if "ridge" in diagnostics:
             metrics["ridge_distance_reduction"] = diagnostics["ridge"]["reduction"]
         metrics["n_queries"] = float(len(ev))
@@ -167,7 +171,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         if judged is not None:
             extra_columns.update(_per_query_graded(*judged[0].matrices(final_lists[:, :TOP]), judged=True))
         elif graded:
-            extra_columns.update(_per_query_graded(*annotation_grades(final_lists[:, :TOP], ev.query_objects, ev.objects), judged=False))
+            extra_columns.update(_per_query_graded(*final_grades, judged=False))
         extra_columns["categories"] = query_categories(ev)
         _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k, notes, data_info.get("dataset"), extra_columns)
         write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, {**diagnostics, "notes": notes}, timer)

@@ -343,3 +343,40 @@ def test_an_existing_run_is_never_overwritten_silently(shapes_dir, tmp_path, cac
     with pytest.raises(DatasetFolderError, match="not a vgrc run folder"):
         run_eval(config(shapes_dir, folder, cache_dir, overwrite=True))
     assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_a_fully_cached_eval_imports_neither_torch_nor_open_clip(shapes_dir, tmp_path):
+    """Issue 13: the second, fully cached run reads the model's cache key from
+    model-keys.json and never builds the encoder; its metrics equal the first run's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from vgrc.evaluators.pipeline import EvalConfig, run_eval\n"
+        f"m = run_eval(EvalConfig(data={str(shapes_dir)!r}, out=sys.argv[1], model='tiny-random', rerank='fgw', k=10, fit_fraction=0, cache_dir={str(tmp_path / 'c')!r}))\n"
+        "print(json.dumps({'metrics': m, 'heavy': [n for n in ('torch', 'open_clip') if n in sys.modules]}))\n"
+    )
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code, str(tmp_path / f"r{i}")], capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+            for i in range(2)]
+    assert runs[0]["heavy"] == ["torch", "open_clip"]  # the first run encodes
+    assert runs[1]["heavy"] == [] and runs[1]["metrics"] == runs[0]["metrics"]
+    record = json.loads((tmp_path / "c" / "model-keys.json").read_text())
+    assert len(record) == 1 and next(iter(record.values()))["spec"]["arch"] == "vgrc-tiny-random"
+    run = json.loads((tmp_path / "r1" / "run.json").read_text())
+    assert run["encode"]["images"]["encoded"] == 0 and run["model"]["spec"]["arch"] == "vgrc-tiny-random"
+
+
+def test_the_key_record_follows_the_model_identity(tmp_path):
+    """Another seed or precision is another identity (another cache namespace); a damaged
+    record is rebuilt, not trusted."""
+    from vgrc.evaluators.encoding import KEY_RECORD, model_identity
+    from vgrc.evaluators.pipeline import EvalConfig
+
+    base = EvalConfig(model="tiny-random")
+    keys = {model_identity(c, tmp_path)[0] for c in (base, EvalConfig(model="tiny-random", seed=1), EvalConfig(model="tiny-random", precision="bf16"))}
+    assert len(keys) == 3 and len(json.loads((tmp_path / KEY_RECORD).read_text())) == 3
+    first = model_identity(base, tmp_path)[0]
+    (tmp_path / KEY_RECORD).write_text("{not json")
+    assert model_identity(base, tmp_path)[0] == first
+    assert first == ClipEncoder(resolve_model("tiny-random")).cache_key

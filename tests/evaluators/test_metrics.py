@@ -111,3 +111,29 @@ def test_annotation_list_metrics_use_query_objects_against_image_objects():
     assert got["t2i_CAS-noun@10"] == pytest.approx(0.5)  # image 0 grounds it, image 1 does not
     assert got["t2i_CAS-gen@10"] == pytest.approx((1.0 + 0.5) / 2)  # {car, red} ⊂ image 0; only "car" in image 1
     assert got["t2i_nDCG@1"] == 0.0  # exact-tuple relevance (App. H): ("car", (red, shiny)) ≠ ("car", (red,))
+
+
+def test_compiled_grades_equal_the_reference_functions_on_random_scenes():
+    """Multiplicities, attribute supersets, and images with many-attribute objects (the
+    Python fallback) against symbolic_relevance / concept_coverage / object_binding."""
+    from vgrc.evaluators.metrics import annotation_grades, concept_coverage, object_binding, symbolic_relevance
+
+    rng = np.random.default_rng(7)
+    nouns, attrs = ["cube", "sphere", "car"], ["red", "blue", "large", "small", "shiny", "metal", "old", "new", "wet"]
+
+    def scene(n, max_attrs):
+        return [{"noun": str(rng.choice(nouns)), "attributes": sorted(set(rng.choice(attrs, rng.integers(0, max_attrs + 1)).tolist()))} for _ in range(n)]
+
+    queries = [scene(int(rng.integers(1, 4)), 2) for _ in range(40)]
+    queries[0] = [queries[0][0], queries[0][0]]  # the same object twice
+    gallery = [scene(int(rng.integers(1, 6)), 3) for _ in range(30)] + [scene(3, 9) for _ in range(5)]
+    gallery[1] = [dict(o, attributes=sorted(set(o["attributes"]) | set(attrs))) for o in queries[3]]  # supersets of query 3
+    lists = rng.integers(0, len(gallery), size=(40, 12))
+    lists[3, 0] = 1
+    rel, gen, noun = annotation_grades(lists, queries, gallery)
+    for q in range(40):
+        for j, g in enumerate(lists[q]):
+            assert rel[q, j] == pytest.approx(symbolic_relevance(queries[q], gallery[g]))
+            assert gen[q, j] == pytest.approx(concept_coverage(queries[q], gallery[g]))
+            assert noun[q, j] == pytest.approx(object_binding(queries[q], gallery[g]))
+    assert noun[3, 0] == 1.0 and (noun > 0).any() and (noun < 1).any() and (rel > 0).any()
