@@ -43,31 +43,17 @@ def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequ
     scores : float32 array (Q, k)
     rank : int array (Q,) — 0-based rank in the full ranking (-1: no relevant image)
     """
-    gT = np.ascontiguousarray(gallery.T)
-    return topk_by_scores(lambda s, e: queries[s:e] @ gT, len(queries), len(gallery), k, relevant, chunk)
+    from vgrc.evaluators.index.exact import exact_topk
+
+    return exact_topk(queries, gallery, k, relevant, query_chunk=chunk)
 
 
 def topk_by_scores(score_rows, Q: int, G: int, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024):
     """:func:`cosine_topk` for any score: ``score_rows(start, stop)`` gives the (stop −
     start, G) scores of those queries (higher = better), so only one chunk is in memory."""
-    k = min(k, G)
-    topk = np.empty((Q, k), dtype=np.int64)
-    scores = np.empty((Q, k), dtype=np.float32)
-    rank = np.full(Q, -1, dtype=np.int64)
-    from vgrc.evaluators.topk import rank_rows, topk_rows
+    from vgrc.evaluators.index.exact import topk_over_chunks
 
-    for s in range(0, Q, chunk):
-        S = score_rows(s, min(Q, s + chunk))  # (c, G)
-        idx, val = topk_rows(S, k)
-        topk[s : s + len(S)] = idx
-        scores[s : s + len(S)] = val
-        best = np.full(len(S), -1, np.int64)
-        for r in range(len(S)):
-            rel = relevant[s + r]
-            if rel.size:  # the first relevant item in (score desc, index asc) order
-                best[r] = rel[np.lexsort((rel, -S[r, rel]))[0]]
-        rank[s : s + len(S)] = rank_rows(S, best)
-    return topk, scores, rank
+    return topk_over_chunks(lambda s, e: [(0, score_rows(s, e))], Q, G, k, relevant, chunk)
 
 
 class RidgeMapper:

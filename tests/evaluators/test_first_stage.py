@@ -90,7 +90,7 @@ def test_bad_steer_pairs(bad):
 
 @pytest.mark.parametrize("k", [1, 7, 64, 65, 200])
 def test_topk_rows_equals_a_full_sort_with_ties(k):
-    from vgrc.evaluators.topk import rank_rows, topk_rows
+    from vgrc.evaluators.index.kernels import rank_rows, topk_rows
 
     rng = np.random.default_rng(k)
     S = rng.integers(0, 12, size=(40, 300)).astype(np.float32)  # many ties, also at the k-th place

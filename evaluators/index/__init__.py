@@ -1,0 +1,21 @@
+"""First-stage search over a gallery of unit vectors (issue 13 §2).
+
+- :mod:`.exact` — exact top-k by inner product, in query × gallery chunks: memory
+  O(query chunk × gallery chunk + queries × k), never the full score matrix; ties ordered
+  by gallery index; the full-gallery rank of each query's first relevant image.
+- :mod:`.faiss_index` — FAISS indices (``--index flat|ivf|hnsw``) built from the embedding
+  cache, saved beside it and reused; their shortlist recall against exact search is
+  measured on a sample of queries and reported in the run.
+"""
+
+from vgrc.evaluators.index.exact import exact_topk
+
+__all__ = ["exact_topk", "INDEXES"]
+
+#: ``--index`` choices: vgrc's exact chunked search, or a FAISS index
+INDEXES = {
+    "exact": "exact inner-product search in chunks (numpy + compiled top-k), the default",
+    "flat": "FAISS IndexFlatIP: exact, FAISS's kernels (GPU when faiss-gpu and a GPU are present)",
+    "ivf": "FAISS IndexIVFFlat: approximate, √N lists, --nprobe lists searched",
+    "hnsw": "FAISS IndexHNSWFlat: approximate graph search, --ef-search",
+}
