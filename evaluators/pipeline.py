@@ -78,6 +78,9 @@ class EvalConfig:
     device: str = "cpu"
     batch_size: int = 64
     decode_workers: int | None = None
+    index: str = "exact"
+    nprobe: int = 32
+    ef_search: int = 128
     precision: str = "fp32"
     cache_dir: str | None = None
     skip_bad: bool = False
@@ -147,6 +150,18 @@ class EvalConfig:
             raise InvalidInputError(f"--steer-top must be ≥ 0, got {self.steer_top}")
         check_choice("--relevance", self.relevance, RELEVANCE)
         check_choice("--judge-mode", self.judge_mode, ("logits", "json"))
+        from vgrc.evaluators.index import INDEXES
+
+        check_choice("--index", self.index, INDEXES)
+        if self.index != "exact":
+            from vgrc.evaluators.index.faiss_index import require_faiss
+
+            if self.task != "retrieval" or self.stage1 not in ("cosine", "ridge", "ridge+steer", "objects-avg", "objects-steer-avg"):
+                raise InvalidInputError(f"--index {self.index} searches the retrieval task's gallery; --task {self.task} has its own search")
+            require_faiss()
+        for option, value in (("--nprobe", self.nprobe), ("--ef-search", self.ef_search)):
+            if value < 1:
+                raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
         if self.decode_workers is not None and self.decode_workers < 0:
             raise InvalidInputError(f"--decode-workers must be ≥ 0, got {self.decode_workers}")
         if self.judge_batch_size < 1:

@@ -8,9 +8,7 @@
   measured on a sample of queries and reported in the run.
 """
 
-from vgrc.evaluators.index.exact import exact_topk
-
-__all__ = ["exact_topk", "INDEXES"]
+__all__ = ["INDEXES"]  # light: the CLI reads the choices without importing numba or faiss
 
 #: ``--index`` choices: vgrc's exact chunked search, or a FAISS index
 INDEXES = {

@@ -95,6 +95,9 @@ def _cases(w):
         (["report", w["foreign"], "--out", r / "missing" / "table.md"], "missing"),
         (["report", w["foreign"], "--out", r / "notes.md"], "notes.md"),
         (["report", w["foreign"], "--out", r / "t.md", "--bootstrap", "10"], "--bootstrap 10"),
+        ([*ev, "--index", "ivff"], "'ivff'"),
+        ([*ev, "--index", "ivf", "--nprobe", "0"], "got 0"),
+        ([*ev, "--decode-workers", "-2"], "got -2"),
         # diagnose
         ([*dg, "k-sweep", *dg_args, "--k-values", "5,x"], "'x'"),
         ([*dg, "k-sweep", *dg_args, "--trajectories", "-1"], "got -1"),
@@ -123,7 +126,7 @@ def test_the_table_is_large_and_covers_every_command(world):
     assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose"}
 
 
-@pytest.mark.parametrize("case", range(55))
+@pytest.mark.parametrize("case", range(58))
 def test_bad_input_one_line_nothing_touched(world, case):
     cases = _cases(world)
     args, names = cases[case]

@@ -51,3 +51,39 @@ def test_chunked_topk_memory_is_bounded():
     S = Q[sample] @ G.T
     assert np.array_equal(top[sample, :5], np.argsort(-S, axis=1, kind="stable")[:, :5])
     assert [int((S[i] > S[i, q]).sum()) for i, q in enumerate(sample)] == rank[sample].tolist()
+
+
+def test_faiss_flat_index_returns_the_exact_result_and_is_reused(tmp_path):
+    from vgrc.evaluators.index.faiss_index import faiss_search
+
+    rng = np.random.default_rng(1)
+    G = rng.normal(size=(3000, 32)).astype(np.float32)
+    G /= np.linalg.norm(G, axis=1, keepdims=True)
+    Q = G[rng.choice(3000, 200, replace=False)] + 0.05 * rng.normal(size=(200, 32)).astype(np.float32)
+    relevant = [np.array([i]) for i in range(200)]
+    exact_top, exact_scores, _ = exact_topk(Q, G, 20, relevant)
+    top, scores, rank, info = faiss_search(Q, G, 20, relevant, kind="flat", store=tmp_path, recall_sample=200)
+    assert np.array_equal(top, exact_top) and np.allclose(scores, exact_scores, atol=1e-5)
+    assert info["built"] and info["recall@20_vs_exact"] == 1.0
+    again = faiss_search(Q, G, 20, relevant, kind="flat", store=tmp_path, recall_sample=50)[3]
+    assert "loaded" in again and "built" not in again and len(list(tmp_path.iterdir())) == 1
+    # an approximate index: its measured recall is reported, and IVF's missing slots are filled
+    top_ivf, _, _, ivf = faiss_search(Q, G, 20, relevant, kind="ivf", store=tmp_path, nprobe=2, recall_sample=200)
+    assert 0 < ivf["recall@20_vs_exact"] < 1 and (top_ivf >= 0).all()
+    manual = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(top_ivf, exact_top)])
+    assert ivf["recall@20_vs_exact"] == pytest.approx(manual)
+
+
+def test_eval_with_index_flat_equals_exact(shapes_dir, tmp_path):
+    import json
+
+    from vgrc.evaluators.pipeline import EvalConfig, run_eval
+
+    common = dict(data=str(shapes_dir), model="tiny-random", rerank="hungarian", k=10, fit_fraction=0, cache_dir=str(tmp_path / "c"))
+    exact = run_eval(EvalConfig(out=str(tmp_path / "e"), **common))
+    flat = run_eval(EvalConfig(out=str(tmp_path / "f"), index="flat", **common))
+    assert flat["stage1_index_recall@10"] == 1.0
+    for key in ("t2i_R@1", "t2i_R@5", "t2i_nDCG@10", "stage1_t2i_R@1"):
+        assert flat[key] == pytest.approx(exact[key]), key
+    assert json.loads((tmp_path / "f" / "run.json").read_text())["diagnostics"]["index"]["index"] == "flat"
+    assert list((tmp_path / "c" / "index").iterdir())
