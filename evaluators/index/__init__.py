@@ -14,6 +14,6 @@ __all__ = ["INDEXES"]  # light: the CLI reads the choices without importing numb
 INDEXES = {
     "exact": "exact inner-product search in chunks (numpy + compiled top-k), the default",
     "flat": "FAISS IndexFlatIP: exact, FAISS's kernels (GPU when faiss-gpu and a GPU are present)",
-    "ivf": "FAISS IndexIVFFlat: approximate, √N lists, --nprobe lists searched",
+    "ivf": "FAISS IndexIVFFlat: approximate, √N lists, --nprobe of them searched",
     "hnsw": "FAISS IndexHNSWFlat: approximate graph search, --ef-search",
 }

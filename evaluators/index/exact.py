@@ -36,12 +36,12 @@ def exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Seque
     """``(topk (Q, k) int64, scores (Q, k) float32, rank (Q,) int64)`` of inner-product search."""
     G = len(gallery)
     gc = gallery_chunk or gallery_chunk_size(G, query_chunk, memory_mb)
-    gT = np.ascontiguousarray(np.asarray(gallery).T)
+    gallery = np.asarray(gallery)
 
     def chunks(s: int, e: int):
         q = queries[s:e]
         for g0 in range(0, G, gc):
-            yield g0, q @ gT[:, g0 : g0 + gc]
+            yield g0, q @ gallery[g0 : g0 + gc].T  # BLAS reads the transposed view: no gallery copy
 
     return topk_over_chunks(chunks, len(queries), G, k, relevant, query_chunk)
 

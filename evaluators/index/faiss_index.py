@@ -1,8 +1,8 @@
 """FAISS indices for galleries that outgrow exact search (``vgrc eval --index flat|ivf|hnsw``).
 
 - ``flat`` — ``IndexFlatIP``: exact inner product with FAISS's kernels.
-- ``ivf`` — ``IndexIVFFlat`` over ``nlist = 4·√N`` k-means lists (trained on a seeded
-  sample of at most 256 points per list), ``--nprobe`` lists searched per query.
+- ``ivf`` — ``IndexIVFFlat`` over ``nlist = √N`` k-means lists (trained on a seeded
+  sample of at most 64 points per list), ``--nprobe`` lists searched per query.
 - ``hnsw`` — ``IndexHNSWFlat`` (M = 32), ``--ef-search`` candidates per query.
 
 The index is built from the gallery's embeddings (read from the embedding cache) and saved
@@ -52,10 +52,10 @@ def _build(kind: str, gallery: np.ndarray, seed: int):
         index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
     elif kind == "ivf":
-        nlist = max(1, min(len(gallery) // 39, int(4 * np.sqrt(len(gallery)))))
+        nlist = _nlist(len(gallery))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
-        train = gallery[rng.choice(len(gallery), size=min(len(gallery), 256 * nlist), replace=False)]
+        train = gallery[np.sort(rng.choice(len(gallery), size=min(len(gallery), 64 * nlist), replace=False))]
         index.cp.seed = seed
         index.train(train)
     else:
@@ -65,7 +65,12 @@ def _build(kind: str, gallery: np.ndarray, seed: int):
 
 
 def _params(kind: str, n: int) -> str:
-    return {"flat": "", "hnsw": "-M32-efc80", "ivf": f"-nlist{max(1, min(n // 39, int(4 * np.sqrt(n))))}"}[kind]
+    return {"flat": "", "hnsw": "-M32-efc80", "ivf": f"-nlist{_nlist(n)}"}[kind]
+
+
+def _nlist(n: int) -> int:
+    """√N inverted lists (at least 39 training points each)."""
+    return max(1, min(n // 39, int(round(np.sqrt(n)))))
 
 
 def faiss_search(queries: np.ndarray, gallery: np.ndarray, k: int, relevant, *, kind: str, store: str | os.PathLike | None,

@@ -45,8 +45,7 @@ def test_chunked_topk_memory_is_bounded():
     top, _, rank = exact_topk(Q, G, 50, relevant, query_chunk=256, memory_mb=16)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    gallery_copy = G.nbytes  # the transposed gallery
-    assert peak - gallery_copy < 64 * 2**20, peak / 2**20
+    assert peak < 48 * 2**20, peak / 2**20  # no gallery copy, no dense matrix: chunks + top-k state
     sample = rng.choice(2048, 20, replace=False)
     S = Q[sample] @ G.T
     assert np.array_equal(top[sample, :5], np.argsort(-S, axis=1, kind="stable")[:, :5])
