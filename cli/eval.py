@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,6 +36,31 @@ def use_default_dataset(config, quiet: bool) -> None:
         config.data = str(default_shapes_dataset(
             config.cache_dir, on_progress=on_progress, before_build=lambda: check_weights(config.model, config.pretrained, config.seed)
         ))
+
+
+def _launch_shards(shards: int, config) -> int:
+    """Run this same command in ``shards`` processes under torch.distributed's launcher
+    (``torchrun --standalone``); their exit code."""
+    import subprocess
+    import sys
+
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a == "--shards":
+            skip = True
+            continue
+        if not a.startswith("--shards="):
+            args.append(a)
+    if "--data" not in args and "-d" not in args:  # the default dataset was resolved here: pass it on
+        args += ["--data", str(config.data)]
+    if "--out" not in args and "-o" not in args:
+        args += ["--out", str(config.out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={shards}", "-m", "vgrc.cli.main", *args]
+    env = {**os.environ, "VGRC_DIST_BACKEND": "nccl" if config.device.startswith("cuda") else "gloo", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(cmd, env=env).returncode
 
 
 def eval_command(
@@ -75,6 +102,7 @@ def eval_command(
     judge_model: Annotated[str, typer.Option("--judge-model", help="Qwen2.5-VL-Instruct judge of --relevance vlm: hub id or local folder (the paper's NAC verifier is the 32B).")] = "Qwen/Qwen2.5-VL-7B-Instruct",
     judge_batch_size: Annotated[int, typer.Option("--judge-batch-size", help="(image, prompt) pairs per judge forward pass.")] = 8,
     judge_mode: Annotated[str, typer.Option("--judge-mode", help="logits (read the answer field's next-token distribution) or json (the paper's generated JSON).")] = "logits",
+    shards: Annotated[int, typer.Option("--shards", help="Processes on this machine (one per GPU with --device cuda) that share the encoding and the reranking, launched with torch.distributed (torchrun); same results as 1. Across machines, start vgrc eval under torchrun yourself (README).")] = 1,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -106,10 +134,23 @@ def eval_command(
             relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
         )
         config.check_options()  # before building or loading anything
+        if shards < 1:
+            from vgrc.evaluators.errors import InvalidInputError
+
+            raise InvalidInputError(f"--shards must be ≥ 1, got {shards}")
+        if shards > 1 and (config.task != "retrieval" or config.relevance != "symbolic"):
+            from vgrc.evaluators.errors import InvalidInputError
+
+            raise InvalidInputError(f"--shards {shards} shards --task retrieval with symbolic relevance; run --task {config.task} / --relevance {config.relevance} with --shards 1")
         use_default_dataset(config, quiet)
         config.check()
+        if shards > 1 and "WORLD_SIZE" not in os.environ:
+            raise typer.Exit(_launch_shards(shards, config))
+        quiet = quiet or int(os.environ.get("RANK", 0)) > 0  # one set of progress bars
         with phase_progress(quiet) as on_progress:
             metrics = run_eval(config, on_progress=on_progress)
+        if int(os.environ.get("RANK", 0)) > 0:
+            return
     if not quiet:
         shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{k}", "t2i_CAS@10", "stage1_t2i_CAS@10",
                  "itm_acc_add", "itm_acc_replace", "itm_acc_swap", "itm_acc_macro", "stage1_itm_acc_macro")

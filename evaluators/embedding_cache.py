@@ -104,6 +104,7 @@ def encode_cached(
     *,
     chunk: int = 1024,
     on_progress: Callable[[int, int], None] | None = None,
+    sharded: bool = False,
 ) -> tuple[np.ndarray, EncodeStats]:
     """Embeddings for ``keys`` (in order), encoding each distinct missing key once.
 
@@ -124,6 +125,9 @@ def encode_cached(
     on_progress : callable(done, total), optional
         Progress over the distinct missing keys, reported after each finished chunk (so a
         model that fails to load shows no bar before its error).
+    sharded : bool
+        Under a torch.distributed launcher (:mod:`vgrc.evaluators.sharding`): encode only
+        this rank's chunks, then wait for the others and read theirs from the cache.
     """
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -131,7 +135,12 @@ def encode_cached(
     missing = [k for k in first if cache.get(k) is None]
     stats = EncodeStats(requested=len(keys), unique=len(first), encoded=len(missing))
     failed: dict[str, np.ndarray] = {}
-    for s in range(0, len(missing), chunk):
+    from vgrc.evaluators import sharding
+
+    rank, size = sharding.world() if sharded else (0, 1)
+    for c, s in enumerate(range(0, len(missing), chunk)):
+        if c % size != rank:  # another rank encodes this chunk (the same chunks, hence batches, as one process)
+            continue
         part = missing[s : s + chunk]
         emb = np.asarray(encode([load(first[k]) for k in part]), dtype=np.float32)
         ok = np.isfinite(emb).all(axis=1)
@@ -139,6 +148,12 @@ def encode_cached(
         failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
         if on_progress:
             on_progress(s + len(part), len(missing))
+    if size > 1:  # every rank reads what the others wrote
+        sharding.barrier()
+        cache._index = None
+        for k in missing:
+            if cache.get(k) is None and k not in failed:  # failed on another rank: not cached there either
+                failed[k] = np.full(dim or len(next(iter(cache._load().values()))), np.nan, np.float32)
     if keys:
         any_key = next(iter(first))
         dim = len(cache.get(any_key) if cache.get(any_key) is not None else failed[any_key])

@@ -124,7 +124,9 @@ class EncodingSetup:
         if self._encoder is None:
             c = self.config
             spec = resolve_model(c.model, c.pretrained, seed=c.seed)
-            self._encoder = ClipEncoder(spec, device=c.device, precision=c.precision, batch_size=c.batch_size,
+            from vgrc.evaluators.sharding import rank_device
+
+            self._encoder = ClipEncoder(spec, device=rank_device(c.device), precision=c.precision, batch_size=c.batch_size,
                                         decode_workers=getattr(c, "decode_workers", None))
             if self._encoder.cache_key != self.key:  # the key record is stale (an edited config, say): recompute it
                 from vgrc.evaluators.errors import DatasetFolderError
@@ -153,13 +155,13 @@ class EncodingSetup:
             dim = emb.shape[1] if len(emb) else encoder.load().dim
             return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
 
-        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=max(1024, self.config.batch_size * 16), on_progress=lambda d, t: progress("encoding images", d, t))
+        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding images", d, t), sharded=True)
         self.stats["images"] += st
         failed = ~np.isfinite(emb).all(axis=1)
         return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
 
     def encode_texts(self, texts: list[str], progress) -> np.ndarray:
-        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], lambda batch: self.encoder.encode_texts(batch), self.text_cache, chunk=1024, on_progress=lambda d, t: progress("encoding texts", d, t))
+        emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], lambda batch: self.encoder.encode_texts(batch), self.text_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding texts", d, t), sharded=True)
         self.stats["texts"] += st
         return emb
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from vgrc.evaluators.errors import InvalidInputError
 
-__all__ = ["ObjectTable", "RerankContext", "RERANKERS", "list_rerankers", "rerank", "rerank_scores", "order_by_scores", "steer_objects", "PER_OBJECT_RERANKERS"]
+__all__ = ["ObjectTable", "RerankContext", "RERANKERS", "list_rerankers", "rerank", "rerank_scores", "rerank_scores_sharded", "order_by_scores", "steer_objects", "PER_OBJECT_RERANKERS"]
 
 
 @dataclass
@@ -293,6 +293,21 @@ def rerank_scores(name: str, ctx: RerankContext, shortlist: np.ndarray, stage1_s
     if name not in RERANKERS:
         raise InvalidInputError(f"unknown reranker {name!r}; valid: {', '.join(RERANKERS)}")
     return RERANKERS[name](ctx, shortlist, stage1_scores)
+
+
+def rerank_scores_sharded(name: str, ctx: RerankContext, shortlist: np.ndarray, stage1_scores: np.ndarray) -> np.ndarray:
+    """:func:`rerank_scores`, each torch.distributed rank scoring a contiguous block of
+    queries, gathered in rank order (every problem is independent: the same floats)."""
+    from dataclasses import replace
+
+    from vgrc.evaluators import sharding
+
+    if sharding.world()[1] == 1:
+        return rerank_scores(name, ctx, shortlist, stage1_scores)
+    part = sharding.block(len(shortlist))
+    q = ctx.query_objects
+    mine = replace(ctx, query_objects=ObjectTable(q.index[part], q.weight[part], q.phrases))
+    return sharding.gather_rows(rerank_scores(name, mine, shortlist[part], stage1_scores[part]))
 
 
 def order_by_scores(shortlist: np.ndarray, scores: np.ndarray) -> np.ndarray:

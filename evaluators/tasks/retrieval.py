@@ -14,7 +14,7 @@ from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
 from vgrc.evaluators.metrics import annotation_grades, first_relevant_rank, graded_metrics, recall_at_k
 from vgrc.evaluators.ownership import claim_run_folder
-from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, rerank, steer_objects
+from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, query_categories, require_objects, vocabulary
 from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
 
@@ -135,7 +135,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
                 surplus_cost=config.surplus_cost, object_directions=directions, steer_alpha=config.steer_alpha,
             )
             progress("reranking", 0, 1)
-            reranked = rerank(config.rerank, ctx, shortlist, short_scores)
+            reranked = order_by_scores(shortlist, rerank_scores_sharded(config.rerank, ctx, shortlist, short_scores))
             progress("reranking", 1, 1)
         final_lists = np.concatenate([reranked, topk[:, k:]], axis=1)
         pos = first_relevant_rank(reranked, ev.relevant)
@@ -174,6 +174,10 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         notes = _notes(config, data_info, graded, per_object)
 
     # ---------------------------------------------------------------- outputs
+    from vgrc.evaluators import sharding
+
+    if not sharding.is_main():  # under a launcher, rank 0 alone writes the run
+        return metrics
     with timer("write"):
         claim_run_folder(out, config.overwrite)
         extra_columns = {}

@@ -1,0 +1,85 @@
+"""Sharding an evaluation across processes, GPUs and machines on torch.distributed
+(issue 13 §3).
+
+Why torch.distributed (launched by ``torchrun``, i.e. ``torch.distributed.run``): it ships
+with torch, which vgrc already needs; its launcher runs one process per GPU on one machine
+(``--standalone``) or across machines (``--nnodes`` + a rendezvous endpoint) with no
+cluster service; gloo works on CPU, nccl on GPUs. Ray Data would add a second runtime and
+its own cluster for the same two operations vgrc needs here (a partition of work and one
+gather). Measured: a 2-process gloo group starts and passes a barrier in the time
+BENCHMARKS.md gives; the default stays one process, no launcher.
+
+What is sharded, and why the result is the same as one process:
+
+- **Encoding**: the items missing from the embedding cache are cut into the same chunks
+  (and so the same batches) as a single process would encode; chunk c is encoded by rank
+  c mod world and written to the shared cache (content-addressed, one atomic file per
+  chunk, so writers never collide and an interrupted rank resumes from its finished
+  chunks). After a barrier every rank reads the whole cache. Same batches, same floats.
+- **Stage 2** (reranking): each rank scores a contiguous block of queries; the blocks are
+  gathered in rank order. Every (query, candidate) problem is solved independently of the
+  others, so the scores are those of one process.
+- Rank 0 alone computes the metrics and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["world", "barrier", "gather_rows", "is_main", "rank_device", "block"]
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` from the launcher's environment; ``(0, 1)`` without one."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def rank_device(device: str) -> str:
+    """``cuda`` becomes this process's GPU (``LOCAL_RANK``) when sharded."""
+    if device == "cuda" and world()[1] > 1:
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return device
+
+
+def _group():
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if os.environ.get("VGRC_DIST_BACKEND") == "nccl" else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        _group().barrier()
+
+
+def block(n: int) -> slice:
+    """This rank's contiguous block of ``n`` rows (rank order covers 0..n)."""
+    rank, size = world()
+    bounds = np.linspace(0, n, size + 1).round().astype(int)
+    return slice(int(bounds[rank]), int(bounds[rank + 1]))
+
+
+def gather_rows(local: np.ndarray) -> np.ndarray:
+    """Every rank's block, concatenated in rank order (every rank gets the whole)."""
+    if world()[1] == 1:
+        return local
+    dist = _group()
+    parts: list = [None] * world()[1]
+    dist.all_gather_object(parts, np.ascontiguousarray(local))
+    return np.concatenate(parts, axis=0)
+
+
+def sharded_chunks(n_chunks: int) -> Callable[[int], bool]:
+    """Whether this rank encodes chunk c."""
+    rank, size = world()
+    return lambda c: c % size == rank
