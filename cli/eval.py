@@ -59,7 +59,7 @@ def _launch_shards(shards: int, config) -> int:
     if "--out" not in args and "-o" not in args:
         args += ["--out", str(config.out)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={shards}", "-m", "vgrc.cli.main", *args]
-    env = {**os.environ, "VGRC_DIST_BACKEND": "nccl" if config.device.startswith("cuda") else "gloo", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run(cmd, env=env).returncode
 
 
@@ -102,7 +102,7 @@ def eval_command(
     judge_model: Annotated[str, typer.Option("--judge-model", help="Qwen2.5-VL-Instruct judge of --relevance vlm: hub id or local folder (the paper's NAC verifier is the 32B).")] = "Qwen/Qwen2.5-VL-7B-Instruct",
     judge_batch_size: Annotated[int, typer.Option("--judge-batch-size", help="(image, prompt) pairs per judge forward pass.")] = 8,
     judge_mode: Annotated[str, typer.Option("--judge-mode", help="logits (read the answer field's next-token distribution) or json (the paper's generated JSON).")] = "logits",
-    shards: Annotated[int, typer.Option("--shards", help="Processes on this machine (one per GPU with --device cuda) that share the encoding and the reranking, launched with torch.distributed (torchrun); same results as 1. Across machines, start vgrc eval under torchrun yourself (README).")] = 1,
+    shards: Annotated[int, typer.Option("--shards", help="Processes on this machine (one per GPU with --device cuda) that share the encoding, the judging and the reranking, launched with torch.distributed (torchrun); same results as 1. Across machines, start vgrc eval under torchrun yourself (README).")] = 1,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -138,10 +138,10 @@ def eval_command(
             from vgrc.evaluators.errors import InvalidInputError
 
             raise InvalidInputError(f"--shards must be ≥ 1, got {shards}")
-        if shards > 1 and (config.task != "retrieval" or config.relevance != "symbolic"):
+        if shards > 1 and config.task != "retrieval":
             from vgrc.evaluators.errors import InvalidInputError
 
-            raise InvalidInputError(f"--shards {shards} shards --task retrieval with symbolic relevance; run --task {config.task} / --relevance {config.relevance} with --shards 1")
+            raise InvalidInputError(f"--shards {shards} shards --task retrieval; run --task {config.task} with --shards 1")
         use_default_dataset(config, quiet)
         config.check()
         if shards > 1 and "WORLD_SIZE" not in os.environ:

@@ -101,12 +101,8 @@ class AnnotationIndex:
         (gt, gt_off), (gc, gc_off), (gg, gg_off) = self.g
         _grades(lists, qt, qt_off, qc, qc_off, qk, qk_off, gt, gt_off, gc, gc_off, gg, gg_off, rel, gen, noun)
         if self.slow.any():  # images with many-attribute objects: CAS-noun by direct superset tests
-            from vgrc.evaluators.metrics import _grounded_share, _scene_index, object_tuples
-
             for q, j in zip(*np.nonzero(self.slow[lists])):
-                g = lists[q, j]
-                qset = set(object_tuples(self._query_objects_of(q)))
-                noun[q, j] = _grounded_share(qset, _scene_index(self.gallery_objects[g])) if qset else 0.0
+                noun[q, j] = _grounded_share(self._query_objects_of(q), self.gallery_objects[lists[q, j]])
         return rel, gen, noun
 
     def _query_objects_of(self, q: int) -> list[dict]:
@@ -115,6 +111,15 @@ class AnnotationIndex:
             inverse = self._tuple_of = {i: t for t, i in self.tuple_id.items()}
         (qt, qt_off) = self.q[0]
         return [{"noun": inverse[i][0], "attributes": list(inverse[i][1])} for i in qt[qt_off[q] : qt_off[q + 1]]]
+
+
+def _grounded_share(query: list[dict], scene: list[dict]) -> float:
+    """CAS-noun of one pair by direct superset tests (the rule of ``metrics.object_binding``)."""
+    wanted = {(o["noun"], frozenset(o.get("attributes", []))) for o in query}
+    if not wanted:
+        return 0.0
+    hits = sum(1 for noun, attrs in wanted if any(o["noun"] == noun and attrs <= set(o.get("attributes", [])) for o in scene))
+    return hits / len(wanted)
 
 
 def _concepts(objects) -> set:

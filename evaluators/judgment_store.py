@@ -56,16 +56,19 @@ class JudgmentStore:
         Answers added by this process.
     """
 
-    def __init__(self, root: str | os.PathLike, judge_id: str):
+    def __init__(self, root: str | os.PathLike, judge_id: str, writer: int = 0):
         folder = Path(root) / "judgments"
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / (hashlib.sha256(judge_id.encode()).hexdigest()[:24] + ".jsonl")
+        base = hashlib.sha256(judge_id.encode()).hexdigest()[:24]
+        # writer 0 appends to BASE.jsonl; a sharded run's rank r to BASE.rank-r.jsonl, so no
+        # two processes ever append to one file. Reading takes them all.
+        self.path = folder / (base + (f".rank-{writer}" if writer else "") + ".jsonl")
         self.judge_id = judge_id
         self.values: dict[str, dict] = {}
         self.corrupt_lines = 0
         self.added = 0
-        if self.path.exists():
-            with open(self.path, encoding="utf-8", errors="replace") as fh:
+        for path in sorted(folder.glob(base + "*.jsonl")):
+            with open(path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     try:
                         rec = json.loads(line)

@@ -4,10 +4,11 @@
 Why torch.distributed (launched by ``torchrun``, i.e. ``torch.distributed.run``): it ships
 with torch, which vgrc already needs; its launcher runs one process per GPU on one machine
 (``--standalone``) or across machines (``--nnodes`` + a rendezvous endpoint) with no
-cluster service; gloo works on CPU, nccl on GPUs. Ray Data would add a second runtime and
-its own cluster for the same two operations vgrc needs here (a partition of work and one
-gather). Measured: a 2-process gloo group starts and passes a barrier in the time
-BENCHMARKS.md gives; the default stays one process, no launcher.
+cluster service, and its gloo backend carries vgrc's few, small messages (barriers and
+Q × k score blocks) on CPU and GPU hosts alike. Ray Data would add a second runtime and
+its own cluster for the same two operations (a partition of the work, one gather); it is
+not installed here. The launcher's cost is measured in BENCHMARKS.md; the default stays one
+process, no launcher.
 
 What is sharded, and why the result is the same as one process:
 
@@ -19,7 +20,10 @@ What is sharded, and why the result is the same as one process:
 - **Stage 2** (reranking): each rank scores a contiguous block of queries; the blocks are
   gathered in rank order. Every (query, candidate) problem is solved independently of the
   others, so the scores are those of one process.
-- Rank 0 alone computes the metrics and writes the run folder.
+- **Judging** (``--relevance vlm``): the questions one process would ask, in the same
+  batches; rank r asks every world-th batch and appends to its own store file
+  (``BASE.rank-r.jsonl``); after a barrier every rank reads all of them.
+- Rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ def _group():
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = "nccl" if os.environ.get("VGRC_DIST_BACKEND") == "nccl" else "gloo"
-        dist.init_process_group(backend=backend)
+        # gloo even on GPUs: what travels is a barrier and small numpy blocks (Q × k scores)
+        dist.init_process_group(backend=os.environ.get("VGRC_DIST_BACKEND", "gloo"))
     return dist
 
 

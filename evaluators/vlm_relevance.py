@@ -99,8 +99,11 @@ def judge_pairs(
     ``judge_factory()`` builds the judge (a :class:`~vgrc.evaluators.vlm_judges.QwenAppGJudge`)
     only when something must be asked, so a fully cached run loads no model.
     """
+    from vgrc.evaluators import sharding
+
     t_start = time.perf_counter()
-    store = JudgmentStore(store_root, judge_id)
+    rank, size = sharding.world()
+    store = JudgmentStore(store_root, judge_id, writer=rank)
     qas_h, cas_h = prompt_hash(QAS_PROMPT) + mode, prompt_hash(CAS_PROMPT) + mode
     shas: dict[int, str] = {}
     result = JudgedRelevance()
@@ -116,26 +119,32 @@ def judge_pairs(
     todo = [qu for qu in questions if qu[1] not in store]
     unique_todo = list({qu[1]: qu for qu in todo}.values())
     result.reused = len(questions) - len(todo)
-    judge = judge_factory() if unique_todo else None
-    done = 0
+    # the batches one process would ask; sharded, rank r asks every size-th of them (same batches, same answers)
+    plan = []
+    for kind in ("qas", "cas"):
+        items = [qu for qu in unique_todo if qu[0] == kind]
+        plan += [(kind, items[s : s + batch_size]) for j, s in enumerate(range(0, len(items), batch_size)) if j % size == rank]
+    judge = judge_factory() if plan else None
+    done, total = 0, sum(len(part) for _, part in plan)
     from PIL import Image
 
-    for kind in ("qas", "cas"):
-        batch_items = [qu for qu in unique_todo if qu[0] == kind]
-        for s in range(0, len(batch_items), batch_size):
-            part = batch_items[s : s + batch_size]
-            images = [Image.open(image_paths[qu[3]]).convert("RGB") for qu in part]
-            t0 = time.perf_counter()
-            if kind == "qas":
-                answers = judge.qas(images, [qu[4] for qu in part], mode=mode)
-            else:
-                answers = judge.attribute_noun(images, [qu[4][0] for qu in part], [qu[4][1] for qu in part], mode=mode)
-            result.model_seconds += time.perf_counter() - t0
-            store.add([(qu[1], ans) for qu, ans in zip(part, answers)])
-            result.made += len(part)
-            done += len(part)
-            if on_progress:
-                on_progress(done, len(unique_todo))
+    for kind, part in plan:
+        images = [Image.open(image_paths[qu[3]]).convert("RGB") for qu in part]
+        t0 = time.perf_counter()
+        if kind == "qas":
+            answers = judge.qas(images, [qu[4] for qu in part], mode=mode)
+        else:
+            answers = judge.attribute_noun(images, [qu[4][0] for qu in part], [qu[4][1] for qu in part], mode=mode)
+        result.model_seconds += time.perf_counter() - t0
+        store.add([(qu[1], ans) for qu, ans in zip(part, answers)])
+        result.made += len(part)
+        done += len(part)
+        if on_progress:
+            on_progress(done, total)
+    if size > 1:
+        sharding.barrier()
+        store = JudgmentStore(store_root, judge_id, writer=rank)
+        result.made = int(sharding.gather_rows(np.array([result.made])).sum())  # every rank's questions
     per_pair_cas: dict[tuple[int, int], list[float]] = {}
     for kind, key, pair, _, _ in questions:
         value = store.get(key)

@@ -198,6 +198,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
 
 def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.ndarray, setup, progress):
     """App. G judgements of every (query, image) pair in a reported top-K list."""
+    from vgrc.evaluators.sharding import rank_device
     from vgrc.evaluators.vlm_judges import CAS_PROMPT, QAS_PROMPT, QwenAppGJudge, prompt_hash
     from vgrc.evaluators.vlm_relevance import judge_identity, judge_pairs
 
@@ -205,7 +206,7 @@ def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.n
     judge_id = judge_identity(config.judge_model, config.judge_mode)
     judged = judge_pairs(
         pairs, ev.captions, ev.query_objects, ev.image_paths,
-        judge_factory=lambda: QwenAppGJudge(config.judge_model, device=config.device, batch_size=config.judge_batch_size),
+        judge_factory=lambda: QwenAppGJudge(config.judge_model, device=rank_device(config.device), batch_size=config.judge_batch_size),
         judge_id=judge_id, mode=config.judge_mode, store_root=setup.cache_root, batch_size=config.judge_batch_size,
         on_progress=lambda d, t: progress("judging", d, t),
     )

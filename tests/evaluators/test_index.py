@@ -71,6 +71,12 @@ def test_faiss_flat_index_returns_the_exact_result_and_is_reused(tmp_path):
     assert 0 < ivf["recall@20_vs_exact"] < 1 and (top_ivf >= 0).all()
     manual = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(top_ivf, exact_top)])
     assert ivf["recall@20_vs_exact"] == pytest.approx(manual)
+    _, _, rank_h, hnsw = faiss_search(Q, G, 20, relevant, kind="hnsw", store=tmp_path, ef_search=64, recall_sample=200)
+    assert hnsw["recall@20_vs_exact"] > 0.9 and hnsw["ef_search"] == 64 and (rank_h == 0).mean() > 0.9
+    # a damaged saved index is rebuilt, not trusted
+    saved = next(p for p in tmp_path.iterdir() if "-hnsw" in p.name)
+    saved.write_bytes(b"garbage")
+    assert faiss_search(Q, G, 20, relevant, kind="hnsw", store=tmp_path, recall_sample=10)[3].get("built")
 
 
 def test_eval_with_index_flat_equals_exact(shapes_dir, tmp_path):
