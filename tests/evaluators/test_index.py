@@ -58,8 +58,9 @@ def test_faiss_flat_index_returns_the_exact_result_and_is_reused(tmp_path):
     rng = np.random.default_rng(1)
     G = rng.normal(size=(3000, 32)).astype(np.float32)
     G /= np.linalg.norm(G, axis=1, keepdims=True)
-    Q = G[rng.choice(3000, 200, replace=False)] + 0.05 * rng.normal(size=(200, 32)).astype(np.float32)
-    relevant = [np.array([i]) for i in range(200)]
+    picked = rng.choice(3000, 200, replace=False)
+    Q = G[picked] + 0.05 * rng.normal(size=(200, 32)).astype(np.float32)
+    relevant = [np.array([p]) for p in picked]  # each query's source image
     exact_top, exact_scores, _ = exact_topk(Q, G, 20, relevant)
     top, scores, rank, info = faiss_search(Q, G, 20, relevant, kind="flat", store=tmp_path, recall_sample=200)
     assert np.array_equal(top, exact_top) and np.allclose(scores, exact_scores, atol=1e-5)
