@@ -98,6 +98,8 @@ def _cases(w):
         ([*ev, "--index", "ivff"], "'ivff'"),
         ([*ev, "--index", "ivf", "--nprobe", "0"], "got 0"),
         ([*ev, "--decode-workers", "-2"], "got -2"),
+        ([*ev, "--shards", "0"], "got 0"),
+        ([*ev, "--shards", "2", "--task", "itm"], "--task itm"),
         # diagnose
         ([*dg, "k-sweep", *dg_args, "--k-values", "5,x"], "'x'"),
         ([*dg, "k-sweep", *dg_args, "--trajectories", "-1"], "got -1"),
@@ -126,7 +128,7 @@ def test_the_table_is_large_and_covers_every_command(world):
     assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose"}
 
 
-@pytest.mark.parametrize("case", range(58))
+@pytest.mark.parametrize("case", range(60))
 def test_bad_input_one_line_nothing_touched(world, case):
     cases = _cases(world)
     args, names = cases[case]
