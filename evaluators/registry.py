@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-__all__ = ["STAGE1", "RERANKERS", "FGW_SOLVERS", "TASKS", "DEFAULT_TEMPLATES", "RELEVANCE", "check_choice"]
+__all__ = ["STAGE1", "RERANKERS", "FGW_SOLVERS", "TASKS", "DEFAULT_TEMPLATES", "RELEVANCE", "check_choice", "load_entry"]
 
 #: first stages (registry order = report order)
 STAGE1: dict[str, str] = {
@@ -42,6 +42,16 @@ TASKS = ("retrieval", "steering", "itm")
 DEFAULT_TEMPLATES = ("a photo of a {}.", "a {}.", "an image of a {}.")
 #: where graded relevance (nDCG@K, CAS@K) comes from: the annotations, or App. G's VLM judges
 RELEVANCE = ("symbolic", "vlm")
+
+
+def load_entry(option: str, name: str, entries: dict[str, str]):
+    """The function a lazy registry (``name -> "module:function"``) names, imported now;
+    an unknown name gets :func:`check_choice`'s one line."""
+    from importlib import import_module
+
+    check_choice(option, name, entries)
+    module, _, attr = entries[name].partition(":")
+    return getattr(import_module(module), attr)
 
 
 def check_choice(option: str, value: str, valid) -> None:

@@ -29,8 +29,6 @@ What is sharded, and why the result is the same as one process:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-
 import numpy as np
 
 __all__ = ["world", "barrier", "gather_rows", "is_main", "rank_device", "block"]
@@ -81,9 +79,3 @@ def gather_rows(local: np.ndarray) -> np.ndarray:
     parts: list = [None] * world()[1]
     dist.all_gather_object(parts, np.ascontiguousarray(local))
     return np.concatenate(parts, axis=0)
-
-
-def sharded_chunks(n_chunks: int) -> Callable[[int], bool]:
-    """Whether this rank encodes chunk c."""
-    rank, size = world()
-    return lambda c: c % size == rank

@@ -8,8 +8,6 @@ vgrc's run marker and the files it wrote).
 
 from __future__ import annotations
 
-from importlib import import_module
-
 __all__ = ["DIAGNOSTICS", "get_diagnostic"]
 
 #: name -> "module:function"
@@ -25,8 +23,6 @@ DIAGNOSTICS: dict[str, str] = {
 
 
 def get_diagnostic(name: str):
-    from vgrc.evaluators.registry import check_choice
+    from vgrc.evaluators.registry import load_entry
 
-    check_choice("analysis", name, DIAGNOSTICS)
-    module, _, attr = DIAGNOSTICS[name].partition(":")
-    return getattr(import_module(module), attr)
+    return load_entry("analysis", name, DIAGNOSTICS)

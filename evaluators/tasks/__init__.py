@@ -6,8 +6,6 @@ through :mod:`vgrc.evaluators.runs`, the one writer of run outputs.
 
 from __future__ import annotations
 
-from importlib import import_module
-
 __all__ = ["TASK_RUNNERS", "get_task_runner"]
 
 #: name -> "module:function" (imported lazily); names and help live in vgrc.evaluators.registry.TASKS
@@ -19,8 +17,6 @@ TASK_RUNNERS: dict[str, str] = {
 
 
 def get_task_runner(name: str):
-    from vgrc.evaluators.registry import check_choice
+    from vgrc.evaluators.registry import load_entry
 
-    check_choice("--task", name, TASK_RUNNERS)
-    module, _, attr = TASK_RUNNERS[name].partition(":")
-    return getattr(import_module(module), attr)
+    return load_entry("--task", name, TASK_RUNNERS)

@@ -16,7 +16,6 @@ name            source                                                 module
 
 from __future__ import annotations
 
-from importlib import import_module
 
 __all__ = ["IMPORTERS", "list_importers", "get_importer"]
 
@@ -35,8 +34,6 @@ def list_importers() -> list[str]:
 
 def get_importer(name: str):
     """The import function registered as ``name`` ("did you mean" on a typo)."""
-    from vgrc.evaluators.registry import check_choice
+    from vgrc.evaluators.registry import load_entry
 
-    check_choice("importer", name, IMPORTERS)
-    module, _, attr = IMPORTERS[name].partition(":")
-    return getattr(import_module(module), attr)
+    return load_entry("importer", name, IMPORTERS)
