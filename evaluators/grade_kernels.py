@@ -76,7 +76,7 @@ class AnnotationIndex:
             qc.append({self.concept_id[c] for c in _concepts(objs)})
             qk.append({self.key_id[(n, frozenset(a))] for n, a in tuples})
         self.q = [_csr(r) for r in (qt, [list(s) for s in qc], [list(s) for s in qk])]
-        self.gallery_objects = gallery_objects
+        self.query_objects, self.gallery_objects = query_objects, gallery_objects
         self.slow = np.zeros(len(gallery_objects), bool)
         gt, gc, gg = [], [], []
         for g, objs in enumerate(gallery_objects):
@@ -102,15 +102,8 @@ class AnnotationIndex:
         _grades(lists, qt, qt_off, qc, qc_off, qk, qk_off, gt, gt_off, gc, gc_off, gg, gg_off, rel, gen, noun)
         if self.slow.any():  # images with many-attribute objects: CAS-noun by direct superset tests
             for q, j in zip(*np.nonzero(self.slow[lists])):
-                noun[q, j] = _grounded_share(self._query_objects_of(q), self.gallery_objects[lists[q, j]])
+                noun[q, j] = _grounded_share(self.query_objects[q], self.gallery_objects[lists[q, j]])
         return rel, gen, noun
-
-    def _query_objects_of(self, q: int) -> list[dict]:
-        inverse = getattr(self, "_tuple_of", None)
-        if inverse is None:
-            inverse = self._tuple_of = {i: t for t, i in self.tuple_id.items()}
-        (qt, qt_off) = self.q[0]
-        return [{"noun": inverse[i][0], "attributes": list(inverse[i][1])} for i in qt[qt_off[q] : qt_off[q + 1]]]
 
 
 def _grounded_share(query: list[dict], scene: list[dict]) -> float:
