@@ -105,6 +105,7 @@ class _Pool:
     def __init__(self, workers: int, initializer, initargs):
         import multiprocessing as mp
 
+        self.workers = workers
         self.pool = mp.get_context("fork").Pool(workers, initializer=initializer, initargs=initargs)
         self._finalizer = weakref.finalize(self, _close_pool, self.pool)
 
@@ -175,7 +176,7 @@ class DecodeWorkers(_Pool):
                     offset += len(data)
                 else:
                     tasks.append((base + j, name, data))
-            pending.append((n, base, len(batch), self.pool.map_async(_decode_into, tasks, chunksize=max(1, len(tasks) // (4 * self.pool._processes) or 1))))
+            pending.append((n, base, len(batch), self.pool.map_async(_decode_into, tasks, chunksize=max(1, len(tasks) // (4 * self.workers)))))
 
         for n in range(min(self.depth, len(starts))):
             submit(n)

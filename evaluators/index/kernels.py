@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["topk_rows", "rank_rows", "TopK", "count_before"]
+__all__ = ["topk_rows", "TopK", "count_before"]
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -56,23 +56,6 @@ def _count_before(S, offset, sb, best, out):
             if s > sb[r] or (s == sb[r] and offset + g < b):
                 c += 1
         out[r] += c
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def _rank_rows(S, best, out):
-    n, G = S.shape
-    for r in prange(n):
-        b = best[r]
-        if b < 0:
-            out[r] = -1
-            continue
-        sb = S[r, b]
-        c = 0
-        for g in range(G):
-            s = S[r, g]
-            if s > sb or (s == sb and g < b):
-                c += 1
-        out[r] = c
 
 
 #: above this k the sorted buffer's insertions (O(k) each) cost more than a partition
@@ -126,12 +109,3 @@ class TopK:
 def count_before(S: np.ndarray, offset: int, sb: np.ndarray, best: np.ndarray, out: np.ndarray) -> None:
     """``out[r] +=`` the columns of chunk ``S`` that rank before item ``best[r]`` of score ``sb[r]``."""
     _count_before(np.ascontiguousarray(S), offset, np.asarray(sb, S.dtype), np.asarray(best, np.int64), out)
-
-
-def rank_rows(S: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """0-based position of column ``best[r]`` in row r's (score desc, index asc) order; -1 where ``best`` is -1."""
-    S = np.ascontiguousarray(S)
-    out = np.empty(len(S), np.int64)
-    if len(S):
-        _rank_rows(S, np.asarray(best, np.int64), out)
-    return out
