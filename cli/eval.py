@@ -134,14 +134,9 @@ def eval_command(
             relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
         )
         config.check_options()  # before building or loading anything
-        if shards < 1:
-            from vgrc.evaluators.errors import InvalidInputError
+        from vgrc.evaluators.sharding import check_shards
 
-            raise InvalidInputError(f"--shards must be ≥ 1, got {shards}")
-        if shards > 1 and config.task != "retrieval":
-            from vgrc.evaluators.errors import InvalidInputError
-
-            raise InvalidInputError(f"--shards {shards} shards --task retrieval; run --task {config.task} with --shards 1")
+        check_shards(shards, config.device)
         use_default_dataset(config, quiet)
         config.check()
         if shards > 1 and "WORLD_SIZE" not in os.environ:

@@ -23,6 +23,8 @@ What is sharded, and why the result is the same as one process:
 - **Judging** (``--relevance vlm``): the questions one process would ask, in the same
   batches; rank r asks every world-th batch and appends to its own store file
   (``BASE.rank-r.jsonl``); after a barrier every rank reads all of them.
+- Every task shards: ``--task steering`` shares the encoding (its stage is one cosine
+  search), ``--task itm`` the encoding and the reranking (by block of captions).
 - Rank 0 alone writes the run folder.
 """
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import os
 import numpy as np
 
-__all__ = ["world", "barrier", "gather_rows", "is_main", "rank_device", "block"]
+__all__ = ["world", "barrier", "gather_rows", "is_main", "rank_device", "block", "check_shards"]
 
 
 def world() -> tuple[int, int]:
@@ -48,6 +50,24 @@ def rank_device(device: str) -> str:
     if device == "cuda" and world()[1] > 1:
         return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return device
+
+
+def check_shards(shards: int, device: str) -> None:
+    """Refuse a shard count the machine cannot run, before anything is launched: fewer
+    than 1, or (``--device cuda``) more processes than GPUs, or one fixed GPU for all."""
+    from vgrc.evaluators.errors import InvalidInputError
+
+    if shards < 1:
+        raise InvalidInputError(f"--shards must be ≥ 1, got {shards}")
+    if shards == 1 or not str(device).startswith("cuda"):
+        return
+    if device != "cuda":
+        raise InvalidInputError(f"--shards {shards} --device {device}: each shard takes its own GPU (rank r uses cuda:r); pass --device cuda")
+    import torch
+
+    found = torch.cuda.device_count()
+    if found < shards:
+        raise InvalidInputError(f"--shards {shards} --device cuda needs {shards} GPUs, this machine has {found}; pass --shards {max(1, found)} or --device cpu")
 
 
 def _group():

@@ -120,6 +120,10 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
             metrics.update(itm_accuracy(s_pos, s_neg, categories, prefix="stage1_"))
         metrics.update(i2t_recall([str(paths[i]) for i in keep], images, pos, neg))
         metrics["n_pairs"] = float(len(rows))
+    from vgrc.evaluators import sharding
+
+    if not sharding.is_main():  # under a launcher the ranks shared encoding and reranking; rank 0 alone writes the run
+        return metrics
     with timer("write"):
         claim_run_folder(out, config.overwrite)
         notes = ["ITM (SugarCrepe's protocol): correct when the positive caption scores strictly above the negative; ties count as wrong"]
@@ -141,7 +145,7 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
 
 def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> tuple[np.ndarray, np.ndarray]:
     """Minus the reranker's cost of (positive objects, image objects) and (negative objects, image objects)."""
-    from vgrc.evaluators.rerank import RERANKERS, ObjectTable, RerankContext
+    from vgrc.evaluators.rerank import ObjectTable, RerankContext, rerank_scores_sharded
 
     if config.rerank not in ("hungarian", "fgw"):
         raise InvalidInputError(f"--task itm reranks with hungarian or fgw, not {config.rerank!r}")
@@ -159,5 +163,5 @@ def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> 
                         fgw_alpha=config.fgw_alpha, solver=config.solver, epsilon=config.epsilon,
                         unmatched_cost=config.unmatched_cost, surplus_cost=config.surplus_cost)
     shortlist = np.concatenate([np.arange(n), np.arange(n)])[:, None]  # each caption against its own image
-    scores = RERANKERS[config.rerank](ctx, shortlist, np.zeros((2 * n, 1)))[:, 0]
+    scores = rerank_scores_sharded(config.rerank, ctx, shortlist, np.zeros((2 * n, 1)))[:, 0]  # by caption block under a launcher
     return scores[:n], scores[n:]

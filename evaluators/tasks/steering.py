@@ -171,6 +171,10 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         metrics["n_queries"] = float(len(sel))
         metrics["n_gallery"] = float(len(images))
 
+    from vgrc.evaluators import sharding
+
+    if not sharding.is_main():  # under a launcher the ranks shared the encoding; rank 0 alone writes the run
+        return metrics
     with timer("write"):
         import os
 

@@ -99,7 +99,8 @@ def _cases(w):
         ([*ev, "--index", "ivf", "--nprobe", "0"], "got 0"),
         ([*ev, "--decode-workers", "-2"], "got -2"),
         ([*ev, "--shards", "0"], "got 0"),
-        ([*ev, "--shards", "2", "--task", "itm"], "--task itm"),
+        ([*ev, "--shards", "2", "--device", "cuda:1"], "pass --device cuda"),
+        ([*ev, "--shards", "2", "--device", "cuda"], "needs 2 GPUs, this machine has 0"),
         # diagnose
         ([*dg, "k-sweep", *dg_args, "--k-values", "5,x"], "'x'"),
         ([*dg, "k-sweep", *dg_args, "--trajectories", "-1"], "got -1"),

@@ -137,3 +137,12 @@ def test_diagnose_alpha_sweep_equals_eval_at_each_alpha(vg_data, tmp_path):
         for name in ("R@1", "R@5", "R@10", "CAS@10", "source@10", "nDCG@10"):
             assert row[name] == pytest.approx(metrics[f"t2i_{name}"]), (row["steer_alpha"], name)
     assert (out / "alpha_grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "alpha_sweep.png").stat().st_size > 1000
+
+
+def test_sharded_steering_equals_one_process(vg_data, tmp_path):
+    """`--task steering --shards 2`: the ranks share the encoding; metrics and per-query
+    ranks equal one process's."""
+    from helpers import eval_one_and_sharded
+
+    one, two = eval_one_and_sharded(tmp_path, "--data", vg_data, "--model", "tiny-random", "--task", "steering", "--skip-bad", "--batch-size", "1", "--steer-alpha", "0.7")
+    assert one == two and one["n_queries"] > 0

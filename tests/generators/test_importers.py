@@ -292,6 +292,17 @@ def test_itm_accuracy_by_hand():
     assert got["itm_acc_macro"] == pytest.approx(2 / 3) and got["itm_ties"] == 1
 
 
+def test_sharded_itm_equals_one_process(sugarcrepe, tmp_path):
+    """`--task itm --rerank fgw --shards 2`: the ranks share the encoding and score a block
+    of captions each; accuracies and per-pair scores equal one process's."""
+    from helpers import eval_one_and_sharded
+
+    src, coco = sugarcrepe
+    import_sugarcrepe(src, coco, tmp_path / "sugar")
+    one, two = eval_one_and_sharded(tmp_path, "--data", tmp_path / "sugar", "--model", "tiny-random", "--task", "itm", "--rerank", "fgw", "--batch-size", "1")
+    assert one == two and one["n_pairs"] == 14 and "stage1_itm_acc_macro" in one
+
+
 @pytest.mark.parametrize("rerank", ["none", "hungarian", "fgw"])
 def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, rerank):
     """Cosine accuracy recomputed from the encoder directly; reranked scores are
