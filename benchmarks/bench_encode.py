@@ -17,6 +17,11 @@ with noise and shapes, 320 × 240) saved as PNG and as JPEG (quality 90); random
 embeddings against the threaded path's, and its preprocessed pixels against open_clip's
 own ``preprocess`` on the CPU (``pixels_identical``).
 
+The same for ``--preprocess fast`` (torchvision decoding and uint8 resizing): its images/s
+and efficiency, and its deviation from the exact path on a PNG and a JPEG batch — the
+largest pixel difference (levels of 255), the share of differing values, and the largest
+1 − cosine between the two embeddings of an image.
+
 Usage::
 
     python benchmarks/bench_encode.py                   # CPU: tiny-random and ViT-B-32, fp32
@@ -81,11 +86,11 @@ def _best(fn, repeats: int, device: str) -> float:
     return min(times)
 
 
-def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png, jpg) -> dict:
+def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png, jpg, preprocess: str = "exact") -> dict:
     """Images/s of decoding + preprocessing alone: one process, and the worker pool."""
     from vgrc.evaluators.encoders import ClipEncoder, resolve_model
 
-    enc = ClipEncoder(resolve_model(model), device="cpu", batch_size=batch, decode_workers=workers if workers is not None else 0)
+    enc = ClipEncoder(resolve_model(model), device="cpu", batch_size=batch, decode_workers=workers if workers is not None else 0, preprocess=preprocess)
     enc.load()
     out = {}
     for fmt, items in (("png", png), ("jpeg", jpg)):
@@ -93,7 +98,7 @@ def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png
         t0 = time.perf_counter()
         for n, d in sample:
             enc._decode(d, n)
-        out[f"one_process_{fmt}"] = len(sample) / (time.perf_counter() - t0)
+        out[f"{preprocess}_one_process_{fmt}"] = len(sample) / (time.perf_counter() - t0)
     n_workers = workers if workers is not None else __import__("vgrc.evaluators.encode_workers", fromlist=["x"]).default_workers(device)
     if n_workers:
         enc.decode_workers = n_workers
@@ -104,8 +109,31 @@ def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png
             t0 = time.perf_counter()
             for _ in pool.batches(items):
                 pass
-            out[f"{n_workers}_workers_{fmt}"] = len(items) / (time.perf_counter() - t0)
+            out[f"{preprocess}_{n_workers}_workers_{fmt}"] = len(items) / (time.perf_counter() - t0)
         enc.close()
+    return out
+
+
+def measure_fast(model: str, precision: str, device: str, workers: int | None, batch: int, png, jpg, repeats: int, exact_encoder, bare_img_s: float) -> dict:
+    """``--preprocess fast``: images/s through vgrc and its deviation from the exact path
+    (largest pixel difference in levels of 255, share of differing pixels, largest 1 − cosine)."""
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+
+    fast = ClipEncoder(resolve_model(model), device=device, precision=precision, batch_size=batch, decode_workers=workers, preprocess="fast")
+    fast.model, fast.preprocess, fast.tokenizer, fast.dim = exact_encoder.model, exact_encoder.preprocess, exact_encoder.tokenizer, exact_encoder.dim
+    out = {}
+    fast.encode_image_bytes(png[: 4 * batch])  # warm-up (the worker pool starts)
+    for fmt, items in (("png", png), ("jpeg", jpg)):
+        out[f"fast_{fmt}_img_s"] = len(items) / _best(lambda items=items: fast.encode_image_bytes(items), repeats, device)
+        out[f"fast_eff_{fmt}"] = out[f"fast_{fmt}_img_s"] / bare_img_s
+    sample = (png[:batch] + jpg[:batch])
+    a, b = exact_encoder.encode_image_bytes(sample), fast.encode_image_bytes(sample)
+    out["fast_max_one_minus_cos"] = float((1 - (a * b).sum(1)).max())
+    pa = np.stack([exact_encoder._decode(d, n) for n, d in sample]).astype(int)
+    pb = np.stack([fast._decode(d, n) for n, d in sample]).astype(int)
+    out["fast_max_pixel_diff"] = int(np.abs(pa - pb).max())
+    out["fast_share_pixels_differ"] = float(np.mean(pa != pb))
+    fast.close()
     return out
 
 
@@ -155,6 +183,7 @@ def measure(model: str, precision: str, device: str, workers: int | None, batch:
     out["eff_png"] = out["vgrc_png_img_s"] / out["bare_img_s"]
     out["eff_jpeg"] = out["vgrc_jpeg_img_s"] / out["bare_img_s"]
     out["eff_txt"] = out["vgrc_txt_s"] / out["bare_txt_s"]
+    out.update(measure_fast(model, precision, device, workers, batch, png, jpg, repeats, procs, out["bare_img_s"]))
     procs.close()
     return out
 
@@ -182,6 +211,7 @@ def main() -> None:
 
         print(f"device: {torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores", flush=True)
     ceiling = decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg)
+    ceiling.update(decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg, preprocess="fast"))
     print("decode only (no model): " + ", ".join(f"{k} {v:.0f} img/s" for k, v in ceiling.items()), flush=True)
     rows = []
     for model, precision in configs:
@@ -198,13 +228,16 @@ def main() -> None:
               f"JPEG {r['threads_jpeg_img_s']:>7.0f} | texts bare {r['bare_txt_s']:>8.0f} vgrc {r['vgrc_txt_s']:>8.0f} ({r['eff_txt']:.2f}) "
               f"threads {r['threads_txt_s']:>7.0f} | identical: pixels {r['pixels_identical']}, max |Δ| workers−threads {r['max_abs_diff_workers_vs_threads']:.1e}",
               flush=True)
+        print(f"{'':<18}--preprocess fast: PNG {r['fast_png_img_s']:>8.0f} ({r['fast_eff_png']:.2f}) JPEG {r['fast_jpeg_img_s']:>8.0f} ({r['fast_eff_jpeg']:.2f}) | "
+              f"vs exact: max pixel |Δ| {r['fast_max_pixel_diff']}/255 in {100 * r['fast_share_pixels_differ']:.2f}% of values, max 1−cos {r['fast_max_one_minus_cos']:.1e}", flush=True)
     if not rows:
         raise SystemExit("no configuration could be measured")
     head = rows[0]
     parts = [f"encode_efficiency_img={head['eff_png']:.3f}", f"encode_efficiency_txt={head['eff_txt']:.3f}"]
     for r in rows:
         tag = f"{r['model'].replace('-', '_')}_{r['precision']}"
-        parts += [f"{tag}_png={r['eff_png']:.3f}", f"{tag}_jpeg={r['eff_jpeg']:.3f}", f"{tag}_txt={r['eff_txt']:.3f}"]
+        parts += [f"{tag}_png={r['eff_png']:.3f}", f"{tag}_jpeg={r['eff_jpeg']:.3f}", f"{tag}_txt={r['eff_txt']:.3f}",
+                  f"{tag}_fast_png={r['fast_eff_png']:.3f}", f"{tag}_fast_jpeg={r['fast_eff_jpeg']:.3f}", f"{tag}_fast_max_1mcos={r['fast_max_one_minus_cos']:.1e}"]
     parts.append(f"pixels_identical={all(r['pixels_identical'] for r in rows)}")
     print("RESULT " + " ".join(parts))
 

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from vgrc.cli.console import stdout, user_errors
-from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, Pretrained, Quiet, Seed, Split
+from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, PreprocessMode, Pretrained, Quiet, Seed, Split
 from vgrc.evaluators.index import INDEXES
 from vgrc.evaluators.model_refs import MODEL_ALIASES
 from vgrc.evaluators.registry import DEFAULT_TEMPLATES, FGW_SOLVERS, RERANKERS, STAGE1, TASKS
@@ -90,6 +90,7 @@ def eval_command(
     device: Device = "cpu",
     batch_size: BatchSize = 64,
     decode_workers: DecodeWorkers = None,
+    preprocess: PreprocessMode = "exact",
     index: Annotated[str, typer.Option("--index", help="Stage-1 search: " + "; ".join(f"{n}: {w}" for n, w in INDEXES.items()) + ".")] = "exact",
     nprobe: Annotated[int, typer.Option("--nprobe", help="--index ivf: inverted lists searched per query.")] = 32,
     ef_search: Annotated[int, typer.Option("--ef-search", help="--index hnsw: candidates kept per query while searching.")] = 128,
@@ -129,7 +130,7 @@ def eval_command(
             stage1=stage1, rerank=rerank, k=k, fgw_alpha=fgw_alpha, solver=solver, epsilon=epsilon, tau=tau,
             unmatched_cost=unmatched_cost, surplus_cost=surplus_cost, split=split, fit_split=fit_split, fit_fraction=fit_fraction,
             ridge_lambda=ridge_lambda, steer=list(steer or []), steer_alpha=steer_alpha, steer_top=steer_top,
-            templates=list(template or DEFAULT_TEMPLATES), limit=limit, seed=seed, device=device, batch_size=batch_size, decode_workers=decode_workers, index=index, nprobe=nprobe, ef_search=ef_search,
+            templates=list(template or DEFAULT_TEMPLATES), limit=limit, seed=seed, device=device, batch_size=batch_size, decode_workers=decode_workers, preprocess=preprocess, index=index, nprobe=nprobe, ef_search=ef_search,
             precision=precision, cache_dir=None if cache_dir is None else str(cache_dir), skip_bad=skip_bad, task=task, overwrite=overwrite,
             relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
         )

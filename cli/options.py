@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from vgrc.evaluators.pixels import PREPROCESS_MODES
+
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.", show_default=False)]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice; same command + seed → same bytes.")]
 Limit = Annotated[
@@ -25,6 +27,10 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on
 Pretrained = Annotated[Optional[str], typer.Option("--pretrained", help="Local checkpoint file for --model ARCH.", show_default=False)]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Images or texts per forward pass.")]
+PreprocessMode = Annotated[
+    str,
+    typer.Option("--preprocess", help="How images become pixels: " + "; ".join(f"{k}: {v}" for k, v in PREPROCESS_MODES.items()) + ". fast has its own embedding cache."),
+]
 DecodeWorkers = Annotated[
     Optional[int],
     typer.Option("--decode-workers", help="Processes decoding images and tokenising texts ahead of the model; 0 = threads [default: 0 on CPU, CPU cores − 1 (at most 16) with --device cuda].", show_default=False),

@@ -6,8 +6,8 @@ and 1,332 with 16 on a 16-core H200 host, against 21,567 img/s of ViT-B-32's bf1
 forward). Open_clip's tokenizer is pure Python (12,455 texts/s in one thread).
 
 - :class:`DecodeWorkers` — a persistent pool of forked processes. Each decodes one image's
-  bytes and runs the PIL steps of the model's preprocessing (everything before ToTensor +
-  Normalize), then writes the uint8 HWC pixels into a slot of a shared-memory ring; only
+  bytes and runs the model's preprocessing up to ToTensor + Normalize (PIL's steps, or
+  torchvision's with ``--preprocess fast``: :mod:`~vgrc.evaluators.pixels`), then writes the uint8 HWC pixels into a slot of a shared-memory ring; only
   the slot index travels back. The batch is then turned into floats exactly as
   ``preprocess`` does (same ToTensor and Normalize arithmetic), on the model's device, so
   the embeddings are bit-identical to the threaded path (tested). ``depth`` batches are in
@@ -55,7 +55,7 @@ def _quiet_worker() -> None:
         pass
 
 
-def _init_decoder(shm_name: str, shape: tuple, inbox_name: str, inbox_size: int, pil_steps) -> None:
+def _init_decoder(shm_name: str, shape: tuple, inbox_name: str, inbox_size: int, pixels) -> None:
     from multiprocessing import shared_memory
 
     _quiet_worker()
@@ -64,7 +64,7 @@ def _init_decoder(shm_name: str, shape: tuple, inbox_name: str, inbox_size: int,
     _W["shm"], _W["inbox_shm"] = shm, inbox  # keep the mappings alive
     _W["ring"] = np.ndarray(shape, dtype=np.uint8, buffer=shm.buf)
     _W["inbox"] = np.ndarray((inbox_size,), dtype=np.uint8, buffer=inbox.buf)
-    _W["pil_steps"] = pil_steps
+    _W["pixels"] = pixels
 
 
 def _decode_into(task: tuple) -> str | None:
@@ -72,16 +72,13 @@ def _decode_into(task: tuple) -> str | None:
 
     The image's bytes are in the shared inbox (``(offset, length)``), or in the task
     itself when they did not fit there."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
+    from vgrc.evaluators.pixels import UndecodableImage
 
     slot, name, payload = task
     data = _W["inbox"][payload[0] : payload[0] + payload[1]] if isinstance(payload, tuple) else payload
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            pixels = np.asarray(_W["pil_steps"](im.convert("RGB")))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        pixels = _W["pixels"](data.tobytes() if isinstance(data, np.ndarray) else data)
+    except UndecodableImage as exc:
         return f"cannot decode image {name}: {exc}"
     ring = _W["ring"]
     if pixels.shape != ring.shape[1:]:
@@ -125,10 +122,11 @@ class DecodeWorkers(_Pool):
     ----------
     workers : int
         Processes (≥ 1).
-    pil_steps : callable(PIL.Image) -> PIL.Image or array
-        The preprocessing's PIL part (resize, crop), run in the workers.
+    pixels : callable(bytes) -> uint8 array
+        Decoding and the preprocessing's steps before ToTensor (resize, crop), run in the
+        workers (:mod:`~vgrc.evaluators.pixels`).
     image_shape : (H, W, 3)
-        What ``pil_steps`` produces.
+        What ``pixels`` produces.
     batch_size : int
     depth : int
         Batches in flight (the ring holds ``depth × batch_size`` slots).
@@ -137,7 +135,7 @@ class DecodeWorkers(_Pool):
     #: inbox bytes per batch slot and image (an image larger than its share travels in its task)
     INBOX_PER_IMAGE = 192 * 1024
 
-    def __init__(self, workers: int, pil_steps, image_shape: tuple[int, int, int], batch_size: int, depth: int = 4):
+    def __init__(self, workers: int, pixels, image_shape: tuple[int, int, int], batch_size: int, depth: int = 4):
         from multiprocessing import shared_memory
 
         self.batch_size, self.depth = batch_size, depth
@@ -147,7 +145,7 @@ class DecodeWorkers(_Pool):
         self.region = batch_size * self.INBOX_PER_IMAGE
         self.inbox_shm = shared_memory.SharedMemory(create=True, size=depth * self.region)
         self.inbox = np.ndarray((depth * self.region,), dtype=np.uint8, buffer=self.inbox_shm.buf)
-        super().__init__(workers, _init_decoder, (self.shm.name, shape, self.inbox_shm.name, depth * self.region, pil_steps))
+        super().__init__(workers, _init_decoder, (self.shm.name, shape, self.inbox_shm.name, depth * self.region, pixels))
         self._release = [weakref.finalize(self, _release_shm, self.shm), weakref.finalize(self, _release_shm, self.inbox_shm)]
 
     def close(self) -> None:

@@ -160,10 +160,15 @@ class ClipEncoder:
         (:mod:`~vgrc.evaluators.encode_workers`); 0 = threads in this process; None = the
         default for the device (:func:`~vgrc.evaluators.encode_workers.default_workers`).
         The embeddings are the same either way.
+    preprocess : {"exact", "fast"}
+        How image bytes become pixels (:mod:`~vgrc.evaluators.pixels`): open_clip's own
+        PIL steps, bit-identical (default), or torchvision's decoders and uint8 resize.
     """
 
-    def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", batch_size: int = 64, decode_workers: int | None = None):
+    def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", batch_size: int = 64, decode_workers: int | None = None,
+                 preprocess: str = "exact"):
         from vgrc.evaluators.encode_workers import default_workers
+        from vgrc.evaluators.pixels import PREPROCESS_MODES
 
         if precision not in PRECISIONS:
             raise InvalidInputError(f"unknown --precision {precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -171,6 +176,9 @@ class ClipEncoder:
             raise InvalidInputError(f"--batch-size must be ≥ 1, got {batch_size}")
         if decode_workers is not None and decode_workers < 0:
             raise InvalidInputError(f"--decode-workers must be ≥ 0, got {decode_workers}")
+        if preprocess not in PREPROCESS_MODES:
+            raise InvalidInputError(f"unknown --preprocess {preprocess!r}; valid: {', '.join(PREPROCESS_MODES)}")
+        self.preprocess_mode = preprocess
         self.spec = spec
         self.device = device
         self.precision = precision
@@ -298,17 +306,32 @@ class ClipEncoder:
         """Decode image bytes and preprocess them (a CHW float tensor); a damaged file raises naming it."""
         return self._finish([self._decode(data, name)])[0]
 
-    def _decode(self, data: bytes, name: str):
-        import io
+    def _pixels(self):
+        """``bytes -> uint8 HWC`` of ``--preprocess`` (:mod:`~vgrc.evaluators.pixels`), or
+        None where preprocessing does not end in ToTensor + Normalize (then ``preprocess``
+        runs whole, exact only)."""
+        if not hasattr(self, "_pixel_fn"):
+            from vgrc.evaluators.pixels import pixel_function
 
-        from PIL import Image, UnidentifiedImageError
+            tail = self._tensor_tail()
+            if tail is None:
+                if self.preprocess_mode != "exact":
+                    raise InvalidInputError(f"--preprocess {self.preprocess_mode}: {self.spec.arch}'s preprocessing does not end in ToTensor + Normalize; use --preprocess exact")
+                self._pixel_fn = None
+            else:
+                try:
+                    self._pixel_fn = pixel_function(self.preprocess_mode, tail[0])
+                except ValueError as exc:
+                    raise InvalidInputError(f"--preprocess {self.preprocess_mode} does not support {self.spec.arch}'s preprocessing step {exc}; use --preprocess exact") from None
+        return self._pixel_fn
+
+    def _decode(self, data: bytes, name: str):
+        from vgrc.evaluators.pixels import UndecodableImage, _pil_rgb
 
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                im = im.convert("RGB")
-                tail = self._tensor_tail()
-                return np.asarray(tail[0](im)) if tail else self.preprocess(im)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            pixels = self._pixels()
+            return pixels(data) if pixels is not None else self.preprocess(_pil_rgb(data))
+        except UndecodableImage as exc:
             raise BadImageError(name, f"cannot decode image {name}: {exc}") from exc
 
     def _finish(self, decoded, device: str = "cpu"):
@@ -352,15 +375,19 @@ class ClipEncoder:
         """The decode processes (created on first use), or None where preprocessing is not
         the standard PIL steps + ToTensor + Normalize."""
         if self._decoders is None:
-            tail = self._tensor_tail()
-            if tail is None:
+            pixels = self._pixels()
+            if pixels is None:
                 return None
+            import io
+
             from PIL import Image
 
             from vgrc.evaluators.encode_workers import DecodeWorkers
 
-            shape = np.asarray(tail[0](Image.new("RGB", (97, 61)))).shape
-            self._decoders = DecodeWorkers(self.decode_workers, tail[0], shape, self.batch_size)
+            probe = io.BytesIO()
+            Image.new("RGB", (97, 61)).save(probe, format="PNG")
+            shape = pixels(probe.getvalue()).shape
+            self._decoders = DecodeWorkers(self.decode_workers, pixels, shape, self.batch_size)
         return self._decoders
 
     def encode_image_bytes(self, items: Sequence[tuple[str, bytes]], on_batch: Callable[[int], None] | None = None) -> np.ndarray:

@@ -113,7 +113,8 @@ class EncodingSetup:
         self.config = config
         self.cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.key, self.spec_record = model_identity(config, self.cache_root)
-        self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image")
+        mode = getattr(config, "preprocess", "exact")  # --preprocess fast gives other pixels: its own image cache
+        self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image" if mode == "exact" else f"{self.key}-image-{mode}")
         self.text_cache = EmbeddingCache(self.cache_root, f"{self.key}-text")
         self.stats = {"images": EncodeStats(), "texts": EncodeStats()}
         self._encoder = None
@@ -127,7 +128,7 @@ class EncodingSetup:
             from vgrc.evaluators.sharding import rank_device
 
             self._encoder = ClipEncoder(spec, device=rank_device(c.device), precision=c.precision, batch_size=c.batch_size,
-                                        decode_workers=getattr(c, "decode_workers", None))
+                                        decode_workers=getattr(c, "decode_workers", None), preprocess=getattr(c, "preprocess", "exact"))
             if self._encoder.cache_key != self.key:  # the key record is stale (an edited config, say): recompute it
                 from vgrc.evaluators.errors import DatasetFolderError
 

@@ -78,6 +78,7 @@ class EvalConfig:
     device: str = "cpu"
     batch_size: int = 64
     decode_workers: int | None = None
+    preprocess: str = "exact"
     index: str = "exact"
     nprobe: int = 32
     ef_search: int = 128
@@ -164,6 +165,9 @@ class EvalConfig:
                 raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
         if self.decode_workers is not None and self.decode_workers < 0:
             raise InvalidInputError(f"--decode-workers must be ≥ 0, got {self.decode_workers}")
+        from vgrc.evaluators.pixels import PREPROCESS_MODES
+
+        check_choice("--preprocess", self.preprocess, PREPROCESS_MODES)
         if self.judge_batch_size < 1:
             raise InvalidInputError(f"--judge-batch-size must be ≥ 1, got {self.judge_batch_size}")
         if self.relevance == "vlm":

@@ -111,12 +111,16 @@ def run_summary(config) -> dict:
         "fgw_alpha": config.fgw_alpha, "solver": config.solver, "unmatched_cost": config.unmatched_cost,
         "surplus_cost": config.surplus_cost, "steer_alpha": config.steer_alpha, "ridge_lambda": config.ridge_lambda,
         "task": config.task, "seed": config.seed,
+        **({"preprocess": config.preprocess} if getattr(config, "preprocess", "exact") != "exact" else {}),
     }
 
 
 def write_metric_tables(out: Path, config, metrics: dict, title: str, notes: list[str], lead: dict[str, str], dataset: str | None) -> None:
     """metrics.json (flat metrics + ``config`` + ``notes``), metrics.csv and metrics.md."""
     summary = {**run_summary(config), "dataset": dataset}
+    if "preprocess" in summary:  # every task's outputs say so
+        notes = [*notes, f"images preprocessed with --preprocess {summary['preprocess']} (torchvision), not open_clip's own PIL steps: "
+                 "pixels within a few levels of 255, embeddings not bit-identical (docs/FIDELITY.md row 45)"]
     atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": summary, "notes": notes}, indent=2) + "\n")
     names = list(metrics)
     atomic_write_text(out / "metrics.csv", ",".join([*lead, *names]) + "\n" + ",".join([*lead.values(), *(repr(float(metrics[n])) for n in names)]) + "\n")

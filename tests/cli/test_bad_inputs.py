@@ -98,6 +98,7 @@ def _cases(w):
         ([*ev, "--index", "ivff"], "'ivff'"),
         ([*ev, "--index", "ivf", "--nprobe", "0"], "got 0"),
         ([*ev, "--decode-workers", "-2"], "got -2"),
+        ([*ev, "--preprocess", "quick"], "'quick'"),
         ([*ev, "--shards", "0"], "got 0"),
         ([*ev, "--shards", "2", "--device", "cuda:1"], "pass --device cuda"),
         ([*ev, "--shards", "2", "--device", "cuda"], "needs 2 GPUs, this machine has 0"),

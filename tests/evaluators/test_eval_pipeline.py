@@ -87,6 +87,22 @@ def test_second_run_encodes_nothing(shapes_dir, tmp_path):
     assert second["images"]["requested"] == 60
 
 
+def test_fast_preprocessing_has_its_own_image_cache(shapes_dir, tmp_path):
+    """`--preprocess fast` gives (slightly) other image embeddings: it must neither read nor
+    write the exact path's cache entries; texts are shared."""
+    cache = tmp_path / "cache"
+    fast = run_eval(config(shapes_dir, tmp_path / "fast", cache, preprocess="fast"))
+    run_eval(config(shapes_dir, tmp_path / "exact", cache))
+    first, encoded = (json.loads((tmp_path / r / "run.json").read_text())["encode"] for r in ("fast", "exact"))
+    assert encoded["images"]["encoded"] == first["images"]["encoded"] > 0 and encoded["texts"]["encoded"] == 0  # images anew, texts from the cache
+    assert sorted(p.name.split("-", 1)[1] for p in cache.iterdir() if p.is_dir() and "-image" in p.name) == ["image", "image-fast"]
+    alone = run_eval(config(shapes_dir, tmp_path / "alone", tmp_path / "c2"))
+    assert {k: v for k, v in json.loads((tmp_path / "exact" / "metrics.json").read_text()).items() if k != "config"} == \
+        {k: v for k, v in json.loads((tmp_path / "alone" / "metrics.json").read_text()).items() if k != "config"}
+    assert 0 <= fast["t2i_R@1"] <= 1 and alone["n_queries"] == fast["n_queries"]
+    assert "--preprocess fast" in (tmp_path / "fast" / "metrics.md").read_text() and "--preprocess" not in (tmp_path / "exact" / "metrics.md").read_text()
+
+
 def test_stage1_ranks_match_a_brute_force_reference(shapes_dir, tmp_path, cache_dir):
     run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1="cosine", rerank="none"))
     frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
