@@ -18,6 +18,10 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+#: set by ``vgrc eval --shards``'s launcher: a folder where each shard writes its error line
+#: (``rank-R.txt``) instead of printing it, so the user sees one line, once
+SHARD_ERRORS_ENV = "VGRC_SHARD_ERRORS"
+
 
 def command_line() -> str:
     """The command as the user typed it, for manifests and dataset cards."""
@@ -32,7 +36,8 @@ def report_interrupted() -> None:
     """Print the interrupted line once per process, whichever layer sees the interrupt."""
     if not _INTERRUPT["reported"]:
         _INTERRUPT["reported"] = True
-        stderr.print(INTERRUPTED_LINE)
+        if not _to_launcher(None):  # under --shards the launcher says it, once
+            stderr.print(INTERRUPTED_LINE)
 
 
 def _on_sigint(signum, frame) -> None:
@@ -69,7 +74,8 @@ def user_errors(debug: bool = False) -> Iterator[None]:
             raise
         from rich.markup import escape
 
-        stderr.print(f"[red]error:[/red] {escape(str(exc))}")
+        if not _to_launcher(f"error: {exc}"):
+            stderr.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         if debug:
@@ -79,6 +85,19 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _to_launcher(line: str | None) -> bool:
+    """Under ``--shards``' launcher, leave ``line`` (if any) to it and return True."""
+    import os
+    from pathlib import Path
+
+    folder, rank = os.environ.get(SHARD_ERRORS_ENV), os.environ.get("RANK")
+    if not folder or rank is None or not Path(folder).is_dir():
+        return False
+    if line is not None:
+        (Path(folder) / f"rank-{rank}.txt").write_text(line + "\n", encoding="utf-8")
+    return True
 
 
 @contextlib.contextmanager

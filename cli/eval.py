@@ -39,10 +39,16 @@ def use_default_dataset(config, quiet: bool) -> None:
 
 
 def _launch_shards(shards: int, config) -> int:
-    """Run this same command in ``shards`` processes under torch.distributed's launcher
-    (``torchrun --standalone``); their exit code."""
-    import subprocess
+    """Run this same command in ``shards`` processes under torch.distributed's elastic
+    launcher, in this process (what ``torchrun --standalone`` runs), and return their exit
+    code. A shard's error arrives as that shard's one line (written to a file the launcher
+    reads, see :func:`~vgrc.cli.console.user_errors`), not as the launcher's traceback."""
+    import logging
     import sys
+    import tempfile
+    import uuid
+
+    from vgrc.cli.console import EXIT_INTERRUPTED, SHARD_ERRORS_ENV, report_interrupted, stderr
 
     args, skip = [], False
     for a in sys.argv[1:]:
@@ -58,9 +64,39 @@ def _launch_shards(shards: int, config) -> int:
         args += ["--data", str(config.data)]
     if "--out" not in args and "-o" not in args:
         args += ["--out", str(config.out)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={shards}", "-m", "vgrc.cli.main", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.run(cmd, env=env).returncode
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    for name in list(logging.Logger.manager.loggerDict):  # the launcher's own chatter (worker start/stop notices)
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=shards, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
+                          rdzv_endpoint="localhost:0", max_restarts=0)
+    with tempfile.TemporaryDirectory(prefix="vgrc-shards-") as errors:
+        saved = {k: os.environ.get(k) for k in (SHARD_ERRORS_ENV, "OMP_NUM_THREADS")}
+        os.environ[SHARD_ERRORS_ENV] = errors
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: N processes share the cores
+        try:
+            elastic_launch(launch, entrypoint=sys.executable)("-m", "vgrc.cli.main", *args)
+            return 0
+        except (KeyboardInterrupt, SignalException):
+            report_interrupted()
+            return EXIT_INTERRUPTED
+        except ChildFailedError as exc:
+            rank, failure = exc.get_first_failure()
+            said = sorted(Path(errors).glob("rank-*.txt"), key=lambda p: (p.name != f"rank-{rank}.txt", p.name))
+            if said:  # the first failing shard's own line; the others were stopped
+                stderr.print(said[0].read_text(encoding="utf-8").rstrip("\n"), markup=False)
+            else:
+                stderr.print(f"error: shard {rank} of {shards} stopped with exit code {failure.exitcode}; run with --shards 1 to see why", markup=False)
+            return failure.exitcode if failure.exitcode > 0 else 1
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def eval_command(

@@ -150,6 +150,8 @@ def encode_cached(
             on_progress(s + len(part), len(missing))
     if size > 1:  # every rank reads what the others wrote
         sharding.barrier()
+        if on_progress and missing:  # every chunk is done now, this rank's and the others'
+            on_progress(len(missing), len(missing))
         cache._index = None
         for k in missing:
             if cache.get(k) is None and k not in failed:  # failed on another rank: not cached there either

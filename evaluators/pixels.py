@@ -44,7 +44,9 @@ def _pil_rgb(data: bytes):
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:  # PIL's message names its BytesIO object, not the file
+        raise UndecodableImage("not an image format PIL can read") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UndecodableImage(str(exc)) from exc
 
 

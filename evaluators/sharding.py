@@ -1,7 +1,8 @@
 """Sharding an evaluation across processes, GPUs and machines on torch.distributed
 (issue 13 §3).
 
-Why torch.distributed (launched by ``torchrun``, i.e. ``torch.distributed.run``): it ships
+Why torch.distributed (``vgrc eval --shards N`` runs torchrun's elastic launcher in its own
+process, as ``torchrun --standalone`` would; across machines users start ``torchrun``): it ships
 with torch, which vgrc already needs; its launcher runs one process per GPU on one machine
 (``--standalone``) or across machines (``--nnodes`` + a rendezvous endpoint) with no
 cluster service, and its gloo backend carries vgrc's few, small messages (barriers and

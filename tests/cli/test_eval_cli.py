@@ -168,3 +168,27 @@ def test_sharded_eval_equals_one_process(shapes_dir, tmp_path):
     # --batch-size 2: 32-item chunks, so both ranks encoded (the same chunk files as one process)
     names = [sorted(p.name for p in (tmp_path / c).glob("*-image/shard-*.npz")) for c in ("c1", "c2")]
     assert names[0] == names[1] and len(names[0]) >= 2
+
+
+def test_a_shards_error_is_its_one_line_not_the_launchers_traceback(shapes_dir, tmp_path):
+    """A damaged image met by one shard: one `error:` line naming it, exit code 2, none of
+    torch.distributed's launcher output (its traceback, its worker notices)."""
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "shapes"
+    shutil.copytree(shapes_dir, data)
+    import json
+
+    rows = [json.loads(line) for line in (data / "compositions" / "metadata.jsonl").read_text().splitlines()]
+    victim = data / "compositions" / rows[-1]["file_name"]  # in the last chunk: rank 1's with --batch-size 1
+    assert victim.is_file()
+    victim.write_bytes(b"not a png")
+    done = subprocess.run([sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(data), "--model", "tiny-random", "--batch-size", "1",
+                           "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "-q", "--shards", "2"],
+                          capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot decode image") and victim.name in lines[0], done.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
