@@ -21,7 +21,7 @@ import typer
 
 from vgrc.cli.console import phase_progress, stdout, user_errors
 from vgrc.cli.eval import use_default_dataset
-from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, Pretrained, Quiet, Seed, Split
+from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, PreprocessMode, Pretrained, Quiet, Seed, Split
 from vgrc.evaluators.model_refs import MODEL_ALIASES
 
 diagnose_app = typer.Typer(name="diagnose", help="The paper's analyses: tables, plots and Markdown in an output folder.", no_args_is_help=True)
@@ -71,7 +71,7 @@ def _common(data, out, model, pretrained, split, limit, seed, device, batch_size
 def substitution_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Retrieved positions counted per query (1 = the top-1 confusions of App. E).")] = 1,
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """App. E's shape substitution matrix: what the wrong top-K images show instead, colour held fixed.
@@ -84,7 +84,7 @@ def substitution_command(
         top = ", ".join(f"{c['query']}→{c['retrieved']} {c['count']}" for c in s["top_confusions"][:3]) or "none"
         return f"{s['substitutions']:,} substitutions in {s['queries']:,} queries' top-{top_k}; top: {top}"
 
-    _run("substitution", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, fit_fraction=0.0, decode_workers=decode_workers),
+    _run("substitution", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, fit_fraction=0.0, decode_workers=decode_workers, preprocess=preprocess),
          {"top_k": top_k}, quiet, debug, line)
 
 
@@ -92,7 +92,7 @@ def substitution_command(
 def geometry_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="L2 penalty λ of the ridge mapper (fitted on the main split's captions → images).")] = 1.0,
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """§4.2: Pearson r of text vs image distances (overall, per noun), the ridge mapper's distance reduction, GW distance before/after it, and the single-item OT identity.
@@ -108,7 +108,7 @@ def geometry_command(
                 f"GW {s['gw_before']:.4f} → {s['gw_after']:.4f}; OT identity {s['ot_identity']['ot_identity']:.2f}")
 
     _run("geometry", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                             fit_fraction=0.0, ridge_lambda=ridge_lambda, decode_workers=decode_workers), {}, quiet, debug, line)
+                             fit_fraction=0.0, ridge_lambda=ridge_lambda, decode_workers=decode_workers, preprocess=preprocess), {}, quiet, debug, line)
 
 
 @diagnose_app.command("composition")
@@ -116,7 +116,7 @@ def composition_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     steer_alpha: Annotated[str, typer.Option("--steer-alpha", help="Steering strengths α of the interference sweep (comma-separated); the first is also the targeted-steering strength.")] = "0.1,0.25,0.5,1",
     tau: Annotated[float, typer.Option("--tau", help="Temperature of the softmin merge.")] = 0.05,
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """App. A and J: per-object retrieval, merged baselines vs CLIP, pairing errors by attribute, targeted steering, and interference under average-merged steering.
@@ -134,7 +134,7 @@ def composition_command(
                 f"{i['queries_degraded']}/{i['queries']} queries degrade on ≥1 slot at α={i['steer_alpha']:g}")
 
     _run("composition", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                                fit_fraction=0.0, tau=tau, decode_workers=decode_workers), {"steer_alphas": steer_alpha}, quiet, debug, line)
+                                fit_fraction=0.0, tau=tau, decode_workers=decode_workers, preprocess=preprocess), {"steer_alphas": steer_alpha}, quiet, debug, line)
 
 
 @diagnose_app.command("k-sweep")
@@ -145,7 +145,7 @@ def k_sweep_command(
     fgw_alpha: Annotated[float, typer.Option("--fgw-alpha", help="FGW trade-off α, fixed over the sweep (App. D: the main run's best).")] = 0.5,
     solver: Solver = "cg", unmatched_cost: Unmatched = 1.0, surplus_cost: Surplus = 0.0,
     trajectories: Annotated[int, typer.Option("--trajectories", help="Disagreement queries drawn in the per-query trajectory plot (Fig. 3).")] = 8,
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """App. D (Figs. 2–3): on the queries where Hungarian reaches R@1 at --k and FGW does not, sweep the shortlist size k; recovery rates and per-query trajectories.
@@ -160,7 +160,7 @@ def k_sweep_command(
                 + ", ".join(f"{r['fgw_recovery']:.2f}@k={r['k']}" for r in rows[:4]) + (" …" if len(rows) > 4 else ""))
 
     _run("k-sweep", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                            fit_fraction=0.0, k=k, fgw_alpha=fgw_alpha, solver=solver, unmatched_cost=unmatched_cost, surplus_cost=surplus_cost, decode_workers=decode_workers),
+                            fit_fraction=0.0, k=k, fgw_alpha=fgw_alpha, solver=solver, unmatched_cost=unmatched_cost, surplus_cost=surplus_cost, decode_workers=decode_workers, preprocess=preprocess),
          {"k_values": k_values, "trajectories": trajectories}, quiet, debug, line)
 
 
@@ -174,7 +174,7 @@ def alpha_sweep_command(
     fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Retrieval datasets: share held out to fit the ridge mapper and the confusions.")] = 0.2,
     ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="Retrieval datasets: L2 penalty λ of the ridge mapper.")] = 1.0,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Steering datasets: skip unreadable gallery images (counted in run.json) instead of stopping.")] = False,
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """App. I (Figs. 5–6): R@K, CAS@10 and source@10 against the steering strength α, and a grid of the top-5 images at three α.
@@ -190,7 +190,7 @@ def alpha_sweep_command(
         return f"{s['mode']}: R@10 " + ", ".join(f"{r['R@10']:.3f}@α={r['steer_alpha']:g}" for r in rows[:5]) + (" …" if len(rows) > 5 else "")
 
     _run("alpha-sweep", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                                fit_fraction=fit_fraction, ridge_lambda=ridge_lambda, steer=list(steer or []), steer_top=steer_top, skip_bad=skip_bad, stage1="ridge+steer", decode_workers=decode_workers),
+                                fit_fraction=fit_fraction, ridge_lambda=ridge_lambda, steer=list(steer or []), steer_top=steer_top, skip_bad=skip_bad, stage1="ridge+steer", decode_workers=decode_workers, preprocess=preprocess),
          {"steer_alphas": steer_alpha, "query": query}, quiet, debug, line)
 
 
@@ -199,7 +199,7 @@ def fgw_alpha_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     fgw_alpha: Annotated[str, typer.Option("--fgw-alpha", help="FGW trade-offs α in [0, 1] to sweep (comma-separated).")] = "0,0.25,0.5,0.75,1",
     k: K = 50, solver: Solver = "cg",
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """§4.4's trade-off: FGW reranking across α from 0 (object features only) to 1 (structure only), with both failure modes.
@@ -215,7 +215,7 @@ def fgw_alpha_command(
                 f"α={last['fgw_alpha']:g}: {last['R@1']:.3f}")
 
     _run("fgw-alpha", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                              fit_fraction=0.0, k=k, solver=solver, decode_workers=decode_workers), {"fgw_alphas": fgw_alpha}, quiet, debug, line)
+                              fit_fraction=0.0, k=k, solver=solver, decode_workers=decode_workers, preprocess=preprocess), {"fgw_alphas": fgw_alpha}, quiet, debug, line)
 
 
 @diagnose_app.command("all")
@@ -223,7 +223,7 @@ def all_command(
     data: Data = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Parent folder; each analysis writes its own subfolder [default: results/diagnose-all-DATASET-MODEL].", show_default=False)] = None,
     model: Model = "clip", pretrained: Pretrained = None,
-    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None,
+    split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Every analysis with its defaults, in one process (rows and embeddings prepared once), each into OUT/ANALYSIS.
@@ -239,5 +239,5 @@ def all_command(
         skipped = [f"{n} ({r['skipped']})" for n, r in results.items() if "skipped" in r]
         return f"ran {', '.join(ran) or 'nothing'}" + (f"; skipped {'; '.join(skipped)}" if skipped else "")
 
-    _run("all", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, fit_fraction=0.0, decode_workers=decode_workers),
+    _run("all", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite, fit_fraction=0.0, decode_workers=decode_workers, preprocess=preprocess),
          {}, quiet, debug, line)
