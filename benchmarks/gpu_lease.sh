@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every GPU measurement of issue 13 in one device run (about 5 minutes on an H200):
+# benchmarks/bench_encode.py --device cuda — images/s and texts/s against the bare forward
+# pass for ViT-B-32 bf16, ViT-L-14 bf16 and ViT-B-32 fp32, with open_clip's exact
+# preprocessing and with --preprocess fast, and the fast path's deviation on that card.
+#
+# The lent machine has torch and torchvision but no network. Fetch the missing wheels
+# here (.whl/ is ignored by git), then carry them:
+#   pip download --no-deps -d .whl open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
+#   device run: command="bash benchmarks/gpu_lease.sh", carry=[".whl"], timeout_s=540
+# The output lands in $OUT (the device tool's folder) when set, else /tmp/vgrc-gpu-out.
+# Extra arguments go to bench_encode.py (e.g. --configs ViT-B-32:bf16 --images 2000).
+set -euo pipefail
+out=${OUT:-/tmp/vgrc-gpu-out}
+mkdir -p "$out"
+python -m pip install --quiet --no-deps --no-index --target /tmp/vgrc-site .whl/*.whl
+mkdir -p /tmp/vgrc-pp && ln -sfn "$PWD" /tmp/vgrc-pp/vgrc
+export PYTHONPATH=/tmp/vgrc-pp:/tmp/vgrc-site
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+python benchmarks/bench_encode.py --device cuda "$@" 2>&1 | tee "$out/bench_encode_cuda.txt"
