@@ -326,12 +326,12 @@ class ClipEncoder:
         return self._pixel_fn
 
     def _decode(self, data: bytes, name: str):
-        from vgrc.evaluators.pixels import UndecodableImage, _pil_rgb
+        from vgrc.evaluators.pixels import UndecodableImage, pil_rgb
 
+        pixels = self._pixels()  # an unsupported --preprocess is the user's error, not the image's
         try:
-            pixels = self._pixels()
-            return pixels(data) if pixels is not None else self.preprocess(_pil_rgb(data))
-        except UndecodableImage as exc:
+            return pixels(data) if pixels is not None else self.preprocess(pil_rgb(data))
+        except (UndecodableImage, OSError, ValueError) as exc:  # ValueError: a non-standard preprocess refusing the image
             raise BadImageError(name, f"cannot decode image {name}: {exc}") from exc
 
     def _finish(self, decoded, device: str = "cpu"):

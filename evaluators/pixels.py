@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 
-__all__ = ["PREPROCESS_MODES", "ExactPixels", "FastPixels", "UndecodableImage", "pixel_function"]
+__all__ = ["PREPROCESS_MODES", "ExactPixels", "FastPixels", "UndecodableImage", "pixel_function", "pil_rgb"]
 
 #: ``--preprocess`` choices
 PREPROCESS_MODES = {
@@ -38,7 +38,8 @@ class UndecodableImage(ValueError):
     """The bytes are not an image this path can decode."""
 
 
-def _pil_rgb(data: bytes):
+def pil_rgb(data: bytes):
+    """The image in ``data`` decoded by PIL and converted to RGB (as open_clip's loaders do)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -73,7 +74,7 @@ class ExactPixels:
     def __call__(self, data: bytes):
         import numpy as np
 
-        image = _pil_rgb(data)
+        image = pil_rgb(data)
         try:
             return np.asarray(self.pil_steps(image))
         except (OSError, ValueError) as exc:
@@ -124,7 +125,7 @@ class FastPixels:
         try:
             image = _torchvision_decode(data)
         except (RuntimeError, ValueError, ImportError):  # a format torchvision does not read: PIL decodes it
-            image = torch.from_numpy(np.asarray(_pil_rgb(data)).copy()).permute(2, 0, 1)
+            image = torch.from_numpy(np.asarray(pil_rgb(data)).copy()).permute(2, 0, 1)
         if image.dtype != torch.uint8:  # 16-bit PNG: to 8 bits, as PIL's RGB conversion does
             image = F.to_dtype(image, torch.uint8, scale=True)
         image = F.resize(image, self.size, interpolation=self.interpolation, max_size=self.max_size, antialias=True)
