@@ -90,10 +90,18 @@ def test_bytes_that_are_no_image_raise_undecodable(steps_cls):
 
 @pytest.mark.parametrize("steps_cls", [ExactPixels, FastPixels.from_pil_steps])
 def test_a_decompression_bomb_is_refused_by_both_paths(steps_cls, monkeypatch):
-    """PIL's pixel limit (here lowered to 1,000) holds on the fast path too, from the header."""
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(UndecodableImage, match="decompression bomb"):
-        steps_cls(OPEN_CLIP_STEPS)(_bytes(_picture(64, 48, 1), "PNG"))  # 3,072 pixels > 2 × 1,000
+    """PIL's pixel limit (here lowered) holds on the fast path too, from the header."""
+    import warnings
+
+    picture = _picture(400, 300, 1)  # 120,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)
+    for fmt in ("PNG", "JPEG"):  # PNG: read from its header directly; others: PIL's header parser
+        with pytest.raises(UndecodableImage, match="decompression bomb"):
+            steps_cls(OPEN_CLIP_STEPS)(_bytes(picture, fmt))  # > 2 × 40,000
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 61_000)  # < 2 × 61,000: decoded (PIL only warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        assert steps_cls(OPEN_CLIP_STEPS)(_bytes(picture, "PNG")).shape == (224, 224, 3)
 
 
 def test_unsupported_steps_are_named():
