@@ -114,13 +114,23 @@ def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png
     return out
 
 
-def measure_fast(model: str, precision: str, device: str, workers: int | None, batch: int, png, jpg, repeats: int, exact_encoder, bare_img_s: float) -> dict:
-    """``--preprocess fast``: images/s through vgrc and its deviation from the exact path
-    (largest pixel difference in levels of 255, share of differing pixels, largest 1 − cosine)."""
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+def sharing_model(encoder, **options):
+    """Another ClipEncoder with ``encoder``'s settings and ``options``, on the same loaded
+    model (same weights, no second load)."""
+    from vgrc.evaluators.encoders import ClipEncoder
 
-    fast = ClipEncoder(resolve_model(model), device=device, precision=precision, batch_size=batch, decode_workers=workers, preprocess="fast")
-    fast.model, fast.preprocess, fast.tokenizer, fast.dim = exact_encoder.model, exact_encoder.preprocess, exact_encoder.tokenizer, exact_encoder.dim
+    kwargs = {"device": encoder.device, "precision": encoder.precision, "batch_size": encoder.batch_size, **options}
+    other = ClipEncoder(encoder.spec, **kwargs)
+    other.model, other.preprocess, other.tokenizer, other.dim = encoder.model, encoder.preprocess, encoder.tokenizer, encoder.dim
+    return other
+
+
+def measure_fast(exact_encoder, png, jpg, repeats: int, bare_img_s: float) -> dict:
+    """``--preprocess fast`` on ``exact_encoder``'s model, device and workers: images/s through
+    vgrc and its deviation from the exact path (largest pixel difference in levels of 255,
+    share of differing pixels, largest 1 − cosine)."""
+    fast = sharing_model(exact_encoder, decode_workers=exact_encoder.decode_workers, preprocess="fast")
+    device, batch = exact_encoder.device, exact_encoder.batch_size
     out = {}
     fast.encode_image_bytes(png[: 4 * batch])  # warm-up (the worker pool starts)
     for fmt, items in (("png", png), ("jpeg", jpg)):
@@ -144,8 +154,7 @@ def measure(model: str, precision: str, device: str, workers: int | None, batch:
 
     spec = resolve_model(model)
     procs = ClipEncoder(spec, device=device, precision=precision, batch_size=batch, decode_workers=workers).load()
-    threads = ClipEncoder(spec, device=device, precision=precision, batch_size=batch, decode_workers=0)
-    threads.model, threads.preprocess, threads.tokenizer, threads.dim = procs.model, procs.preprocess, procs.tokenizer, procs.dim
+    threads = sharing_model(procs, decode_workers=0)
     out = {"model": model, "precision": precision, "workers": procs.decode_workers}
 
     # bare forward on preprocessed pixels / tokens already on the device
@@ -183,7 +192,7 @@ def measure(model: str, precision: str, device: str, workers: int | None, batch:
     out["eff_png"] = out["vgrc_png_img_s"] / out["bare_img_s"]
     out["eff_jpeg"] = out["vgrc_jpeg_img_s"] / out["bare_img_s"]
     out["eff_txt"] = out["vgrc_txt_s"] / out["bare_txt_s"]
-    out.update(measure_fast(model, precision, device, workers, batch, png, jpg, repeats, procs, out["bare_img_s"]))
+    out.update(measure_fast(procs, png, jpg, repeats, out["bare_img_s"]))
     procs.close()
     return out
 

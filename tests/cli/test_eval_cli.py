@@ -141,32 +141,20 @@ def test_report_paper_puts_runs_beside_the_papers_table(tmp_path):
 def test_sharded_eval_equals_one_process(shapes_dir, tmp_path):
     """`--shards 2` (torch.distributed's launcher, 2 local gloo workers): the same embedding
     cache, metrics and per-query ranks as one process, byte for byte."""
-    import json
-    import subprocess
-    import sys
-
     import numpy as np
-    import pandas as pd
+    from helpers import eval_one_and_sharded
 
     from vgrc.evaluators.embedding_cache import EmbeddingCache
 
-    def vgrc(*args):
-        return subprocess.run([sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(shapes_dir), "--model", "tiny-random",
-                               "--rerank", "fgw", "--k", "10", "--batch-size", "2", "-q", *map(str, args)], capture_output=True, text=True, timeout=600)
-
-    one = vgrc("--out", tmp_path / "one", "--cache-dir", tmp_path / "c1")
-    two = vgrc("--out", tmp_path / "two", "--cache-dir", tmp_path / "c2", "--shards", "2")
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
-    m1, m2 = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("one", "two"))
-    assert {k: v for k, v in m1.items() if k != "config"} == {k: v for k, v in m2.items() if k != "config"}
-    assert pd.read_parquet(tmp_path / "one" / "per_query.parquet").equals(pd.read_parquet(tmp_path / "two" / "per_query.parquet"))
+    one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--rerank", "fgw", "--k", "10", "--batch-size", "2")
+    assert one == two
+    c1, c2 = tmp_path / "cache-one", tmp_path / "cache-two"
     for kind in ("image", "text"):
-        (ns,) = [p.name for p in (tmp_path / "c1").iterdir() if p.name.endswith(kind)]
-        a, b = EmbeddingCache(tmp_path / "c1", ns), EmbeddingCache(tmp_path / "c2", ns)
+        (ns,) = [p.name for p in c1.iterdir() if p.name.endswith(kind)]
+        a, b = EmbeddingCache(c1, ns), EmbeddingCache(c2, ns)
         assert len(a) == len(b) > 0 and all(np.array_equal(a.get(k), b.get(k)) for k in a._load())
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     # --batch-size 2: 32-item chunks, so both ranks encoded (the same chunk files as one process)
-    names = [sorted(p.name for p in (tmp_path / c).glob("*-image/shard-*.npz")) for c in ("c1", "c2")]
+    names = [sorted(p.name for p in c.glob("*-image/shard-*.npz")) for c in (c1, c2)]
     assert names[0] == names[1] and len(names[0]) >= 2
 
 

@@ -161,27 +161,17 @@ def test_relevance_vlm_on_an_imported_dataset_and_bad_judge(tiny_qwen, tmp_path)
 def test_sharded_judging_equals_one_process(shapes_dir, tiny_qwen, tmp_path):
     """`--shards 2 --relevance vlm`: each rank asks every other batch of the same batches,
     into its own store file; metrics, grades and the store's answers equal one process's."""
-    import subprocess
-    import sys
-
-    import pandas as pd
+    from helpers import eval_one_and_sharded
 
     from vgrc.evaluators.judgment_store import JudgmentStore
 
-    def vgrc(out, cache, *extra):
-        cmd = [sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(shapes_dir), "--model", "tiny-random", "--k", "10", "--limit", "12",
-               "--relevance", "vlm", "--judge-model", str(tiny_qwen), "--judge-batch-size", "4", "--out", str(out), "--cache-dir", str(cache), "-q", *extra]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-    one, two = vgrc(tmp_path / "one", tmp_path / "c1"), vgrc(tmp_path / "two", tmp_path / "c2", "--shards", "2")
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
-    m1, m2 = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("one", "two"))
-    assert {k: v for k, v in m1.items() if k != "config"} == {k: v for k, v in m2.items() if k != "config"}
-    f1, f2 = (pd.read_parquet(tmp_path / r / "per_query.parquet") for r in ("one", "two"))
-    assert f1.equals(f2)
-    files = sorted(p.name for p in (tmp_path / "c2" / "judgments").iterdir())
+    one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--k", "10", "--limit", "12",
+                                    "--relevance", "vlm", "--judge-model", tiny_qwen, "--judge-batch-size", "4")
+    assert one == two
+    c1, c2 = tmp_path / "cache-one", tmp_path / "cache-two"
+    files = sorted(p.name for p in (c2 / "judgments").iterdir())
     assert len(files) == 2 and any(".rank-1." in f for f in files)  # one file per writer
     judge_id = json.loads((tmp_path / "one" / "run.json").read_text())["diagnostics"]["vlm_relevance"]["judge_id"]
-    assert JudgmentStore(tmp_path / "c1", judge_id).values == JudgmentStore(tmp_path / "c2", judge_id).values
+    assert JudgmentStore(c1, judge_id).values == JudgmentStore(c2, judge_id).values
     made = [json.loads((tmp_path / r / "run.json").read_text())["diagnostics"]["vlm_relevance"]["judgements_made"] for r in ("one", "two")]
     assert made[0] == made[1] > 0
