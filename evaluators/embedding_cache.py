@@ -82,16 +82,20 @@ class EmbeddingCache:
 
 @dataclass
 class EncodeStats:
-    """How many items were asked for, how many distinct, how many actually encoded."""
+    """How many items were asked for, how many distinct, how many actually encoded, and
+    (images) how many files were read to compute their content keys, the others being
+    answered by the file-key memo (:mod:`~vgrc.evaluators.file_keys`)."""
 
     requested: int = 0
     unique: int = 0
     encoded: int = 0
+    hashed: int = 0
 
     def __iadd__(self, other: "EncodeStats") -> "EncodeStats":
         self.requested += other.requested
         self.unique += other.unique
         self.encoded += other.encoded
+        self.hashed += other.hashed
         return self
 
 

@@ -1,5 +1,7 @@
 """Encoding for an evaluation: the encoder with its two embedding caches, images read
-tolerantly (``--skip-bad``), and the encode statistics recorded in ``run.json``.
+tolerantly (``--skip-bad``) and lazily (only those missing from the cache, chunk by chunk;
+their keys from :mod:`~vgrc.evaluators.file_keys`), and the encode statistics recorded in
+``run.json``.
 
 A fully cached run never imports torch or open_clip (~4 s here): the cache's namespace
 (the model's cache key) is remembered in ``model-keys.json`` under the cache folder,
@@ -24,6 +26,7 @@ import numpy as np
 from vgrc.evaluators.dataset import atomic_write_text
 from vgrc.evaluators.embedding_cache import EmbeddingCache, EncodeStats, content_key, default_cache_dir, encode_cached
 from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
+from vgrc.evaluators.errors import DatasetFolderError
 
 __all__ = ["EncodingSetup", "model_identity", "KEY_RECORD"]
 
@@ -78,19 +81,6 @@ def model_identity(config, cache_root: Path) -> tuple[str, dict]:
     return key, asdict(spec)
 
 
-def _read_images(paths: Sequence[Path], skip_bad: bool) -> tuple[list[bytes | None], list[str]]:
-    data, bad = [], []
-    for p in paths:
-        try:
-            data.append(Path(p).read_bytes())
-        except OSError as exc:
-            if not skip_bad:
-                raise BadImageError(str(p), f"cannot read image {p}: {exc.strerror or exc}; pass --skip-bad to skip it") from exc
-            data.append(None)
-            bad.append(str(p))
-    return data, bad
-
-
 def _encode_images_tolerant(encoder: ClipEncoder, items: list[tuple[str, bytes]], skip_bad: bool) -> np.ndarray:
     try:
         return encoder.encode_image_bytes(items)
@@ -130,17 +120,45 @@ class EncodingSetup:
             self._encoder = ClipEncoder(spec, device=rank_device(c.device), precision=c.precision, batch_size=c.batch_size,
                                         decode_workers=getattr(c, "decode_workers", None), preprocess=getattr(c, "preprocess", "exact"))
             if self._encoder.cache_key != self.key:  # the key record is stale (an edited config, say): recompute it
-                from vgrc.evaluators.errors import DatasetFolderError
-
                 raise DatasetFolderError(f"{self.cache_root / KEY_RECORD} disagrees with the model's cache key; delete that file and run again")
         return self._encoder
 
     def encode_images(self, paths: Sequence[Path], progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Embeddings (NaN rows for skipped images), the skipped mask, the skipped paths."""
+        """Embeddings (NaN rows for skipped images), the skipped mask, the skipped paths.
+
+        Images are not held in memory: their content keys come from the file-key memo or a
+        streamed hash (:mod:`~vgrc.evaluators.file_keys`), and only the images missing from
+        the cache are read, chunk by chunk, when they are encoded."""
+        from vgrc.evaluators import sharding
+        from vgrc.evaluators.file_keys import FileKeys
+
         skip_bad = self.config.skip_bad
-        data, bad = _read_images(paths, skip_bad)
-        keys = [content_key(d) if d is not None else f"missing:{p}" for d, p in zip(data, paths)]
-        items = [(str(p), d) for p, d in zip(paths, data)]
+        file_keys = FileKeys(self.cache_root, write=sharding.is_main())
+        found = file_keys.keys(paths)
+        self.stats["images"].hashed += file_keys.hashed
+        keys, bad = [], []
+        for p, key in zip(paths, found):
+            if isinstance(key, OSError):
+                if not skip_bad:
+                    raise BadImageError(str(p), f"cannot read image {p}: {key.strerror or key}; pass --skip-bad to skip it")
+                bad.append(str(p))
+                keys.append(f"missing:{p}")
+            else:
+                keys.append(key)
+
+        def load(i: int) -> tuple[str, bytes | None]:
+            """The image's bytes, read now, checked against the key it was listed under."""
+            if keys[i].startswith("missing:"):
+                return str(paths[i]), None
+            try:
+                data = Path(paths[i]).read_bytes()
+            except OSError as exc:
+                if not skip_bad:
+                    raise BadImageError(str(paths[i]), f"cannot read image {paths[i]}: {exc.strerror or exc}; pass --skip-bad to skip it") from exc
+                return str(paths[i]), None
+            if content_key(data) != keys[i]:
+                raise DatasetFolderError(f"{paths[i]} changed while this run was encoding it; run the command again")
+            return str(paths[i]), data
 
         def encode_items(batch):
             encoder = self.encoder
@@ -156,7 +174,7 @@ class EncodingSetup:
             dim = emb.shape[1] if len(emb) else encoder.load().dim
             return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
 
-        emb, st = encode_cached(keys, lambda i: items[i], encode_items, self.image_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding images", d, t), sharded=True)
+        emb, st = encode_cached(keys, load, encode_items, self.image_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding images", d, t), sharded=True)
         self.stats["images"] += st
         failed = ~np.isfinite(emb).all(axis=1)
         return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
