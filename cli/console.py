@@ -36,7 +36,7 @@ def report_interrupted() -> None:
     """Print the interrupted line once per process, whichever layer sees the interrupt."""
     if not _INTERRUPT["reported"]:
         _INTERRUPT["reported"] = True
-        if not _to_launcher(None):  # under --shards the launcher says it, once
+        if not to_shard_launcher(None):  # under --shards the launcher says it, once
             stderr.print(INTERRUPTED_LINE)
 
 
@@ -74,7 +74,7 @@ def user_errors(debug: bool = False) -> Iterator[None]:
             raise
         from rich.markup import escape
 
-        if not _to_launcher(f"error: {exc}"):
+        if not to_shard_launcher(f"error: {exc}"):
             stderr.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
@@ -87,7 +87,7 @@ def user_errors(debug: bool = False) -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
-def _to_launcher(line: str | None) -> bool:
+def to_shard_launcher(line: str | None) -> bool:
     """Under ``--shards``' launcher, leave ``line`` (if any) to it and return True."""
     import os
     from pathlib import Path

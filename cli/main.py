@@ -67,7 +67,7 @@ class VgrcGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from rich.markup import escape
 
-        from vgrc.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, report_interrupted, stderr
+        from vgrc.cli.console import EXIT_INTERRUPTED, EXIT_USER_ERROR, report_interrupted, stderr, to_shard_launcher
 
         try:
             rc = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
@@ -86,6 +86,12 @@ class VgrcGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's own handler (imports, parsing)
             report_interrupted()
             rc = EXIT_INTERRUPTED
+        except Exception as exc:
+            # under --shards' launcher, one shard's failure makes the others fail too (their
+            # peer is gone): each leaves a line, and the launcher shows the first failure's
+            if not to_shard_launcher(f"error: shard {os.environ.get('RANK')} stopped: {type(exc).__name__}: {exc}"):
+                raise
+            rc = 1
         if rc == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt into a silent Exit(130)
             report_interrupted()
         if not standalone_mode:

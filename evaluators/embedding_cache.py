@@ -142,6 +142,8 @@ def encode_cached(
     from vgrc.evaluators import sharding
 
     rank, size = sharding.world() if sharded else (0, 1)
+    if size > 1:  # every rank lists what is missing before any writes: the same list, hence the same chunks
+        sharding.barrier()
     for c, s in enumerate(range(0, len(missing), chunk)):
         if c % size != rank:  # another rank encodes this chunk (the same chunks, hence batches, as one process)
             continue

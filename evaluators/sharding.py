@@ -13,16 +13,17 @@ process, no launcher.
 
 What is sharded, and why the result is the same as one process:
 
-- **Encoding**: the items missing from the embedding cache are cut into the same chunks
-  (and so the same batches) as a single process would encode; chunk c is encoded by rank
+- **Encoding**: the items missing from the embedding cache (listed by every rank before any
+  rank writes: a barrier) are cut into the same chunks (and so the same batches) as a single
+  process would encode; chunk c is encoded by rank
   c mod world and written to the shared cache (content-addressed, one atomic file per
   chunk, so writers never collide and an interrupted rank resumes from its finished
   chunks). After a barrier every rank reads the whole cache. Same batches, same floats.
 - **Stage 2** (reranking): each rank scores a contiguous block of queries; the blocks are
   gathered in rank order. Every (query, candidate) problem is solved independently of the
   others, so the scores are those of one process.
-- **Judging** (``--relevance vlm``): the questions one process would ask, in the same
-  batches; rank r asks every world-th batch and appends to its own store file
+- **Judging** (``--relevance vlm``): the questions one process would ask (listed before any
+  rank answers: a barrier), in the same batches; rank r asks every world-th batch and appends to its own store file
   (``BASE.rank-r.jsonl``); after a barrier every rank reads all of them.
 - Every task shards: ``--task steering`` shares the encoding (its stage is one cosine
   search), ``--task itm`` the encoding and the reranking (by block of captions).

@@ -119,6 +119,8 @@ def judge_pairs(
     todo = [qu for qu in questions if qu[1] not in store]
     unique_todo = list({qu[1]: qu for qu in todo}.values())
     result.reused = len(questions) - len(todo)
+    if size > 1:  # every rank lists what the store lacks before any rank adds to it: the same list, hence the same batches
+        sharding.barrier()
     # the batches one process would ask; sharded, rank r asks every size-th of them (same batches, same answers)
     plan = []
     for kind in ("qas", "cas"):

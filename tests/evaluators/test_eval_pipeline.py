@@ -396,3 +396,41 @@ def test_the_key_record_follows_the_model_identity(tmp_path):
     (tmp_path / KEY_RECORD).write_text("{not json")
     assert model_identity(base, tmp_path)[0] == first
     assert first == ClipEncoder(resolve_model("tiny-random")).cache_key
+
+
+SHARDED_ENCODE_SCRIPT = """
+import json, os, sys, time
+import numpy as np
+from vgrc.evaluators.embedding_cache import EmbeddingCache, encode_cached
+
+rank, root = int(os.environ["RANK"]), sys.argv[1]
+if rank == 1:
+    time.sleep(2)  # lists late: rank 0 has written chunks to the cache by then
+calls = []
+
+def encode(items):
+    calls.extend(items)
+    return np.stack([np.full(4, 1.0 + i) for i in items]).astype(np.float32)
+
+emb, stats = encode_cached([f"key-{i}" for i in range(40)], lambda i: i, encode, EmbeddingCache(root, "ns"), chunk=8, sharded=True)
+json.dump({"calls": calls, "nan_rows": int(np.isnan(emb).any(axis=1).sum()), "first": emb[:, 0].tolist()}, open(f"{root}/rank-{rank}.json", "w"))
+"""
+
+
+def test_sharded_encoding_splits_one_list_even_when_a_rank_starts_late(tmp_path):
+    """Every rank must cut the SAME list of missing keys into chunks. A rank that listed after
+    another had written would cut a shorter list, and some chunk would be encoded by no one
+    (its rows NaN, silently skipped). Two gloo ranks, rank 1 two seconds late."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "encode.py"
+    script.write_text(SHARDED_ENCODE_SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert sorted(ranks[0]["calls"] + ranks[1]["calls"]) == list(range(40))  # each item encoded once, by one rank
+    assert ranks[0]["calls"] and ranks[1]["calls"]
+    for r in ranks:
+        assert r["nan_rows"] == 0 and r["first"] == [1.0 + i for i in range(40)]
