@@ -81,6 +81,10 @@ def model_identity(config, cache_root: Path) -> tuple[str, dict]:
     return key, asdict(spec)
 
 
+def _unreadable(path, exc: OSError) -> BadImageError:
+    return BadImageError(str(path), f"cannot read image {path}: {exc.strerror or exc}; pass --skip-bad to skip it")
+
+
 def _encode_images_tolerant(encoder: ClipEncoder, items: list[tuple[str, bytes]], skip_bad: bool) -> np.ndarray:
     try:
         return encoder.encode_image_bytes(items)
@@ -140,7 +144,7 @@ class EncodingSetup:
         for p, key in zip(paths, found):
             if isinstance(key, OSError):
                 if not skip_bad:
-                    raise BadImageError(str(p), f"cannot read image {p}: {key.strerror or key}; pass --skip-bad to skip it")
+                    raise _unreadable(p, key)
                 bad.append(str(p))
                 keys.append(f"missing:{p}")
             else:
@@ -154,7 +158,7 @@ class EncodingSetup:
                 data = Path(paths[i]).read_bytes()
             except OSError as exc:
                 if not skip_bad:
-                    raise BadImageError(str(paths[i]), f"cannot read image {paths[i]}: {exc.strerror or exc}; pass --skip-bad to skip it") from exc
+                    raise _unreadable(paths[i], exc) from exc
                 return str(paths[i]), None
             if content_key(data) != keys[i]:
                 raise DatasetFolderError(f"{paths[i]} changed while this run was encoding it; run the command again")
