@@ -17,10 +17,12 @@ with noise and shapes, 320 × 240) saved as PNG and as JPEG (quality 90); random
 embeddings against the threaded path's, and its preprocessed pixels against open_clip's
 own ``preprocess`` on the CPU (``pixels_identical``).
 
-The same for ``--preprocess fast`` (torchvision decoding and uint8 resizing): its images/s
-and efficiency, and its deviation from the exact path on a PNG and a JPEG batch — the
+The same for ``--preprocess fast`` (torchvision decoding and uint8 resizing) and
+``--preprocess device`` (resizing, and on CUDA nvJPEG decoding, on the device): images/s
+and efficiency, and the deviation from the exact path on a PNG and a JPEG batch — the
 largest pixel difference (levels of 255), the share of differing values, and the largest
-1 − cosine between the two embeddings of an image.
+1 − cosine between the two embeddings of an image. ``device``'s decode + resize alone
+(no model) is printed with the decode ceilings.
 
 Usage::
 
@@ -125,25 +127,48 @@ def sharing_model(encoder, **options):
     return other
 
 
-def measure_fast(exact_encoder, png, jpg, repeats: int, bare_img_s: float) -> dict:
-    """``--preprocess fast`` on ``exact_encoder``'s model, device and workers: images/s through
-    vgrc and its deviation from the exact path (largest pixel difference in levels of 255,
-    share of differing pixels, largest 1 − cosine)."""
-    fast = sharing_model(exact_encoder, decode_workers=exact_encoder.decode_workers, preprocess="fast")
+def measure_mode(exact_encoder, mode: str, png, jpg, repeats: int, bare_img_s: float) -> dict:
+    """``--preprocess MODE`` (fast, device) on ``exact_encoder``'s model, device and workers:
+    images/s through vgrc and its deviation from the exact path (largest pixel difference
+    in levels of 255, share of differing pixel values, largest 1 − cosine)."""
+    other = sharing_model(exact_encoder, decode_workers=exact_encoder.decode_workers, preprocess=mode)
     device, batch = exact_encoder.device, exact_encoder.batch_size
     out = {}
-    fast.encode_image_bytes(png[: 4 * batch])  # warm-up (the worker pool starts)
+    other.encode_image_bytes(png[: 4 * batch])  # warm-up (the worker pool starts, kernels load)
     for fmt, items in (("png", png), ("jpeg", jpg)):
-        out[f"fast_{fmt}_img_s"] = len(items) / _best(lambda items=items: fast.encode_image_bytes(items), repeats, device)
-        out[f"fast_eff_{fmt}"] = out[f"fast_{fmt}_img_s"] / bare_img_s
+        out[f"{mode}_{fmt}_img_s"] = len(items) / _best(lambda items=items: other.encode_image_bytes(items), repeats, device)
+        out[f"{mode}_eff_{fmt}"] = out[f"{mode}_{fmt}_img_s"] / bare_img_s
     sample = (png[:batch] + jpg[:batch])
-    a, b = exact_encoder.encode_image_bytes(sample), fast.encode_image_bytes(sample)
-    out["fast_max_one_minus_cos"] = float((1 - (a * b).sum(1)).max())
+    a, b = exact_encoder.encode_image_bytes(sample), other.encode_image_bytes(sample)
+    out[f"{mode}_max_one_minus_cos"] = float((1 - (a * b).sum(1)).max())
     pa = np.stack([exact_encoder._decode(d, n) for n, d in sample]).astype(int)
-    pb = np.stack([fast._decode(d, n) for n, d in sample]).astype(int)
-    out["fast_max_pixel_diff"] = int(np.abs(pa - pb).max())
-    out["fast_share_pixels_differ"] = float(np.mean(pa != pb))
-    fast.close()
+    if mode == "device":
+        pb = other._device_pixels()(sample)[0].cpu().numpy().astype(int)
+    else:
+        pb = np.stack([other._decode(d, n) for n, d in sample]).astype(int)
+    out[f"{mode}_max_pixel_diff"] = int(np.abs(pa - pb).max())
+    out[f"{mode}_share_pixels_differ"] = float(np.mean(pa != pb))
+    other.close()
+    return out
+
+
+def device_ceiling(model: str, device: str, threads: int | None, batch: int, png, jpg) -> dict:
+    """Images/s of ``--preprocess device``'s decoding + resizing alone (no model): on CUDA,
+    nvJPEG for the JPEGs and host threads + GPU resize for the PNGs."""
+    from vgrc.evaluators.device_pixels import DevicePixels, default_threads
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+
+    enc = ClipEncoder(resolve_model(model), device="cpu").load()
+    n = threads or default_threads()
+    prep = DevicePixels.from_pil_steps(enc._tensor_tail()[0], device, n)
+    out = {}
+    for fmt, items in (("png", png), ("jpeg", jpg)):
+        def run(items=items):
+            for s in range(0, len(items), batch):
+                prep(items[s : s + batch])
+        run(items[: 2 * batch])  # warm-up
+        out[f"device_{n}_threads_{fmt}"] = len(items) / _best(run, 1, device)
+    prep.close()
     return out
 
 
@@ -192,7 +217,8 @@ def measure(model: str, precision: str, device: str, workers: int | None, batch:
     out["eff_png"] = out["vgrc_png_img_s"] / out["bare_img_s"]
     out["eff_jpeg"] = out["vgrc_jpeg_img_s"] / out["bare_img_s"]
     out["eff_txt"] = out["vgrc_txt_s"] / out["bare_txt_s"]
-    out.update(measure_fast(procs, png, jpg, repeats, out["bare_img_s"]))
+    for mode in ("fast", "device"):
+        out.update(measure_mode(procs, mode, png, jpg, repeats, out["bare_img_s"]))
     procs.close()
     return out
 
@@ -221,6 +247,7 @@ def main() -> None:
         print(f"device: {torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores", flush=True)
     ceiling = decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg)
     ceiling.update(decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg, preprocess="fast"))
+    ceiling.update(device_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg))
     print("decode only (no model): " + ", ".join(f"{k} {v:.0f} img/s" for k, v in ceiling.items()), flush=True)
     rows = []
     for model, precision in configs:
@@ -237,8 +264,10 @@ def main() -> None:
               f"JPEG {r['threads_jpeg_img_s']:>7.0f} | texts bare {r['bare_txt_s']:>8.0f} vgrc {r['vgrc_txt_s']:>8.0f} ({r['eff_txt']:.2f}) "
               f"threads {r['threads_txt_s']:>7.0f} | identical: pixels {r['pixels_identical']}, max |Δ| workers−threads {r['max_abs_diff_workers_vs_threads']:.1e}",
               flush=True)
-        print(f"{'':<18}--preprocess fast: PNG {r['fast_png_img_s']:>8.0f} ({r['fast_eff_png']:.2f}) JPEG {r['fast_jpeg_img_s']:>8.0f} ({r['fast_eff_jpeg']:.2f}) | "
-              f"vs exact: max pixel |Δ| {r['fast_max_pixel_diff']}/255 in {100 * r['fast_share_pixels_differ']:.2f}% of values, max 1−cos {r['fast_max_one_minus_cos']:.1e}", flush=True)
+        for mode in ("fast", "device"):
+            print(f"{'':<18}--preprocess {mode:<6}: PNG {r[mode + '_png_img_s']:>8.0f} ({r[mode + '_eff_png']:.2f}) JPEG {r[mode + '_jpeg_img_s']:>8.0f} "
+                  f"({r[mode + '_eff_jpeg']:.2f}) | vs exact: max pixel |Δ| {r[mode + '_max_pixel_diff']}/255 in {100 * r[mode + '_share_pixels_differ']:.3f}% of values, "
+                  f"max 1−cos {r[mode + '_max_one_minus_cos']:.1e}", flush=True)
     if not rows:
         raise SystemExit("no configuration could be measured")
     head = rows[0]
@@ -246,7 +275,8 @@ def main() -> None:
     for r in rows:
         tag = f"{r['model'].replace('-', '_')}_{r['precision']}"
         parts += [f"{tag}_png={r['eff_png']:.3f}", f"{tag}_jpeg={r['eff_jpeg']:.3f}", f"{tag}_txt={r['eff_txt']:.3f}",
-                  f"{tag}_fast_png={r['fast_eff_png']:.3f}", f"{tag}_fast_jpeg={r['fast_eff_jpeg']:.3f}", f"{tag}_fast_max_1mcos={r['fast_max_one_minus_cos']:.1e}"]
+                  *(f"{tag}_{m}_{key}={r[f'{m}_{field}']:{spec}}" for m in ("fast", "device")
+                    for key, field, spec in (("png", "eff_png", ".3f"), ("jpeg", "eff_jpeg", ".3f"), ("max_1mcos", "max_one_minus_cos", ".1e")))]
     parts.append(f"pixels_identical={all(r['pixels_identical'] for r in rows)}")
     print("RESULT " + " ".join(parts))
 

@@ -2,7 +2,8 @@
 # Every GPU measurement of issue 13 in one device run (about 5 minutes on an H200):
 # benchmarks/bench_encode.py --device cuda — images/s and texts/s against the bare forward
 # pass for ViT-B-32 bf16, ViT-L-14 bf16 and ViT-B-32 fp32, with open_clip's exact
-# preprocessing and with --preprocess fast, and the fast path's deviation on that card.
+# preprocessing, --preprocess fast and --preprocess device (nvJPEG + GPU resize), and each
+# opt-in path's deviation from exact on that card.
 #
 # The lent machine has torch and torchvision but no network. Fetch the missing wheels
 # here (.whl/ is ignored by git), then carry them:

@@ -29,7 +29,7 @@ Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Images or texts per forward pass.")]
 PreprocessMode = Annotated[
     str,
-    typer.Option("--preprocess", help="How images become pixels: " + "; ".join(f"{k}: {v}" for k, v in PREPROCESS_MODES.items()) + ". fast has its own embedding cache."),
+    typer.Option("--preprocess", help="How images become pixels: " + "; ".join(f"{k}: {v}" for k, v in PREPROCESS_MODES.items()) + ". fast and device keep their own embedding caches; with device, --decode-workers counts host decode threads."),
 ]
 DecodeWorkers = Annotated[
     Optional[int],

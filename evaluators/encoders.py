@@ -160,9 +160,12 @@ class ClipEncoder:
         (:mod:`~vgrc.evaluators.encode_workers`); 0 = threads in this process; None = the
         default for the device (:func:`~vgrc.evaluators.encode_workers.default_workers`).
         The embeddings are the same either way.
-    preprocess : {"exact", "fast"}
+    preprocess : {"exact", "fast", "device"}
         How image bytes become pixels (:mod:`~vgrc.evaluators.pixels`): open_clip's own
-        PIL steps, bit-identical (default), or torchvision's decoders and uint8 resize.
+        PIL steps, bit-identical (default); torchvision's decoders and uint8 resize; or
+        resizing (and on CUDA JPEG decoding) on the device
+        (:mod:`~vgrc.evaluators.device_pixels`, where ``decode_workers`` counts host
+        decode threads).
     """
 
     def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", batch_size: int = 64, decode_workers: int | None = None,
@@ -185,6 +188,7 @@ class ClipEncoder:
         self.batch_size = batch_size
         self.decode_workers = default_workers(device) if decode_workers is None else decode_workers
         self._decoders = None
+        self._device_prep = None
         self._tokenizers = None
         self.model = None
 
@@ -394,6 +398,8 @@ class ClipEncoder:
         """Encode ``(name, bytes)`` items; decoding of the next batches overlaps the forward
         pass (in ``decode_workers`` processes, else in threads)."""
         self.load()
+        if self.preprocess_mode == "device":
+            return self._encode_device(items, on_batch)
         workers = self._decode_workers() if self.decode_workers and len(items) > self.batch_size else None
         if workers is not None:
             if self.device.startswith("cuda"):
@@ -446,6 +452,57 @@ class ClipEncoder:
                     on_batch(len(pixels))
         return torch.cat(feats).cpu().numpy() if feats else np.zeros((0, self.dim), np.float32)
 
+    def _device_pixels(self):
+        """``--preprocess device``'s batch preprocessing (:mod:`~vgrc.evaluators.device_pixels`), made on first use."""
+        if self._device_prep is None:
+            from vgrc.evaluators.device_pixels import DevicePixels, default_threads
+
+            tail = self._tensor_tail()
+            if tail is None:
+                raise InvalidInputError(f"--preprocess device: {self.spec.arch}'s preprocessing does not end in ToTensor + Normalize; use --preprocess exact")
+            try:
+                self._device_prep = DevicePixels.from_pil_steps(tail[0], self.device, self.decode_workers or default_threads())
+            except ValueError as exc:
+                raise InvalidInputError(f"--preprocess device does not support {self.spec.arch}'s preprocessing step {exc}; use --preprocess exact") from None
+        return self._device_prep
+
+    def _encode_device(self, items, on_batch) -> np.ndarray:
+        """``--preprocess device``: a helper thread decodes and resizes the next batch (on a
+        side CUDA stream) while this one runs the forward pass; embeddings stay on the
+        device until the end."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        prep = self._device_pixels()
+        cuda = self.device.startswith("cuda")
+        side = torch.cuda.Stream(device=self.device) if cuda else None
+
+        def produce(batch):
+            if side is None:
+                return prep(batch), None
+            with torch.cuda.stream(side):
+                result, ready = prep(batch), torch.cuda.Event()
+                ready.record(side)
+            return result, ready
+
+        batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
+        feats = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vgrc-prefetch") as ahead, torch.no_grad(), self._autocast():
+            pending = ahead.submit(produce, batches[0]) if batches else None
+            for i, batch in enumerate(batches):
+                (pixels, errors), ready = pending.result()
+                pending = ahead.submit(produce, batches[i + 1]) if i + 1 < len(batches) else None
+                if errors:
+                    raise BadImageError(errors[0][0], errors[0][1])
+                if ready is not None:
+                    torch.cuda.current_stream(self.device).wait_event(ready)
+                    pixels.record_stream(torch.cuda.current_stream(self.device))
+                feats.append(torch.nn.functional.normalize(self.model.encode_image(self._normalize_uint8(pixels)).float(), dim=-1))
+                if on_batch:
+                    on_batch(len(batch))
+        return torch.cat(feats).cpu().numpy() if feats else np.zeros((0, self.dim), np.float32)
+
     def _encode_image_bytes_threads(self, items, on_batch) -> np.ndarray:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -470,10 +527,10 @@ class ClipEncoder:
         if getattr(self._decoders, "page_locked", False):
             self._decoders.page_unlock()  # before the ring's memory goes; runs once
             self._decoders.page_locked = False
-        for pool in (self._decoders, self._tokenizers):
+        for pool in (self._decoders, self._tokenizers, self._device_prep):
             if pool is not None:
                 pool.close()
-        self._decoders = self._tokenizers = None
+        self._decoders = self._tokenizers = self._device_prep = None
 
 
 def _page_lock(workers) -> bool:

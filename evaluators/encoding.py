@@ -100,6 +100,15 @@ def _encode_images_tolerant(encoder: ClipEncoder, items: list[tuple[str, bytes]]
     return np.stack(out)
 
 
+def image_namespace(config) -> str:
+    """The image cache's name after the model key. Other pixels, other embeddings: fast has
+    its own; device its own per device type (nvJPEG decodes JPEGs on CUDA only)."""
+    mode = getattr(config, "preprocess", "exact")
+    if mode == "device":
+        return f"image-device-{str(config.device).split(':')[0]}"
+    return "image" if mode == "exact" else f"image-{mode}"
+
+
 class EncodingSetup:
     """The encoder with its two embedding caches, and encoding with statistics."""
 
@@ -107,8 +116,7 @@ class EncodingSetup:
         self.config = config
         self.cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.key, self.spec_record = model_identity(config, self.cache_root)
-        mode = getattr(config, "preprocess", "exact")  # --preprocess fast gives other pixels: its own image cache
-        self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-image" if mode == "exact" else f"{self.key}-image-{mode}")
+        self.image_cache = EmbeddingCache(self.cache_root, f"{self.key}-{image_namespace(config)}")
         self.text_cache = EmbeddingCache(self.cache_root, f"{self.key}-text")
         self.stats = {"images": EncodeStats(), "texts": EncodeStats()}
         self._encoder = None

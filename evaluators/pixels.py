@@ -1,6 +1,6 @@
 """Image bytes → the model's input pixels (uint8, H × W × 3), before ToTensor + Normalize.
 
-Two ways, chosen by ``--preprocess``:
+Three ways, chosen by ``--preprocess``:
 
 - ``exact`` (default): PIL decodes and converts to RGB, then open_clip's own PIL steps
   (Resize, CenterCrop, …) run. Embeddings are bit-identical to ``model.encode_image(
@@ -15,8 +15,11 @@ Two ways, chosen by ``--preprocess``:
   ``benchmarks/bench_encode.py`` and recorded in docs/FIDELITY.md. Files torchvision
   cannot decode (BMP, TIFF, …) are decoded by PIL, then resized the fast way. It runs on
   the CPU (in the decode workers or threads), so its pixels are the same on every host.
+- ``device`` (opt-in): whole batches are resized on the model's device, and on CUDA JPEGs
+  are decoded there too (nvJPEG); :mod:`~vgrc.evaluators.device_pixels`. This module gives
+  it the host decoder (:func:`host_decode`) and the header check.
 
-Both are picklable callables ``bytes -> np.ndarray`` that the decode workers run; both
+``exact`` and ``fast`` are picklable callables ``bytes -> np.ndarray`` that the decode workers run; both
 raise :class:`UndecodableImage` for bytes that are not an image. The module imports nothing
 heavy (the CLI reads ``PREPROCESS_MODES`` for its help).
 """
@@ -25,12 +28,13 @@ from __future__ import annotations
 
 import io
 
-__all__ = ["PREPROCESS_MODES", "ExactPixels", "FastPixels", "UndecodableImage", "pixel_function", "pil_rgb"]
+__all__ = ["PREPROCESS_MODES", "ExactPixels", "FastPixels", "UndecodableImage", "header_size", "host_decode", "is_jpeg", "pixel_function", "pil_rgb"]
 
 #: ``--preprocess`` choices
 PREPROCESS_MODES = {
     "exact": "open_clip's own PIL preprocessing: bit-identical embeddings (default)",
     "fast": "torchvision decoding and uint8 resizing: 2-3x faster per core, pixels within 2/255 of exact in a few per thousand",
+    "device": "resize on the model's device (and decode JPEGs there with nvJPEG on CUDA): for fast GPUs that host decoding cannot feed",
 }
 
 
@@ -51,14 +55,14 @@ def pil_rgb(data: bytes):
         raise UndecodableImage(str(exc)) from exc
 
 
-def _check_pixel_count(data: bytes) -> None:
+def check_pixel_count(data: bytes) -> None:
     """PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``), from the header
     alone, for decoders that have none; formats PIL cannot identify pass."""
     from PIL import Image, UnidentifiedImageError
 
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":  # PNG's size is at a fixed place (PIL's parse: ~0.1 ms)
-        pixels = int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
-        limit = Image.MAX_IMAGE_PIXELS
+    size = header_size(data)  # PNG and JPEG without PIL (its parse: ~0.1 ms, a GPU feed's whole budget per image)
+    if size is not None:
+        pixels, limit = size[0] * size[1], Image.MAX_IMAGE_PIXELS
         if limit and pixels > 2 * limit:
             raise UndecodableImage(f"Image size ({pixels} pixels) exceeds limit of {2 * limit} pixels, could be decompression bomb DOS attack.")
         return
@@ -69,6 +73,56 @@ def _check_pixel_count(data: bytes) -> None:
         raise UndecodableImage(str(exc)) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         pass
+
+
+def is_jpeg(data) -> bool:
+    return bytes(data[:3]) == b"\xff\xd8\xff"
+
+
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless; Huffman or arithmetic)
+_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """``(height, width)`` read from a PNG's IHDR or a JPEG's start-of-frame segment;
+    None for other formats or a header this cannot follow (the decoder then judges)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if not is_jpeg(data):
+        return None
+    at = 2
+    while at + 4 <= len(data):  # segments: FF marker, 2-byte length (which counts itself), payload
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _SOF:
+            return (int.from_bytes(data[at + 5 : at + 7], "big"), int.from_bytes(data[at + 7 : at + 9], "big")) if at + 9 <= len(data) else None
+        if marker in (0xD9, 0xDA):  # end of image, or the scan before any frame header
+            return None
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
+def host_decode(data: bytes):
+    """(3, H, W) uint8 RGB on the CPU: torchvision's decoders (libpng, libjpeg-turbo;
+    they release the GIL), PIL for formats they do not read; PIL's decompression-bomb
+    limit checked from the header first."""
+    import numpy as np
+    import torch
+
+    check_pixel_count(data)  # torchvision would allocate whatever the header claims
+    try:
+        image = _torchvision_decode(data)
+    except (RuntimeError, ValueError, ImportError):  # a format torchvision does not read: PIL decodes it
+        image = torch.from_numpy(np.asarray(pil_rgb(data)).copy()).permute(2, 0, 1)
+    if image.dtype != torch.uint8:  # 16-bit PNG: to 8 bits, as PIL's RGB conversion does
+        from torchvision.transforms.v2 import functional as F
+
+        image = F.to_dtype(image, torch.uint8, scale=True)
+    return image
 
 
 class ExactPixels:
@@ -123,17 +177,9 @@ class FastPixels:
         return cls(size, interpolation, max_size, crop)
 
     def __call__(self, data: bytes):
-        import numpy as np
-        import torch
         from torchvision.transforms.v2 import functional as F
 
-        _check_pixel_count(data)  # torchvision would allocate whatever the header claims
-        try:
-            image = _torchvision_decode(data)
-        except (RuntimeError, ValueError, ImportError):  # a format torchvision does not read: PIL decodes it
-            image = torch.from_numpy(np.asarray(pil_rgb(data)).copy()).permute(2, 0, 1)
-        if image.dtype != torch.uint8:  # 16-bit PNG: to 8 bits, as PIL's RGB conversion does
-            image = F.to_dtype(image, torch.uint8, scale=True)
+        image = host_decode(data)
         image = F.resize(image, self.size, interpolation=self.interpolation, max_size=self.max_size, antialias=True)
         if self.crop is not None:
             image = F.center_crop(image, list(self.crop))
@@ -144,15 +190,25 @@ def _torchvision_decode(data: bytes):
     """(3, H, W) RGB, by torchvision's decoders. torchvision 0.29 deprecates them in favour
     of TorchCodec; once they are gone, the ImportError sends every image to PIL's decoder
     and only the resize stays fast."""
-    import warnings
-
     import torch
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning)
-        from torchvision.io import ImageReadMode, decode_image
+    quiet_torchvision_decoders()
+    from torchvision.io import ImageReadMode, decode_image
 
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+
+
+def quiet_torchvision_decoders() -> None:
+    """Silence torchvision 0.29's deprecation warning for its decoders: a filter added once
+    (``warnings.catch_warnings`` per call is not thread-safe, and decode threads call it),
+    again if someone reset the filters."""
+    import warnings
+
+    if not any(f[1] is not None and f[1].pattern == _DEPRECATION for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=_DEPRECATION, category=DeprecationWarning)
+
+
+_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
 
 
 def pixel_function(mode: str, pil_steps):

@@ -119,8 +119,9 @@ def write_metric_tables(out: Path, config, metrics: dict, title: str, notes: lis
     """metrics.json (flat metrics + ``config`` + ``notes``), metrics.csv and metrics.md."""
     summary = {**run_summary(config), "dataset": dataset}
     if "preprocess" in summary:  # every task's outputs say so
-        notes = [*notes, f"images preprocessed with --preprocess {summary['preprocess']} (torchvision), not open_clip's own PIL steps: "
-                 "pixels within a few levels of 255, embeddings not bit-identical (docs/FIDELITY.md row 45)"]
+        how = {"fast": "torchvision", "device": "resized on the model's device, JPEGs decoded there on CUDA"}.get(summary["preprocess"], summary["preprocess"])
+        notes = [*notes, f"images preprocessed with --preprocess {summary['preprocess']} ({how}), not open_clip's own PIL steps: "
+                 "pixels within a few levels of 255, embeddings not bit-identical (docs/FIDELITY.md rows 45-46)"]
     atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": summary, "notes": notes}, indent=2) + "\n")
     names = list(metrics)
     atomic_write_text(out / "metrics.csv", ",".join([*lead, *names]) + "\n" + ",".join([*lead.values(), *(repr(float(metrics[n])) for n in names)]) + "\n")

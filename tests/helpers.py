@@ -2,6 +2,10 @@
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SMALL_SHAPES = dict(size=64, limit=60, seed=7)
 
@@ -45,3 +49,31 @@ def eval_one_and_sharded(tmp_path: Path, *args) -> tuple[dict, dict]:
     assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
     assert pd.read_parquet(one / "per_query.parquet").equals(pd.read_parquet(two / "per_query.parquet"))
     return runs["one"], runs["two"]
+
+
+def picture(w: int, h: int, seed: int) -> "Image.Image":
+    """Smooth colour fields, noise and hard-edged shapes (the edges are where resamplers differ)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([np.sin(7 * x * rng.random() + 6 * rng.random()) * 90 + 128 + 40 * y for _ in range(3)], -1) + rng.normal(0, 10, (h, w, 3))
+    im = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(im)
+    for _ in range(4):
+        x0, y0 = int(rng.integers(0, w - 8)), int(rng.integers(0, h - 8))
+        draw.rectangle([x0, y0, x0 + int(rng.integers(4, w // 2 + 5)), y0 + int(rng.integers(4, h // 2 + 5))], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return im
+
+
+def image_bytes(im: "Image.Image", fmt: str, **kw) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+#: image sizes (w, h) for the preprocessing tests: landscape, portrait, tiny, square, extreme
+SIZES = [(320, 240), (640, 480), (97, 61), (224, 224), (1000, 150), (150, 700)]

@@ -158,7 +158,7 @@ def shared_preparation():
 
 def _prepare_key(config, objects: bool, fit: bool) -> tuple:
     return (config.data, config.split, config.fit_split, config.fit_fraction if fit else 0.0, config.limit, config.seed, config.model,
-            config.pretrained, tuple(config.templates), config.device, config.precision, config.cache_dir, config.skip_bad, objects, fit)
+            config.pretrained, tuple(config.templates), config.device, config.precision, config.cache_dir, config.skip_bad, getattr(config, "preprocess", "exact"), objects, fit)
 
 
 def prepare(config, progress, *, objects: bool = True, fit: bool = False, needed_by: str = "this analysis") -> Prepared:

@@ -2,38 +2,18 @@
 preprocessing: same shapes and crops on every size and mode, pixels within 2/255 in a few
 per thousand, decoding identical, unsupported steps refused, its own embedding cache."""
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from helpers import SIZES
+from helpers import image_bytes as _bytes
+from helpers import picture as _picture
+from PIL import Image
 from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Resize
 
 from vgrc.evaluators.pixels import ExactPixels, FastPixels, UndecodableImage, pixel_function
 
 OPEN_CLIP_STEPS = Compose([Resize(224, interpolation=InterpolationMode.BICUBIC), CenterCrop(224)])
 
-
-def _picture(w: int, h: int, seed: int) -> Image.Image:
-    """Smooth colour fields, noise and hard-edged shapes (the edges are where resamplers differ)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack([np.sin(7 * x * rng.random() + 6 * rng.random()) * 90 + 128 + 40 * y for _ in range(3)], -1) + rng.normal(0, 10, (h, w, 3))
-    im = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(im)
-    for _ in range(4):
-        x0, y0 = int(rng.integers(0, w - 8)), int(rng.integers(0, h - 8))
-        draw.rectangle([x0, y0, x0 + int(rng.integers(4, w // 2 + 5)), y0 + int(rng.integers(4, h // 2 + 5))], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
-    return im
-
-
-def _bytes(im: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-SIZES = [(320, 240), (640, 480), (97, 61), (224, 224), (1000, 150), (150, 700)]
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

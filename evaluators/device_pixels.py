@@ -1,0 +1,231 @@
+"""``--preprocess device``: decode and resize whole batches on the model's device.
+
+Why: issue 13 measured, on a 16-core H200 host, ViT-B-32 bf16's forward pass at 21,483
+img/s and the host's whole capacity to decode and resize with PIL at 4,790 (PNG) / 7,971
+(JPEG) img/s, so the GPU idled ~75% of the time; nvJPEG decoding plus a GPU resize ran at
+21,583 img/s. This path moves the resize, and on CUDA the JPEG decoding, onto the device.
+
+Per batch of ``(name, bytes)``:
+
+1. **JPEGs** (by their first bytes) are decoded together by
+   ``torchvision.io.decode_jpeg(list, device=device)``: nvJPEG on CUDA, libjpeg-turbo on the
+   CPU. When the batched call fails (a damaged file, or a JPEG flavour nvJPEG does not
+   decode), each image is retried alone on the device, then decoded on the host like
+   other formats; only an image that no decoder reads is an error.
+2. **Other formats** are decoded on the host by a pool of threads
+   (:func:`~vgrc.evaluators.pixels.host_decode`: torchvision's libpng decoder releases the
+   GIL, PIL reads the formats it does not), then copied to the device.
+3. Images of one size are **resized together** on the device, in PIL's two passes
+   (horizontal, then vertical, each rounded and clamped to 8 bits as PIL's are) with
+   torch's antialiased float32 kernel and the preprocessing's interpolation and
+   output-size rule, then centre-cropped.
+
+The result is uint8 ``(B, H, W, 3)`` on the device, which ToTensor + Normalize then take
+(the encoder's ``_normalize_uint8``). PIL's decompression-bomb limit is checked from each
+header before anything is decoded.
+
+Not bit-identical to ``exact``:
+- the float kernel differs from PIL's fixed-point one by a level of 255 in ~0.02% of the
+  values (measured on the CPU by ``benchmarks/bench_encode.py``; ``fast``: ~0.3%);
+- on CUDA, nvJPEG's inverse DCT and chroma upsampling differ from libjpeg-turbo's, which
+  PIL uses. That difference exists only on a GPU, so it is measured there.
+
+The pixels therefore depend on the device type, and the embedding cache keeps this mode's
+embeddings apart per device type (``KEY-image-device-cuda`` / ``-cpu``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+__all__ = ["DevicePixels"]
+
+#: float32 values resized at once per size group (512 MB): bounds memory for large photos
+MAX_FLOATS = 2**27
+
+
+class DevicePixels:
+    """Batches of image bytes → uint8 ``(B, H, W, 3)`` pixels on ``device``.
+
+    Parameters
+    ----------
+    size, interpolation, max_size, crop
+        The resize and crop, as :class:`~vgrc.evaluators.pixels.FastPixels` reads them from
+        the preprocessing's PIL steps (:meth:`from_pil_steps`).
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
+    threads : int
+        Host threads decoding the images that are not decoded on the device.
+    """
+
+    def __init__(self, size, interpolation, max_size=None, crop=None, device: str = "cpu", threads: int = 1):
+        self.size, self.interpolation, self.max_size, self.crop = size, interpolation, max_size, crop
+        self.device, self.threads = device, max(1, threads)
+        self._pool = None
+
+    @classmethod
+    def from_pil_steps(cls, pil_steps, device: str = "cpu", threads: int = 1) -> "DevicePixels":
+        """:class:`ValueError` naming the step the device path does not support."""
+        from vgrc.evaluators.pixels import FastPixels
+
+        geometry = FastPixels.from_pil_steps(pil_steps)
+        return cls(geometry.size, geometry.interpolation, geometry.max_size, geometry.crop, device, threads)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __call__(self, items: Sequence[tuple[str, bytes]]):
+        """``(pixels, errors)``: uint8 ``(B, H, W, 3)`` on the device (None when an image
+        failed), and ``[(name, message)]`` for the images that could not be read."""
+        import torch
+
+        from vgrc.evaluators.pixels import UndecodableImage, check_pixel_count, is_jpeg
+
+        pool, stream = self._host_pool(), _current_stream(self.device)
+        pin = stream is not None
+        jpegs, host = [], []
+        for i, (_, data) in enumerate(items):
+            try:
+                is_device_jpeg = is_jpeg(data) and check_pixel_count(data) is None
+            except UndecodableImage:  # the host path reports it in the same words as every other path
+                is_device_jpeg = False
+            (jpegs if is_device_jpeg else host).append(i)
+        # JPEGs in one chunk per thread (nvJPEG's Huffman stage runs on the calling CPU
+        # thread), the other images one task each, all at once
+        per_chunk = max(16, -(-len(jpegs) // self.threads))
+        jpeg_tasks = [pool.submit(self._device_jpegs, [items[i][1] for i in jpegs[s : s + per_chunk]], stream) for s in range(0, len(jpegs), per_chunk)]
+        host_tasks = {i: pool.submit(_host_decode_or_error, items[i][1], pin) for i in host}
+        decoded: list = [None] * len(items)
+        for s, task in zip(range(0, len(jpegs), per_chunk), jpeg_tasks):
+            for i, image in zip(jpegs[s : s + per_chunk], task.result()):
+                if image is None:  # not decodable on the device: the host tries
+                    host_tasks[i] = pool.submit(_host_decode_or_error, items[i][1], pin)
+                decoded[i] = image
+        errors = []
+        for i in sorted(host_tasks):
+            result = host_tasks[i].result()
+            if isinstance(result, str):
+                errors.append((items[i][0], f"cannot decode image {items[i][0]}: {result}"))
+            else:
+                decoded[i] = result
+        if errors:
+            return None, errors
+        out = [None] * len(items)
+        for shape, members in _groups(decoded).items():
+            per_chunk = max(1, MAX_FLOATS // (shape[0] * shape[1] * shape[2]))
+            for s in range(0, len(members), per_chunk):
+                chunk = members[s : s + per_chunk]
+                # on CUDA each host image is copied from its page-locked buffer (filled by its
+                # decode thread) asynchronously, and stacked on the GPU: no serial host copy
+                batch = torch.stack([decoded[i].to(self.device, non_blocking=True) for i in chunk])
+                resized = self._resize(batch)
+                for j, i in enumerate(chunk):
+                    out[i] = resized[j]
+        return torch.stack(out).permute(0, 2, 3, 1), []
+
+    def _device_jpegs(self, datas: list[bytes], stream) -> list:
+        """Decode JPEGs on the device (on ``stream`` when CUDA): one batched call; when it
+        fails (one damaged file fails the batch), each alone; None for those the device
+        cannot decode (a damaged file, or a flavour nvJPEG lacks: CMYK, 12-bit, lossless…)."""
+        import contextlib
+
+        import torch
+
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            try:
+                return self._decode_jpeg_call(datas)
+            except (RuntimeError, ValueError):
+                pass
+            out = []
+            for data in datas:
+                try:
+                    out.append(self._decode_jpeg_call([data])[0])
+                except (RuntimeError, ValueError):
+                    out.append(None)
+            return out
+
+    def _decode_jpeg_call(self, datas: list[bytes]) -> list:
+        import torch
+
+        from vgrc.evaluators.pixels import quiet_torchvision_decoders
+
+        quiet_torchvision_decoders()
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        images = decode_jpeg([torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas], mode=ImageReadMode.RGB, device=self.device)
+        if any(im.shape[0] != 3 or im.dtype != torch.uint8 for im in images):
+            raise RuntimeError("decoded to other than 3 channels of 8 bits")
+        return images
+
+    def _resize(self, batch):
+        """uint8 (n, 3, h, w) on the device → resized, cropped uint8 (n, 3, H, W).
+
+        Two passes, as PIL's resampler does: horizontal, rounded and clamped to 8 bits,
+        then vertical, rounded and clamped (a pass is skipped where its axis keeps its
+        size). Each pass is torch's antialiased kernel in float32, which follows PIL's
+        filter support and weights; without the rounding between the passes 17% of the
+        values differed from PIL's by one level, with it 0.02% (measured on the CPU)."""
+        import torch
+        from torchvision.transforms.v2 import functional as F
+
+        h, w = batch.shape[-2:]
+        out_h, out_w = self.output_size(h, w)
+        image = batch
+        for target in ((h, out_w), (out_h, out_w)):
+            if tuple(image.shape[-2:]) != target:
+                image = F.resize(image.float(), list(target), interpolation=self.interpolation, antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+        return F.center_crop(image, list(self.crop)) if self.crop is not None else image
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size ``Resize(size, max_size=...)`` gives an ``h × w`` image (torchvision's
+        rule, the same for PIL images and tensors)."""
+        if not isinstance(self.size, int) and len(self.size) == 2:
+            return int(self.size[0]), int(self.size[1])
+        requested = self.size if isinstance(self.size, int) else int(self.size[0])
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = requested, int(requested * long / short)
+        if self.max_size is not None and new_long > self.max_size:
+            new_short, new_long = int(self.max_size * new_short / new_long), self.max_size
+        return (new_long, new_short) if w <= h else (new_short, new_long)
+
+    def _host_pool(self):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vgrc-decode")
+        return self._pool
+
+
+def _current_stream(device: str):
+    """The calling thread's CUDA stream on ``device`` (the pool's threads decode on it), or None off CUDA."""
+    import torch
+
+    return torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
+
+
+def _host_decode_or_error(data: bytes, pin: bool = False):
+    """(3, H, W) uint8 on the CPU (page-locked with ``pin``, for an asynchronous copy to the
+    GPU), or the reason it cannot be decoded."""
+    from vgrc.evaluators.pixels import UndecodableImage, host_decode
+
+    try:
+        image = host_decode(data)
+    except UndecodableImage as exc:
+        return str(exc)
+    return image.pin_memory() if pin else image
+
+
+def _groups(decoded: list) -> dict:
+    """Image indices by (channels, height, width), in order."""
+    groups: dict = {}
+    for i, image in enumerate(decoded):
+        groups.setdefault(tuple(image.shape), []).append(i)
+    return groups
+
+
+def default_threads() -> int:
+    """Host decode threads when ``--decode-workers`` is not given: one per core but one, 1–16."""
+    return max(1, min(16, (os.cpu_count() or 1) - 1))
