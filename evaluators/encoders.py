@@ -317,17 +317,22 @@ class ClipEncoder:
         if not hasattr(self, "_pixel_fn"):
             from vgrc.evaluators.pixels import pixel_function
 
-            tail = self._tensor_tail()
-            if tail is None:
-                if self.preprocess_mode != "exact":
-                    raise InvalidInputError(f"--preprocess {self.preprocess_mode}: {self.spec.arch}'s preprocessing does not end in ToTensor + Normalize; use --preprocess exact")
+            if self._tensor_tail() is None and self.preprocess_mode == "exact":
                 self._pixel_fn = None
             else:
-                try:
-                    self._pixel_fn = pixel_function(self.preprocess_mode, tail[0])
-                except ValueError as exc:
-                    raise InvalidInputError(f"--preprocess {self.preprocess_mode} does not support {self.spec.arch}'s preprocessing step {exc}; use --preprocess exact") from None
+                self._pixel_fn = self._mirror_pil_steps(lambda steps: pixel_function(self.preprocess_mode, steps))
         return self._pixel_fn
+
+    def _mirror_pil_steps(self, build):
+        """``build(pil_steps)``: the ``--preprocess`` path made from open_clip's PIL steps
+        (before ToTensor + Normalize); one line naming what it cannot mirror."""
+        tail = self._tensor_tail()
+        if tail is None:
+            raise InvalidInputError(f"--preprocess {self.preprocess_mode}: {self.spec.arch}'s preprocessing does not end in ToTensor + Normalize; use --preprocess exact")
+        try:
+            return build(tail[0])
+        except ValueError as exc:
+            raise InvalidInputError(f"--preprocess {self.preprocess_mode} does not support {self.spec.arch}'s preprocessing step {exc}; use --preprocess exact") from None
 
     def _decode(self, data: bytes, name: str):
         from vgrc.evaluators.pixels import UndecodableImage, pil_rgb
@@ -457,13 +462,8 @@ class ClipEncoder:
         if self._device_prep is None:
             from vgrc.evaluators.device_pixels import DevicePixels, default_threads
 
-            tail = self._tensor_tail()
-            if tail is None:
-                raise InvalidInputError(f"--preprocess device: {self.spec.arch}'s preprocessing does not end in ToTensor + Normalize; use --preprocess exact")
-            try:
-                self._device_prep = DevicePixels.from_pil_steps(tail[0], self.device, self.decode_workers or default_threads())
-            except ValueError as exc:
-                raise InvalidInputError(f"--preprocess device does not support {self.spec.arch}'s preprocessing step {exc}; use --preprocess exact") from None
+            threads = self.decode_workers or default_threads()
+            self._device_prep = self._mirror_pil_steps(lambda steps: DevicePixels.from_pil_steps(steps, self.device, threads))
         return self._device_prep
 
     def _encode_device(self, items, on_batch) -> np.ndarray:

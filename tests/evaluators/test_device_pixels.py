@@ -175,3 +175,15 @@ def test_a_jpeg_the_device_refuses_goes_to_the_host_and_keeps_its_place(monkeypa
     pixels, errors = prep(items)
     assert errors == [] and np.array_equal(pixels.numpy(), expected)
     assert sorted(calls, reverse=True)[:2] == [16, 4] and calls.count(1) == 16  # two chunks; the failed one retried alone
+
+
+def test_device_on_a_model_it_cannot_mirror_is_one_error():
+    from torchvision.transforms import Normalize, RandomCrop, ToTensor
+
+    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.errors import InvalidInputError
+
+    enc = ClipEncoder(resolve_model("tiny-random"), preprocess="device").load()
+    enc.preprocess = Compose([Resize(32), RandomCrop(32), ToTensor(), Normalize((0.5,) * 3, (0.5,) * 3)])
+    with pytest.raises(InvalidInputError, match="--preprocess device does not support .*RandomCrop.*use --preprocess exact"):
+        enc.encode_image_bytes([("a.png", _bytes(_picture(64, 48, 0), "PNG"))])
