@@ -80,8 +80,12 @@ class DevicePixels:
     def __call__(self, items: Sequence[tuple[str, bytes]]):
         """``(pixels, errors)``: uint8 ``(B, H, W, 3)`` on the device (None when an image
         failed), and ``[(name, message)]`` for the images that could not be read."""
-        import torch
+        decoded, errors = self._decode(items)
+        return (None, errors) if errors else (self._resize_all(decoded), [])
 
+    def _decode(self, items) -> tuple[list, list[tuple[str, str]]]:
+        """Every image as uint8 (3, h, w): JPEGs on the device, the rest (and the JPEGs the
+        device refuses) on the host; the errors, in the items' order."""
         from vgrc.evaluators.pixels import UndecodableImage, check_pixel_count, is_jpeg
 
         pool, stream = self._host_pool(), _current_stream(self.device)
@@ -89,18 +93,19 @@ class DevicePixels:
         jpegs, host = [], []
         for i, (_, data) in enumerate(items):
             try:
-                is_device_jpeg = is_jpeg(data) and check_pixel_count(data) is None
+                on_device = is_jpeg(data) and check_pixel_count(data) is None
             except UndecodableImage:  # the host path reports it in the same words as every other path
-                is_device_jpeg = False
-            (jpegs if is_device_jpeg else host).append(i)
+                on_device = False
+            (jpegs if on_device else host).append(i)
         # JPEGs in one chunk per thread (nvJPEG's Huffman stage runs on the calling CPU
         # thread), the other images one task each, all at once
-        per_chunk = max(16, -(-len(jpegs) // self.threads))
-        jpeg_tasks = [pool.submit(self._device_jpegs, [items[i][1] for i in jpegs[s : s + per_chunk]], stream) for s in range(0, len(jpegs), per_chunk)]
+        per_thread = max(16, -(-len(jpegs) // self.threads))
+        chunks = [jpegs[s : s + per_thread] for s in range(0, len(jpegs), per_thread)]
+        jpeg_tasks = [pool.submit(self._device_jpegs, [items[i][1] for i in chunk], stream) for chunk in chunks]
         host_tasks = {i: pool.submit(_host_decode_or_error, items[i][1], pin) for i in host}
         decoded: list = [None] * len(items)
-        for s, task in zip(range(0, len(jpegs), per_chunk), jpeg_tasks):
-            for i, image in zip(jpegs[s : s + per_chunk], task.result()):
+        for chunk, task in zip(chunks, jpeg_tasks):
+            for i, image in zip(chunk, task.result()):
                 if image is None:  # not decodable on the device: the host tries
                     host_tasks[i] = pool.submit(_host_decode_or_error, items[i][1], pin)
                 decoded[i] = image
@@ -111,20 +116,23 @@ class DevicePixels:
                 errors.append((items[i][0], f"cannot decode image {items[i][0]}: {result}"))
             else:
                 decoded[i] = result
-        if errors:
-            return None, errors
-        out = [None] * len(items)
+        return decoded, errors
+
+    def _resize_all(self, decoded: list):
+        """Resize and crop every image, those of one size together; (B, H, W, 3) in order."""
+        import torch
+
+        out = [None] * len(decoded)
         for shape, members in _groups(decoded).items():
-            per_chunk = max(1, MAX_FLOATS // (shape[0] * shape[1] * shape[2]))
-            for s in range(0, len(members), per_chunk):
-                chunk = members[s : s + per_chunk]
+            per_call = max(1, MAX_FLOATS // (shape[0] * shape[1] * shape[2]))
+            for s in range(0, len(members), per_call):
+                group = members[s : s + per_call]
                 # on CUDA each host image is copied from its page-locked buffer (filled by its
                 # decode thread) asynchronously, and stacked on the GPU: no serial host copy
-                batch = torch.stack([decoded[i].to(self.device, non_blocking=True) for i in chunk])
-                resized = self._resize(batch)
-                for j, i in enumerate(chunk):
+                resized = self._resize(torch.stack([decoded[i].to(self.device, non_blocking=True) for i in group]))
+                for j, i in enumerate(group):
                     out[i] = resized[j]
-        return torch.stack(out).permute(0, 2, 3, 1), []
+        return torch.stack(out).permute(0, 2, 3, 1)
 
     def _device_jpegs(self, datas: list[bytes], stream) -> list:
         """Decode JPEGs on the device (on ``stream`` when CUDA): one batched call; when it
