@@ -33,7 +33,7 @@ __all__ = ["PREPROCESS_MODES", "ExactPixels", "FastPixels", "UndecodableImage", 
 #: ``--preprocess`` choices
 PREPROCESS_MODES = {
     "exact": "open_clip's own PIL preprocessing: bit-identical embeddings (default)",
-    "fast": "torchvision decoding and uint8 resizing: 2-3x faster per core, pixels within 2/255 of exact in a few per thousand",
+    "fast": "torchvision decoding and uint8 resizing: 1.3-1.9x the images per core, pixels within 2/255 of exact in a few per thousand",
     "device": "resize on the model's device (and decode JPEGs there with nvJPEG on CUDA): for fast GPUs that host decoding cannot feed",
 }
 
