@@ -187,3 +187,18 @@ def test_device_on_a_model_it_cannot_mirror_is_one_error():
     enc.preprocess = Compose([Resize(32), RandomCrop(32), ToTensor(), Normalize((0.5,) * 3, (0.5,) * 3)])
     with pytest.raises(InvalidInputError, match="--preprocess device does not support .*RandomCrop.*use --preprocess exact"):
         enc.encode_image_bytes([("a.png", _bytes(_picture(64, 48, 0), "PNG"))])
+
+
+def test_sharded_device_run_equals_one_process(shapes_dir, tmp_path):
+    """`--preprocess device --shards 2` through the CLI: each rank's helper and decode threads
+    give the same cached embeddings, metrics and ranks as one process."""
+    from helpers import eval_one_and_sharded
+
+    from vgrc.evaluators.embedding_cache import EmbeddingCache
+
+    one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--k", "10", "--batch-size", "2", "--preprocess", "device")
+    assert one == two
+    caches = [(c, [p.name for p in c.iterdir() if p.name.endswith("-image-device-cpu")]) for c in (tmp_path / "cache-one", tmp_path / "cache-two")]
+    (c1, [ns1]), (c2, [ns2]) = caches
+    a, b = EmbeddingCache(c1, ns1), EmbeddingCache(c2, ns2)
+    assert ns1 == ns2 and len(a) == len(b) > 0 and all(np.array_equal(a.get(k), b.get(k)) for k in a._load())
