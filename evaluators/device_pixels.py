@@ -15,8 +15,8 @@ Per batch of ``(name, bytes)``:
 2. **Other formats** are decoded on the host by a pool of threads
    (:func:`~vgrc.evaluators.pixels.host_decode`: torchvision's libpng decoder releases the
    GIL, PIL reads the formats it does not), then copied to the device.
-3. Images of one size are **resized together** on the device, in PIL's two passes
-   (horizontal, then vertical, each rounded and clamped to 8 bits as PIL's are) with
+3. Images of one size are **resized together** on the device, in PIL's two passes and
+   PIL's order (each rounded and clamped to 8 bits as PIL's are) with
    torch's antialiased float32 kernel and the preprocessing's interpolation and
    output-size rule, then centre-cropped.
 
@@ -60,7 +60,10 @@ class DevicePixels:
     """
 
     def __init__(self, size, interpolation, max_size=None, crop=None, device: str = "cpu", threads: int = 1):
+        from vgrc.evaluators.pixels import FastPixels
+
         self.size, self.interpolation, self.max_size, self.crop = size, interpolation, max_size, crop
+        self.output_size = FastPixels(size, interpolation, max_size, crop).output_size  # the same sizes
         self.device, self.threads = device, max(1, threads)
         self._pool = None
 
@@ -171,33 +174,25 @@ class DevicePixels:
     def _resize(self, batch):
         """uint8 (n, 3, h, w) on the device → resized, cropped uint8 (n, 3, H, W).
 
-        Two passes, as PIL's resampler does: horizontal, rounded and clamped to 8 bits,
-        then vertical, rounded and clamped (a pass is skipped where its axis keeps its
-        size). Each pass is torch's antialiased kernel in float32, which follows PIL's
-        filter support and weights; without the rounding between the passes 17% of the
-        values differed from PIL's by one level, with it 0.02% (measured on the CPU)."""
+        Two passes, as PIL's resampler does, in PIL's order
+        (:func:`~vgrc.evaluators.pixels.vertical_first`), each rounded and clamped to 8
+        bits (a pass is skipped where its axis keeps its size). Each pass is torch's
+        antialiased kernel in float32, which follows PIL's filter support and weights;
+        without the rounding between the passes 17% of the values differed from PIL's by
+        one level, with it 0.02% (measured on the CPU)."""
         import torch
         from torchvision.transforms.v2 import functional as F
 
+        from vgrc.evaluators.pixels import vertical_first
+
         h, w = batch.shape[-2:]
         out_h, out_w = self.output_size(h, w)
+        first = (out_h, w) if vertical_first(h, w, out_h, out_w) else (h, out_w)
         image = batch
-        for target in ((h, out_w), (out_h, out_w)):
+        for target in (first, (out_h, out_w)):
             if tuple(image.shape[-2:]) != target:
                 image = F.resize(image.float(), list(target), interpolation=self.interpolation, antialias=True).round_().clamp_(0, 255).to(torch.uint8)
         return F.center_crop(image, list(self.crop)) if self.crop is not None else image
-
-    def output_size(self, h: int, w: int) -> tuple[int, int]:
-        """The size ``Resize(size, max_size=...)`` gives an ``h × w`` image (torchvision's
-        rule, the same for PIL images and tensors)."""
-        if not isinstance(self.size, int) and len(self.size) == 2:
-            return int(self.size[0]), int(self.size[1])
-        requested = self.size if isinstance(self.size, int) else int(self.size[0])
-        short, long = (w, h) if w <= h else (h, w)
-        new_short, new_long = requested, int(requested * long / short)
-        if self.max_size is not None and new_long > self.max_size:
-            new_short, new_long = int(self.max_size * new_short / new_long), self.max_size
-        return (new_long, new_short) if w <= h else (new_short, new_long)
 
     def _host_pool(self):
         if self._pool is None:

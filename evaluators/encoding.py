@@ -102,11 +102,14 @@ def _encode_images_tolerant(encoder: ClipEncoder, items: list[tuple[str, bytes]]
 
 def image_namespace(config) -> str:
     """The image cache's name after the model key. Other pixels, other embeddings: fast has
-    its own; device its own per device type (nvJPEG decodes JPEGs on CUDA only)."""
+    its own; device its own per device type (nvJPEG decodes JPEGs on CUDA only). A path
+    whose pixels changed gets a new version, so that no cache mixes old and new."""
     mode = getattr(config, "preprocess", "exact")
     if mode == "device":
         return f"image-device-{str(config.device).split(':')[0]}"
-    return "image" if mode == "exact" else f"image-{mode}"
+    if mode == "fast":
+        return "image-fast-v2"  # v2: Pillow 13's pass order (pixels.vertical_first)
+    return "image"
 
 
 class EncodingSetup:

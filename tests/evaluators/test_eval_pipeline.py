@@ -95,7 +95,7 @@ def test_fast_preprocessing_has_its_own_image_cache(shapes_dir, tmp_path):
     run_eval(config(shapes_dir, tmp_path / "exact", cache))
     first, encoded = (json.loads((tmp_path / r / "run.json").read_text())["encode"] for r in ("fast", "exact"))
     assert encoded["images"]["encoded"] == first["images"]["encoded"] > 0 and encoded["texts"]["encoded"] == 0  # images anew, texts from the cache
-    assert sorted(p.name.split("-", 1)[1] for p in cache.iterdir() if p.is_dir() and "-image" in p.name) == ["image", "image-fast"]
+    assert sorted(p.name.split("-", 1)[1] for p in cache.iterdir() if p.is_dir() and "-image" in p.name) == ["image", "image-fast-v2"]
     alone = run_eval(config(shapes_dir, tmp_path / "alone", tmp_path / "c2"))
     assert {k: v for k, v in json.loads((tmp_path / "exact" / "metrics.json").read_text()).items() if k != "config"} == \
         {k: v for k, v in json.loads((tmp_path / "alone" / "metrics.json").read_text()).items() if k != "config"}

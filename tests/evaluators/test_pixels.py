@@ -20,9 +20,9 @@ OPEN_CLIP_STEPS = Compose([Resize(224, interpolation=InterpolationMode.BICUBIC),
 @pytest.mark.parametrize(("steps", "largest", "share"), [
     (OPEN_CLIP_STEPS, 2, 0.01),
     (Compose([Resize(224, interpolation=InterpolationMode.BILINEAR), CenterCrop(224)]), 2, 0.01),
-    # unequal scale factors: Pillow 13 sometimes runs the vertical pass first, torch never
-    # does, and the passes round to uint8 in between (about 1 pixel in 5 on those images)
-    (Compose([Resize((160, 200), interpolation=InterpolationMode.BICUBIC)]), 3, 0.10),
+    # unequal scale factors: Pillow 13 runs the vertical pass first on some of these images,
+    # and so does fast (pixels.vertical_first); in the other order ~7% of values differed
+    (Compose([Resize((160, 200), interpolation=InterpolationMode.BICUBIC)]), 2, 0.01),
 ], ids=["bicubic", "bilinear", "squash"])
 def test_fast_pixels_are_within_a_few_levels_of_pil(fmt, steps, largest, share):
     exact, fast = ExactPixels(steps), FastPixels.from_pil_steps(steps)
