@@ -176,10 +176,11 @@ class DevicePixels:
 
         Two passes, as PIL's resampler does, in PIL's order
         (:func:`~vgrc.evaluators.pixels.vertical_first`), each rounded and clamped to 8
-        bits (a pass is skipped where its axis keeps its size). Each pass is torch's
-        antialiased kernel in float32, which follows PIL's filter support and weights;
-        without the rounding between the passes 17% of the values differed from PIL's by
-        one level, with it 0.02% (measured on the CPU)."""
+        bits (a pass is skipped where its axis keeps its size), halves rounded up as PIL
+        does. Each pass is torch's antialiased kernel in float32, which follows PIL's
+        filter support and weights. Without the rounding between the passes 17% of the
+        values differed from PIL's by one level, with it 0.02%; rounding halves to even
+        instead of up left 3% off in a bilinear 320 → 224 pass (measured on the CPU)."""
         import torch
         from torchvision.transforms.v2 import functional as F
 
@@ -191,7 +192,8 @@ class DevicePixels:
         image = batch
         for target in (first, (out_h, out_w)):
             if tuple(image.shape[-2:]) != target:
-                image = F.resize(image.float(), list(target), interpolation=self.interpolation, antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+                resized = F.resize(image.float(), list(target), interpolation=self.interpolation, antialias=True)
+                image = resized.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)  # halves up, as PIL's fixed point (+0.5, shift) does
         return F.center_crop(image, list(self.crop)) if self.crop is not None else image
 
     def _host_pool(self):
