@@ -155,13 +155,23 @@ def test_sigint_at_any_moment_ends_with_the_resume_line(tmp_path, target):
     out = tmp_path / "d"
     images = out / "compositions" / "images"
     marker = out / ".vgrc-build.json"
-    seen: dict[str, float] = {}
+    seen: dict = {}
+
+    def marker_stamp():
+        try:
+            st = marker.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
 
     def after_claim(delay):
-        """``delay`` s after the build marker appears (the command is running, its folder
-        claimed; then references and tiles render in cairo, then workers start)."""
+        """``delay`` s after this run writes the build marker (the command is running, its
+        folder claimed; then references and tiles render in cairo, then workers start).
+        Each run rewrites the marker (a new file, renamed into place), so an interrupted
+        earlier run's marker is not taken for this run's: that would interrupt the Python
+        start-up itself, before vgrc runs any code."""
         def when(t):
-            if "claimed" not in seen and marker.exists():
+            if "claimed" not in seen and marker_stamp() not in (None, seen["before"]):
                 seen["claimed"] = t
             return "claimed" in seen and t - seen["claimed"] >= delay
         return when
@@ -169,6 +179,7 @@ def test_sigint_at_any_moment_ends_with_the_resume_line(tmp_path, target):
     moments = [after_claim(d) for d in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)] + [lambda t: _count_pngs(images) >= 300]
     for when in moments:
         seen.clear()
+        seen["before"] = marker_stamp()
         rc, stderr = _interrupt(out, args, target, when)
         assert rc == 130 and "Traceback" not in stderr and "interrupted" in stderr, stderr
         assert not (out / "manifest.json").exists()
