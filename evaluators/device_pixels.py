@@ -36,7 +36,6 @@ embeddings apart per device type (``KEY-image-device-cuda`` / ``-cpu``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 __all__ = ["DevicePixels"]
@@ -95,10 +94,12 @@ class DevicePixels:
         pin = stream is not None
         jpegs, host = [], []
         for i, (_, data) in enumerate(items):
-            try:
-                on_device = is_jpeg(data) and check_pixel_count(data) is None
-            except UndecodableImage:  # the host path reports it in the same words as every other path
-                on_device = False
+            on_device = is_jpeg(data)
+            if on_device:
+                try:
+                    check_pixel_count(data)
+                except UndecodableImage:  # the host path reports it in the same words as every other path
+                    on_device = False
             (jpegs if on_device else host).append(i)
         # JPEGs in one chunk per thread (nvJPEG's Huffman stage runs on the calling CPU
         # thread), the other images one task each, all at once
@@ -232,5 +233,8 @@ def _groups(decoded: list) -> dict:
 
 
 def default_threads() -> int:
-    """Host decode threads when ``--decode-workers`` is not given: one per core but one, 1–16."""
-    return max(1, min(16, (os.cpu_count() or 1) - 1))
+    """Host decode threads when ``--decode-workers`` is not given: as many as a GPU run's
+    decode processes (one per core but one, at most 16), at least one."""
+    from vgrc.evaluators.encode_workers import default_workers
+
+    return max(1, default_workers("cuda"))

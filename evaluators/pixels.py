@@ -26,6 +26,7 @@ heavy (the CLI reads ``PREPROCESS_MODES`` for its help).
 
 from __future__ import annotations
 
+import functools
 import io
 
 __all__ = ["PREPROCESS_MODES", "ExactPixels", "FastPixels", "UndecodableImage", "header_size", "host_decode", "is_jpeg", "pixel_function", "pil_rgb"]
@@ -214,29 +215,25 @@ def vertical_first(h: int, w: int, out_h: int, out_w: int) -> bool:
     return dy > 0 and dy > 2 * (w - out_w) and _pillow_reorders_passes()
 
 
-_REORDERS: list = []
-
-
+@functools.cache
 def _pillow_reorders_passes() -> bool:
     """Resize a noise image for which the two orders differ (its height shrinks 5×, its
     width 1.25×) with PIL, and with each order emulated by torch's uint8 kernel (which
     rounds each pass as PIL does): True when the vertical-first emulation is the closer."""
-    if not _REORDERS:
-        import numpy as np
-        import torch
-        from PIL import Image
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms.v2 import functional as F
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
 
-        noise = np.random.default_rng(0).integers(0, 256, (200, 50, 3), dtype=np.uint8)
-        pil = np.asarray(Image.fromarray(noise).resize((40, 40), Image.BICUBIC)).astype(int)
-        image = torch.from_numpy(noise).permute(2, 0, 1)
-        bicubic = dict(interpolation=InterpolationMode.BICUBIC, antialias=True)
-        horizontal = F.resize(image, [40, 40], **bicubic)
-        vertical = F.resize(F.resize(image, [40, 50], **bicubic), [40, 40], **bicubic)
-        misses = [np.mean(t.permute(1, 2, 0).numpy().astype(int) != pil) for t in (horizontal, vertical)]
-        _REORDERS.append(bool(misses[1] < misses[0]))
-    return _REORDERS[0]
+    noise = np.random.default_rng(0).integers(0, 256, (200, 50, 3), dtype=np.uint8)
+    pil = np.asarray(Image.fromarray(noise).resize((40, 40), Image.BICUBIC)).astype(int)
+    image = torch.from_numpy(noise).permute(2, 0, 1)
+    bicubic = dict(interpolation=InterpolationMode.BICUBIC, antialias=True)
+    horizontal = F.resize(image, [40, 40], **bicubic)
+    vertical = F.resize(F.resize(image, [40, 50], **bicubic), [40, 40], **bicubic)
+    misses = [np.mean(t.permute(1, 2, 0).numpy().astype(int) != pil) for t in (horizontal, vertical)]
+    return bool(misses[1] < misses[0])
 
 
 def _torchvision_decode(data: bytes):
