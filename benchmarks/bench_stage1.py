@@ -14,7 +14,13 @@ query's relevant image). In one run, on the same arrays:
    queries × gallery × 4 bytes.
 3. **FAISS IVF** (``--index ivf``, √N lists): built once, then searched with nprobe 1, 2,
    4, 8 and ``--nprobe``; queries/s and recall@50 against the exact top-50 of every query.
-   The RESULT reports the fastest setting with recall@50 ≥ 0.95.
+   The RESULT reports the fastest setting with recall@50 ≥ 0.95. Skipped, with a line
+   saying so, where FAISS is not installed.
+4. **exact on a device** (``--device cuda``; ``evaluators/index/device_exact.py``, what
+   ``vgrc eval --device cuda`` runs): the same search in torch on that device, the
+   gallery's copy there included; queries/s, the device's peak memory, and its agreement
+   with the CPU run (recall@50 of each query's list against the CPU's, and the share of
+   equal ranks; the two round their products differently, so near ties may swap).
 
 Last line: ``RESULT stage1_exact_qps=… stage1_index_qps=… index_recall_at_50=… peak_rss_mb=…``
 (goal: exact ≤ 4 GB peak; index recall@50 ≥ 0.95 at ≥ 10× the exact throughput).
@@ -55,6 +61,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--nprobe", type=int, default=16)
     parser.add_argument("--naive-sample", type=int, default=100)
+    parser.add_argument("--device", default=None, help="also run the exact search in torch on this device (cuda, cuda:1, cpu)")
     args = parser.parse_args()
 
     from vgrc.evaluators.index.exact import exact_topk
@@ -83,6 +90,13 @@ def main() -> None:
     print(f"naive dense (matmul + argsort, {len(sample)} queries, extrapolated): {naive_s:.0f} s for all, "
           f"{len(queries) / naive_s:,.1f} queries/s; all at once it would hold {len(queries) * len(gallery) * 4 / 2**30:,.0f} GB of scores", flush=True)
 
+    extra = f" {device_run(args, queries, gallery, relevant, top, rank, exact_qps)}" if args.device else ""
+    import importlib.util
+
+    if importlib.util.find_spec("faiss") is None:
+        print("FAISS is not installed: the index part is skipped (pip install faiss-cpu)", flush=True)
+        print(f"RESULT stage1_exact_qps={exact_qps:.1f} peak_rss_mb={rss.peak / 2**20:.0f} stage1_naive_qps={len(queries) / naive_s:.2f}{extra}")
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-stage1-") as store:  # built once, then loaded for each nprobe
         for nprobe in sorted({1, 2, 4, 8, args.nprobe}):
@@ -95,7 +109,32 @@ def main() -> None:
     good = [r for r in rows if r[2] >= 0.95]
     nprobe, qps, recall = max(good, key=lambda r: r[1]) if good else max(rows, key=lambda r: r[2])
     print(f"RESULT stage1_exact_qps={exact_qps:.1f} stage1_index_qps={qps:.1f} index_recall_at_50={recall:.4f} "
-          f"peak_rss_mb={rss.peak / 2**20:.0f} stage1_naive_qps={len(queries) / naive_s:.2f} index_speedup={qps / exact_qps:.1f} index_nprobe={nprobe}")
+          f"peak_rss_mb={rss.peak / 2**20:.0f} stage1_naive_qps={len(queries) / naive_s:.2f} index_speedup={qps / exact_qps:.1f} index_nprobe={nprobe}{extra}")
+
+
+def device_run(args, queries, gallery, relevant, top, rank, exact_qps) -> str:
+    """Part 4: the exact search in torch on ``args.device``; its RESULT fields."""
+    import torch
+
+    from vgrc.evaluators.index.device_exact import device_exact_topk
+
+    cuda = args.device.startswith("cuda")
+    device_exact_topk(queries[:64], gallery[:50_000], args.k, relevant[:64], device=args.device)  # warm-up: context, kernels
+    if cuda:
+        torch.cuda.synchronize(args.device)
+        torch.cuda.reset_peak_memory_stats(args.device)
+    t0 = time.perf_counter()
+    d_top, _, d_rank = device_exact_topk(queries, gallery, args.k, relevant, device=args.device)
+    device_s = time.perf_counter() - t0  # the arrays are back on the host: nothing left in flight
+    qps = len(queries) / device_s
+    recall = float(np.mean([len(np.intersect1d(a, b)) / args.k for a, b in zip(d_top, top)]))
+    same_rank = float(np.mean(d_rank == rank))
+    peak = torch.cuda.max_memory_allocated(args.device) / 2**20 if cuda else float("nan")
+    name = torch.cuda.get_device_name(args.device) if cuda else "cpu"
+    print(f"exact on {args.device} ({name}, torch): {device_s:.2f} s, {qps:,.0f} queries/s ({qps / exact_qps:.1f}× the CPU's exact), "
+          f"device peak {peak:,.0f} MB; against the CPU run: recall@{args.k} {recall:.5f}, equal ranks {same_rank:.5f}", flush=True)
+    return (f"stage1_device_exact_qps={qps:.1f} device_exact_speedup={qps / exact_qps:.1f} device_vs_cpu_recall_at_50={recall:.5f} "
+            f"device_vs_cpu_same_rank={same_rank:.5f} device_peak_mb={peak:.0f}")
 
 
 if __name__ == "__main__":

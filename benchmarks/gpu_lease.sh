@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU measurement of issue 13 in one device run (about 5 minutes on an H200):
-# benchmarks/bench_encode.py --device cuda — images/s and texts/s against the bare forward
-# pass for ViT-B-32 bf16, ViT-L-14 bf16 and ViT-B-32 fp32, with open_clip's exact
-# preprocessing, --preprocess fast and --preprocess device (nvJPEG + GPU resize), and each
-# opt-in path's deviation from exact on that card.
+# Every GPU measurement of issue 13 in one device run (about 6 minutes on an H200):
+# 1. benchmarks/bench_encode.py --device cuda — images/s and texts/s against the bare forward
+#    pass for ViT-B-32 bf16, ViT-L-14 bf16 and ViT-B-32 fp32, with open_clip's exact
+#    preprocessing, --preprocess fast and --preprocess device (nvJPEG + GPU resize), and each
+#    opt-in path's deviation from exact on that card.
+# 2. benchmarks/bench_stage1.py --device cuda — exact search of 10,000 queries over a
+#    1,000,000 × 512 gallery in torch on the GPU (what `vgrc eval --device cuda` runs)
+#    against the CPU's exact search on the same arrays: queries/s and agreement. The machine
+#    has no FAISS, so the index part is skipped; faiss-gpu cannot travel there either (its
+#    wheel is 135 MB and built for CUDA 12; the machine runs CUDA 13).
 #
 # The lent machine has torch and torchvision but no network. Fetch the missing wheels
 # here (.whl/ is ignored by git), then carry them:
@@ -18,4 +23,5 @@ python -m pip install --quiet --no-deps --no-index --target /tmp/vgrc-site .whl/
 mkdir -p /tmp/vgrc-pp && ln -sfn "$PWD" /tmp/vgrc-pp/vgrc
 export PYTHONPATH=/tmp/vgrc-pp:/tmp/vgrc-site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-python benchmarks/bench_encode.py --device cuda "$@" 2>&1 | tee "$out/bench_encode_cuda.txt"
+python benchmarks/bench_encode.py --device cuda "$@" 2>&1 | tee "$out/bench_encode_cuda.txt" || echo "bench_encode failed; going on"
+python benchmarks/bench_stage1.py --device cuda 2>&1 | tee "$out/bench_stage1_cuda.txt"

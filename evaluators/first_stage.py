@@ -32,10 +32,13 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.where(n > 0, n, 1)).astype(np.float32)
 
 
-def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024):
+def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024,
+                device: str = "cpu"):
     """Top-k gallery indices per query and the full-gallery rank of the first relevant one.
 
-    Ties are ordered by gallery index, so results are deterministic.
+    Ties are ordered by gallery index, so results are deterministic. On ``device="cuda"``
+    (or ``cuda:N``) the search runs there, in torch
+    (:func:`~vgrc.evaluators.index.device_exact.device_exact_topk`); elsewhere on the CPU.
 
     Returns
     -------
@@ -43,6 +46,11 @@ def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequ
     scores : float32 array (Q, k)
     rank : int array (Q,) — 0-based rank in the full ranking (-1: no relevant image)
     """
+    if str(device).startswith("cuda"):
+        from vgrc.evaluators.index.device_exact import device_exact_topk
+        from vgrc.evaluators.sharding import rank_device
+
+        return device_exact_topk(queries, gallery, k, relevant, device=rank_device(device))
     from vgrc.evaluators.index.exact import exact_topk
 
     return exact_topk(queries, gallery, k, relevant, query_chunk=chunk)

@@ -3,6 +3,8 @@
 - :mod:`.exact` — exact top-k by inner product, in query × gallery chunks: memory
   O(query chunk × gallery chunk + queries × k), never the full score matrix; ties ordered
   by gallery index; the full-gallery rank of each query's first relevant image.
+- :mod:`.device_exact` — the same search in torch on ``--device cuda``; ties exact through
+  64-bit (score, index) keys.
 - :mod:`.faiss_index` — FAISS indices (``--index flat|ivf|hnsw``) built from the embedding
   cache, saved beside it and reused; their shortlist recall against exact search is
   measured on a sample of queries and reported in the run.
@@ -12,7 +14,7 @@ __all__ = ["INDEXES"]  # light: the CLI reads the choices without importing numb
 
 #: ``--index`` choices: vgrc's exact chunked search, or a FAISS index
 INDEXES = {
-    "exact": "exact inner-product search in chunks (numpy + compiled top-k), the default",
+    "exact": "exact inner-product search in chunks (numpy + compiled top-k; in torch on the GPU with --device cuda), the default",
     "flat": "FAISS IndexFlatIP: exact, FAISS's kernels (GPU when faiss-gpu and a GPU are present)",
     "ivf": "FAISS IndexIVFFlat: approximate, √N lists, --nprobe of them searched",
     "hnsw": "FAISS IndexHNSWFlat: approximate graph search, --ef-search",

@@ -139,7 +139,7 @@ def steered_retrieval(inputs: SteeringInputs, steer_alpha: float, depth: int = T
         steered = inputs.source
     else:
         steered = normalize(inputs.source + steer_alpha * normalize(inputs.target - inputs.source))
-    top, _, rank = cosine_topk(steered[sel], inputs.images, depth, [inputs.positives[i] for i in sel])
+    top, _, rank = cosine_topk(steered[sel], inputs.images, depth, [inputs.positives[i] for i in sel], device=inputs.setup.config.device)
     return top, rank
 
 

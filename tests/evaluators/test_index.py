@@ -17,14 +17,21 @@ def _brute(Q, G, k, relevant):
     return order[:, :k], np.take_along_axis(S, order[:, :k], 1), np.array(ranks)
 
 
+@pytest.mark.parametrize("engine", ["numba", "torch"])  # the CPU path; the --device cuda path, on torch's CPU device
 @pytest.mark.parametrize("k,gallery_chunk,query_chunk", [(5, 7, 4), (10, 64, 16), (70, 9, 3), (200, 50, 8), (3, 1000, 1000)])
-def test_chunked_topk_equals_a_full_sort_with_ties(k, gallery_chunk, query_chunk):
+def test_chunked_topk_equals_a_full_sort_with_ties(k, gallery_chunk, query_chunk, engine):
+    from vgrc.evaluators.index.device_exact import device_exact_topk
+
     rng = np.random.default_rng(k)
     Q = rng.integers(-2, 3, size=(23, 6)).astype(np.float32)  # small integers: many exact ties
     G = rng.integers(-2, 3, size=(150, 6)).astype(np.float32)
     relevant = [rng.choice(150, size=int(rng.integers(0, 4)), replace=False) for _ in range(23)]
-    top, scores, rank = exact_topk(Q, G, k, relevant, query_chunk=query_chunk, gallery_chunk=gallery_chunk)
+    if engine == "numba":
+        top, scores, rank = exact_topk(Q, G, k, relevant, query_chunk=query_chunk, gallery_chunk=gallery_chunk)
+    else:
+        top, scores, rank = device_exact_topk(Q, G, k, relevant, device="cpu", query_chunk=query_chunk, gallery_chunk=gallery_chunk)
     ref_top, ref_scores, ref_rank = _brute(Q, G, k, relevant)
+    assert top.dtype == np.int64 and scores.dtype == np.float32 and rank.dtype == np.int64
     assert np.array_equal(top, ref_top) and np.array_equal(scores, ref_scores.astype(np.float32))
     assert np.array_equal(rank, ref_rank) and (rank == -1).any()  # rows without a relevant image
     if k < 100:
