@@ -109,6 +109,7 @@ def encode_cached(
     chunk: int = 1024,
     on_progress: Callable[[int, int], None] | None = None,
     sharded: bool = False,
+    load_threads: int = 0,
 ) -> tuple[np.ndarray, EncodeStats]:
     """Embeddings for ``keys`` (in order), encoding each distinct missing key once.
 
@@ -132,6 +133,12 @@ def encode_cached(
     sharded : bool
         Under a torch.distributed launcher (:mod:`vgrc.evaluators.sharding`): encode only
         this rank's chunks, then wait for the others and read theirs from the cache.
+    load_threads : int
+        Threads that ``load`` the items (0: inline). With threads, the next chunk is loaded
+        while the current one is encoded (from the second chunk on: the first encode call
+        may fork worker processes, and no read is under way then), so at most two chunks'
+        items are held at once. Errors still surface in item order, after the chunks before
+        them are cached.
     """
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -144,16 +151,25 @@ def encode_cached(
     rank, size = sharding.world() if sharded else (0, 1)
     if size > 1:  # every rank lists what is missing before any writes: the same list, hence the same chunks
         sharding.barrier()
-    for c, s in enumerate(range(0, len(missing), chunk)):
-        if c % size != rank:  # another rank encodes this chunk (the same chunks, hence batches, as one process)
-            continue
-        part = missing[s : s + chunk]
-        emb = np.asarray(encode([load(first[k]) for k in part]), dtype=np.float32)
-        ok = np.isfinite(emb).all(axis=1)
-        cache.add([k for k, good in zip(part, ok) if good], emb[ok])
-        failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
-        if on_progress:
-            on_progress(s + len(part), len(missing))
+    from vgrc.evaluators.io_threads import OrderedLoader
+
+    # another rank encodes the chunks not listed here (the same chunks, hence batches, as one process)
+    starts = [s for c, s in enumerate(range(0, len(missing), chunk)) if c % size == rank]
+    parts = [missing[s : s + chunk] for s in starts]
+    with OrderedLoader(lambda k: load(first[k]), load_threads if parts else 0) as loader:
+        pending = loader.submit(parts[0]) if parts else None
+        for j, part in enumerate(parts):
+            items = loader.results(pending)
+            pending = loader.submit(parts[j + 1]) if j > 0 and j + 1 < len(parts) else None
+            emb = np.asarray(encode(items), dtype=np.float32)
+            del items
+            if pending is None and j + 1 < len(parts):
+                pending = loader.submit(parts[j + 1])
+            ok = np.isfinite(emb).all(axis=1)
+            cache.add([k for k, good in zip(part, ok) if good], emb[ok])
+            failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
+            if on_progress:
+                on_progress(starts[j] + len(part), len(missing))
     if size > 1:  # every rank reads what the others wrote
         sharding.barrier()
         if on_progress and missing:  # every chunk is done now, this rank's and the others'

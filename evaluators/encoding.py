@@ -143,7 +143,8 @@ class EncodingSetup:
 
         Images are not held in memory: their content keys come from the file-key memo or a
         streamed hash (:mod:`~vgrc.evaluators.file_keys`), and only the images missing from
-        the cache are read, chunk by chunk, when they are encoded."""
+        the cache are read, chunk by chunk, when they are encoded: in reader threads, the next
+        chunk while the current one is encoded (:mod:`~vgrc.evaluators.io_threads`)."""
         from vgrc.evaluators import sharding
         from vgrc.evaluators.file_keys import FileKeys
 
@@ -162,16 +163,17 @@ class EncodingSetup:
                 keys.append(key)
 
         def load(i: int) -> tuple[str, bytes | None]:
-            """The image's bytes, read now, checked against the key it was listed under."""
+            """The image's bytes, read now, checked against the key it was listed under (by its
+            stat signature, or by hashing them again: :meth:`FileKeys.read`)."""
             if keys[i].startswith("missing:"):
                 return str(paths[i]), None
             try:
-                data = Path(paths[i]).read_bytes()
+                data, unchanged = file_keys.read(paths[i])
             except OSError as exc:
                 if not skip_bad:
                     raise _unreadable(paths[i], exc) from exc
                 return str(paths[i]), None
-            if content_key(data) != keys[i]:
+            if not unchanged and content_key(data) != keys[i]:
                 raise DatasetFolderError(f"{paths[i]} changed while this run was encoding it; run the command again")
             return str(paths[i]), data
 
@@ -189,7 +191,8 @@ class EncodingSetup:
             dim = emb.shape[1] if len(emb) else encoder.load().dim
             return np.stack([r if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
 
-        emb, st = encode_cached(keys, load, encode_items, self.image_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding images", d, t), sharded=True)
+        emb, st = encode_cached(keys, load, encode_items, self.image_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding images", d, t),
+                                sharded=True, load_threads=max(1, file_keys.reader_threads))  # ≥ 1: the next chunk is read during this one's encoding
         self.stats["images"] += st
         failed = ~np.isfinite(emb).all(axis=1)
         return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})

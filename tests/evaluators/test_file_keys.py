@@ -5,6 +5,7 @@ a cached run reads no image at all."""
 import json
 import os
 
+import numpy as np
 import pytest
 
 from vgrc.evaluators import file_keys as fk
@@ -103,14 +104,67 @@ def test_a_cached_eval_reads_no_image_and_a_first_one_reads_each_once(shapes_dir
     assert json.loads((tmp_path / "b" / "run.json").read_text())["encode"]["images"]["hashed"] == 0
 
 
-def test_an_image_changed_between_listing_and_encoding_stops_the_run(shapes_dir, tmp_path, monkeypatch):
+def _copies(shapes_dir, tmp_path, n=6):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for p in sorted((shapes_dir / "compositions" / "images").iterdir())[:n]:
+        (folder / p.name).write_bytes(p.read_bytes())
+        paths.append(folder / p.name)
+    return paths
+
+
+def test_an_image_changed_between_listing_and_encoding_stops_the_run(shapes_dir, tmp_path, monkeypatch, not_racy):
+    """The last image is rewritten, same size, after the listing hashed it: its stat
+    signature moved (ctime), so encoding hashes it again and finds another content."""
     from vgrc.evaluators.encoding import EncodingSetup
     from vgrc.evaluators.errors import DatasetFolderError
     from vgrc.evaluators.pipeline import EvalConfig
 
-    paths = sorted((shapes_dir / "compositions" / "images").iterdir())[:6]
+    paths = _copies(shapes_dir, tmp_path)
     real = FileKeys.keys
-    monkeypatch.setattr(FileKeys, "keys", lambda self, ps: [*real(self, ps)[:-1], "0" * 64])  # the last file's listed key is stale
-    setup = EncodingSetup(EvalConfig(data=str(shapes_dir), model="tiny-random", cache_dir=str(tmp_path / "cache")))
+
+    def list_then_edit(self, ps):
+        keys = real(self, ps)
+        data = bytearray(paths[-1].read_bytes())
+        data[-20] ^= 0xFF
+        paths[-1].write_bytes(bytes(data))
+        return keys
+
+    monkeypatch.setattr(FileKeys, "keys", list_then_edit)
+    setup = EncodingSetup(EvalConfig(model="tiny-random", cache_dir=str(tmp_path / "cache")))
     with pytest.raises(DatasetFolderError, match=f"{paths[-1].name} changed while this run was encoding it"):
         setup.encode_images(paths, lambda *a: None)
+
+
+@pytest.mark.parametrize("racy", [False, True])
+def test_encoding_hashes_again_only_what_the_listing_cannot_vouch_for(shapes_dir, tmp_path, monkeypatch, racy):
+    """First run: the listing hashes each image; encoding reads each once and hashes none of
+    them again, unless they were racy when listed (then each is hashed again)."""
+    from vgrc.evaluators import encoding
+    from vgrc.evaluators.encoding import EncodingSetup
+    from vgrc.evaluators.pipeline import EvalConfig
+
+    monkeypatch.setattr(fk, "RACY_SECONDS", 3600.0 if racy else 0.0)
+    paths = _copies(shapes_dir, tmp_path)
+    rehashed = []
+    real_key = encoding.content_key
+    monkeypatch.setattr(encoding, "content_key", lambda data: rehashed.append(1) or real_key(data))
+    setup = EncodingSetup(EvalConfig(model="tiny-random", cache_dir=str(tmp_path / "cache")))
+    emb, failed, _ = setup.encode_images(paths, lambda *a: None)
+    assert not failed.any() and setup.stats["images"].hashed == 6
+    assert len(rehashed) == (6 if racy else 0)
+    again = EncodingSetup(EvalConfig(model="tiny-random", cache_dir=str(tmp_path / "cache2")))  # same files, another cache
+    assert np.array_equal(again.encode_images(paths, lambda *a: None)[0], emb)
+
+
+def test_read_vouches_only_for_the_listed_signature(files, tmp_path, not_racy):
+    memo = FileKeys(tmp_path / "cache")
+    memo.keys(files[:3])
+    assert memo.read(files[0]) == (files[0].read_bytes(), True)
+    assert memo.read(files[4])[1] is False  # never listed
+    files[1].write_bytes(files[1].read_bytes())  # same bytes, rewritten: the ctime moved
+    assert memo.read(files[1])[1] is False
+    remembered = FileKeys(tmp_path / "cache")
+    remembered.keys(files[:3])  # answered from the memo: vouched for as well
+    assert remembered.remembered == 2 and remembered.read(files[2])[1] is True
