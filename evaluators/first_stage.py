@@ -33,12 +33,13 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 
 def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024,
-                device: str = "cpu"):
+                device: str = "cpu", on_progress: Callable[[int, int], None] | None = None):
     """Top-k gallery indices per query and the full-gallery rank of the first relevant one.
 
     Ties are ordered by gallery index, so results are deterministic. On ``device="cuda"``
     (or ``cuda:N``) the search runs there, in torch
     (:func:`~vgrc.evaluators.index.device_exact.device_exact_topk`); elsewhere on the CPU.
+    ``on_progress(queries done, queries)`` after each chunk of queries.
 
     Returns
     -------
@@ -50,10 +51,10 @@ def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequ
         from vgrc.evaluators.index.device_exact import device_exact_topk
         from vgrc.evaluators.sharding import rank_device
 
-        return device_exact_topk(queries, gallery, k, relevant, device=rank_device(device))
+        return device_exact_topk(queries, gallery, k, relevant, device=rank_device(device), on_progress=on_progress)
     from vgrc.evaluators.index.exact import exact_topk
 
-    return exact_topk(queries, gallery, k, relevant, query_chunk=chunk)
+    return exact_topk(queries, gallery, k, relevant, query_chunk=chunk, on_progress=on_progress)
 
 
 def topk_by_scores(score_rows, Q: int, G: int, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024):

@@ -30,7 +30,7 @@ gallery_chunk`` scores and their keys (12 bytes per score).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -98,12 +98,14 @@ def _gallery_blocks(gallery: np.ndarray, gc: int, device):
 
 
 def device_exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], *, device: str,
-                      query_chunk: int = 4096, gallery_chunk: int | None = None, block_elements: int = 2**26):
+                      query_chunk: int = 4096, gallery_chunk: int | None = None, block_elements: int = 2**26,
+                      on_progress: Callable[[int, int], None] | None = None):
     """``(topk (Q, k) int64, scores (Q, k) float32, rank (Q,) int64)`` of inner-product
     search on ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"`` …).
 
     ``block_elements`` bounds one block of scores (query_chunk × gallery_chunk; 2²⁶ =
     256 MB of float32 and 512 MB of keys) when ``gallery_chunk`` is not given.
+    ``on_progress(queries done, queries)`` after each query chunk.
     """
     import torch
 
@@ -141,6 +143,8 @@ def device_exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant
             topk[s:e] = keys_to_indices(best_keys).cpu().numpy()
             scores[s:e] = keys_to_scores(best_keys).cpu().numpy()
             if len(cols) == 0:
+                if on_progress:
+                    on_progress(e, Q)
                 continue
             # each row's first relevant image is its largest key
             first = torch.full((n,), torch.iinfo(torch.int64).min, dtype=torch.int64, device=dev).scatter_reduce(0, rows_d, rel_keys, "amax")
@@ -156,4 +160,6 @@ def device_exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant
                     counts += (score_keys(q @ g.T, g0) > first[:, None]).sum(dim=1)
                 pos = torch.where(need, counts, pos)
             rank[s:e] = torch.where(has, pos, -1).cpu().numpy()
+            if on_progress:
+                on_progress(e, Q)
     return topk, scores, rank

@@ -32,8 +32,9 @@ def gallery_chunk_size(n_gallery: int, query_chunk: int, memory_mb: float = 256.
 
 
 def exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], *, query_chunk: int = 1024,
-               memory_mb: float = 256.0, gallery_chunk: int | None = None):
-    """``(topk (Q, k) int64, scores (Q, k) float32, rank (Q,) int64)`` of inner-product search."""
+               memory_mb: float = 256.0, gallery_chunk: int | None = None, on_progress: Callable[[int, int], None] | None = None):
+    """``(topk (Q, k) int64, scores (Q, k) float32, rank (Q,) int64)`` of inner-product search;
+    ``on_progress(queries done, queries)`` after each query chunk."""
     G = len(gallery)
     gc = gallery_chunk or gallery_chunk_size(G, query_chunk, memory_mb)
     gallery = np.asarray(gallery)
@@ -43,10 +44,11 @@ def exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Seque
         for g0 in range(0, G, gc):
             yield g0, q @ gallery[g0 : g0 + gc].T  # BLAS reads the transposed view: no gallery copy
 
-    return topk_over_chunks(chunks, len(queries), G, k, relevant, query_chunk)
+    return topk_over_chunks(chunks, len(queries), G, k, relevant, query_chunk, on_progress)
 
 
-def topk_over_chunks(score_chunks: ScoreChunks, Q: int, G: int, k: int, relevant: Sequence[np.ndarray], query_chunk: int = 1024):
+def topk_over_chunks(score_chunks: ScoreChunks, Q: int, G: int, k: int, relevant: Sequence[np.ndarray], query_chunk: int = 1024,
+                     on_progress: Callable[[int, int], None] | None = None):
     """The engine behind :func:`exact_topk` for any score: ``score_chunks(start, stop)``
     yields ``(gallery offset, scores (stop − start, width))`` in increasing offset order,
     covering the gallery; it must give the same floats when called again."""
@@ -70,6 +72,8 @@ def topk_over_chunks(score_chunks: ScoreChunks, Q: int, G: int, k: int, relevant
             kept, n_chunks = S, n_chunks + 1
         topk[s:e], scores[s:e] = state.idx, state.val
         if len(cols) == 0:
+            if on_progress:
+                on_progress(e, Q)
             continue
         # each row's first relevant image: score desc, then index asc
         order = np.lexsort((cols, -rel_scores, rows))
@@ -88,4 +92,6 @@ def topk_over_chunks(score_chunks: ScoreChunks, Q: int, G: int, k: int, relevant
             for g0, S in chunks:
                 count_before(S, g0, np.where(need, sb, 0).astype(S.dtype), masked, counts)
             rank[s:e] = np.where(need, counts, rank[s:e])
+        if on_progress:
+            on_progress(e, Q)
     return topk, scores, rank

@@ -110,7 +110,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
             queries = normalize((objs * (table.weight > 0)[..., None]).sum(1))
         depth = max(config.k, TOP)
         if config.index == "exact":
-            topk, topk_scores, rank1 = cosine_topk(queries, ev_img, depth, ev.relevant, device=config.device)
+            topk, topk_scores, rank1 = cosine_topk(queries, ev_img, depth, ev.relevant, device=config.device, on_progress=lambda d, t: progress("stage-1 search", d, t))
             diagnostics["exact_search"] = {"k": depth, "on": "device (torch)" if str(config.device).startswith("cuda") else "cpu (numpy + numba)"}
         else:
             from vgrc.evaluators.index.faiss_index import faiss_search

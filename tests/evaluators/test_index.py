@@ -1,6 +1,8 @@
 """First-stage search (issue 13 §2): chunked exact top-k equals a full sort, ties included;
 its memory stays bounded; FAISS's flat index returns the exact result."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -26,10 +28,10 @@ def test_chunked_topk_equals_a_full_sort_with_ties(k, gallery_chunk, query_chunk
     Q = rng.integers(-2, 3, size=(23, 6)).astype(np.float32)  # small integers: many exact ties
     G = rng.integers(-2, 3, size=(150, 6)).astype(np.float32)
     relevant = [rng.choice(150, size=int(rng.integers(0, 4)), replace=False) for _ in range(23)]
-    if engine == "numba":
-        top, scores, rank = exact_topk(Q, G, k, relevant, query_chunk=query_chunk, gallery_chunk=gallery_chunk)
-    else:
-        top, scores, rank = device_exact_topk(Q, G, k, relevant, device="cpu", query_chunk=query_chunk, gallery_chunk=gallery_chunk)
+    calls = []
+    search = exact_topk if engine == "numba" else partial(device_exact_topk, device="cpu")
+    top, scores, rank = search(Q, G, k, relevant, query_chunk=query_chunk, gallery_chunk=gallery_chunk, on_progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(min(s + query_chunk, 23), 23) for s in range(0, 23, query_chunk)]  # one report per query chunk, ending at 23
     ref_top, ref_scores, ref_rank = _brute(Q, G, k, relevant)
     assert top.dtype == np.int64 and scores.dtype == np.float32 and rank.dtype == np.int64
     assert np.array_equal(top, ref_top) and np.array_equal(scores, ref_scores.astype(np.float32))
