@@ -8,7 +8,9 @@
 The index is built from the gallery's embeddings (read from the embedding cache) and saved
 under ``CACHE/index/``, named by the gallery's content hash, the kind and its build
 parameters, and reused by every later run on the same gallery (written atomically; a
-damaged file is rebuilt). With faiss-gpu and ``--device cuda`` the search runs on the GPU.
+damaged file is rebuilt). With faiss-gpu and ``--device cuda`` the search runs on the GPU
+(flat and IVF; HNSW has no GPU version), holding its ``StandardGpuResources`` for as long as
+the GPU index is used: SWIG gives the index only a raw pointer to them.
 
 Every run measures the index against exact search on a seeded sample of queries
 (``recall_sample``, default 1,000): shortlist recall@k = |index top-k ∩ exact top-k| / k,
@@ -108,12 +110,15 @@ def faiss_search(queries: np.ndarray, gallery: np.ndarray, k: int, relevant, *, 
     if kind == "hnsw":
         index.hnsw.efSearch = max(ef_search, k)
         info["ef_search"] = index.hnsw.efSearch
+    gpu_resources = None  # must outlive every use of the GPU index (faiss issue #505: freed resources crash the search)
     if device.startswith("cuda") and hasattr(faiss, "StandardGpuResources") and kind != "hnsw":
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), int(device.partition(":")[2] or 0), index)
+        gpu_resources = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(gpu_resources, int(device.partition(":")[2] or 0), index)
         info["gpu"] = True
     t0 = time.perf_counter()
     scores, topk = index.search(queries, k)
     info["search_seconds"] = time.perf_counter() - t0
+    del index, gpu_resources  # the index first, then the resources it used
     info["queries_per_second"] = len(queries) / max(info["search_seconds"], 1e-9)
     topk, scores = topk.astype(np.int64), scores.astype(np.float32)
     short = np.flatnonzero((topk < 0).any(axis=1))  # fewer than k found (IVF: too few lists probed): exact for those

@@ -114,11 +114,12 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
             diagnostics["exact_search"] = {"k": depth, "on": "device (torch)" if str(config.device).startswith("cuda") else "cpu (numpy + numba)"}
         else:
             from vgrc.evaluators.index.faiss_index import faiss_search
+            from vgrc.evaluators.sharding import rank_device
 
             progress("index search", 0, 1)
             topk, topk_scores, rank1, diagnostics["index"] = faiss_search(
                 queries, ev_img, depth, ev.relevant, kind=config.index, store=setup.cache_root / "index", nprobe=config.nprobe,
-                ef_search=config.ef_search, device=config.device, seed=config.seed)
+                ef_search=config.ef_search, device=rank_device(config.device), seed=config.seed)
             progress("index search", 1, 1)
         k = min(config.k, len(ev))
         shortlist, short_scores = topk[:, :k], topk_scores[:, :k]

@@ -102,3 +102,38 @@ def test_eval_with_index_flat_equals_exact(shapes_dir, tmp_path):
         assert flat[key] == pytest.approx(exact[key]), key
     assert json.loads((tmp_path / "f" / "run.json").read_text())["diagnostics"]["index"]["index"] == "flat"
     assert list((tmp_path / "c" / "index").iterdir())
+
+
+def test_faiss_gpu_branch_keeps_its_resources_alive_and_uses_this_ranks_gpu(tmp_path, monkeypatch):
+    """faiss-gpu is not installable here (nor on the lent GPU machines: CUDA 13), so its two
+    entry points are stood in for, with SWIG's ownership: the GPU index holds only a raw
+    pointer to its StandardGpuResources. Searching after Python freed them crashes the
+    process in real faiss (faiss issue #505); the stand-in raises instead."""
+    import weakref
+
+    import faiss
+
+    from vgrc.evaluators.index.faiss_index import faiss_search
+
+    class Resources:
+        pass
+
+    class GpuIndex:
+        def __init__(self, res, device, cpu_index):
+            self.res, self.device, self.cpu = weakref.ref(res), device, cpu_index  # no strong reference, as in SWIG
+
+        def search(self, q, k):
+            if self.res() is None:
+                raise RuntimeError("use after free: the GPU resources were garbage-collected")
+            used.append(self.device)
+            return self.cpu.search(q, k)
+
+    used = []
+    monkeypatch.setattr(faiss, "StandardGpuResources", Resources, raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", GpuIndex, raising=False)
+    rng = np.random.default_rng(2)
+    G = rng.normal(size=(500, 16)).astype(np.float32)
+    Q = G[:20] + 0.01
+    top, _, _, info = faiss_search(Q, G, 5, [np.array([i]) for i in range(20)], kind="flat", store=None, device="cuda:1")
+    assert info["gpu"] and used == [1]
+    assert np.array_equal(top, exact_topk(Q, G, 5, [np.zeros(0, np.int64)] * 20)[0])
