@@ -32,6 +32,15 @@ Not bit-identical to ``exact``:
 
 The pixels therefore depend on the device type, and the embedding cache keeps this mode's
 embeddings apart per device type (``KEY-image-device-cuda`` / ``-cpu``).
+
+A guard for nvJPEG on CUDA: its output tensors come from PyTorch's caching allocator on the
+stream current at the call, but nvJPEG's hardware decoder writes them without waiting for
+the work already queued on that stream (pytorch/vision#9606, meta-pytorch/torchcodec#1634).
+The allocator hands out a block as soon as it is freed on its stream, so a decode could
+overwrite the previous batch's decoded images while that batch's queued resize still reads
+them. Each batch therefore waits for its stream's queued work before decoding JPEGs
+(``stream.synchronize()``): the previous batch's resize, a few milliseconds, while the
+forward pass runs on the main stream.
 """
 
 from __future__ import annotations
@@ -101,6 +110,8 @@ class DevicePixels:
                 except UndecodableImage:  # the host path reports it in the same words as every other path
                     on_device = False
             (jpegs if on_device else host).append(i)
+        if stream is not None and jpegs:
+            stream.synchronize()  # nvJPEG may write recycled blocks before queued kernels read them (module docstring)
         # JPEGs in one chunk per thread (nvJPEG's Huffman stage runs on the calling CPU
         # thread), the other images one task each, all at once
         per_thread = max(16, -(-len(jpegs) // self.threads))
