@@ -21,12 +21,13 @@
 # Extra arguments go to bench_encode.py (e.g. --configs ViT-B-32:bf16 --images 2000).
 set -euo pipefail
 out=${OUT:-/tmp/vgrc-gpu-out}
+py=${PYTHON:-$(command -v python3 || command -v python)}  # the lent machine's python3 is the one with torch
 mkdir -p "$out"
-python -m pip install --quiet --no-deps --no-index --target /tmp/vgrc-site .whl/*.whl
+"$py" -m pip install --quiet --no-deps --no-index --target /tmp/vgrc-site .whl/*.whl
 mkdir -p /tmp/vgrc-pp && ln -sfn "$PWD" /tmp/vgrc-pp/vgrc
 export PYTHONPATH=/tmp/vgrc-pp:/tmp/vgrc-site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-python benchmarks/bench_encode.py --device cuda "$@" 2>&1 | tee "$out/bench_encode_cuda.txt" || echo "bench_encode failed; going on"
-python benchmarks/bench_stage1.py --device cuda 2>&1 | tee "$out/bench_stage1_cuda.txt" || echo "bench_stage1 failed; going on"
-python benchmarks/bench_feed.py --device cuda --model ViT-B-32 --precision bf16 --images 8000 --batch-size 256 --repeats 2 \
+"$py" benchmarks/bench_encode.py --device cuda "$@" 2>&1 | tee "$out/bench_encode_cuda.txt" || echo "bench_encode failed; going on"
+"$py" benchmarks/bench_stage1.py --device cuda 2>&1 | tee "$out/bench_stage1_cuda.txt" || echo "bench_stage1 failed; going on"
+"$py" benchmarks/bench_feed.py --device cuda --model ViT-B-32 --precision bf16 --images 8000 --batch-size 256 --repeats 2 \
   --baseline-rev none 2>&1 | tee "$out/bench_feed_cuda.txt"
