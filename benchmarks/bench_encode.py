@@ -22,7 +22,9 @@ The same for ``--preprocess fast`` (torchvision decoding and uint8 resizing) and
 and efficiency, and the deviation from the exact path on a PNG and a JPEG batch — the
 largest pixel difference (levels of 255), the share of differing values, and the largest
 1 − cosine between the two embeddings of an image. ``device``'s decode + resize alone
-(no model) is printed with the decode ceilings.
+(no model) is printed with the decode ceilings, also on pictures of 36 sizes within ±3% of
+the others' (``_mixed``: the path resizes each size as one group, so a real gallery's many
+sizes cost more calls; only that differs).
 
 Usage::
 
@@ -45,11 +47,10 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 
-def _picture(seed: int) -> tuple[bytes, bytes]:
+def _picture(seed: int, h: int = 240, w: int = 320) -> tuple[bytes, bytes]:
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
-    h, w = 240, 320
     y, x = np.mgrid[0:h, 0:w] / max(h, w)
     base = np.stack([np.sin(6 * x * rng.random() + rng.random() * 6) * 90 + 128 + 40 * y for _ in range(3)], -1)
     base += rng.normal(0, 8, base.shape)
@@ -67,6 +68,24 @@ def _picture(seed: int) -> tuple[bytes, bytes]:
 def pictures(n: int) -> tuple[list, list]:
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         both = list(pool.map(_picture, range(n), chunksize=32))
+    return [(f"{i}.png", p) for i, (p, _) in enumerate(both)], [(f"{i}.jpg", j) for i, (_, j) in enumerate(both)]
+
+
+#: 36 sizes within ±3% of 240 × 320, so that only the number of distinct sizes differs from
+#: ``pictures`` (each batch of 256 holds all 36; a real gallery's batches hold as many or more)
+MIXED_SIZES = [(h, w) for h in (236, 238, 240, 242, 244, 246) for w in (316, 318, 320, 322, 324, 326)]
+
+
+def _mixed_picture(seed: int) -> tuple[bytes, bytes]:
+    return _picture(seed, *MIXED_SIZES[seed % len(MIXED_SIZES)])
+
+
+def mixed_pictures(n: int) -> tuple[list, list]:
+    """Like :func:`pictures`, in the 36 ``MIXED_SIZES`` in turn: batches of many sizes, as
+    real galleries give (the device path resizes each size as one group), at the same cost
+    per image otherwise."""
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        both = list(pool.map(_mixed_picture, range(n), chunksize=32))
     return [(f"{i}.png", p) for i, (p, _) in enumerate(both)], [(f"{i}.jpg", j) for i, (_, j) in enumerate(both)]
 
 
@@ -152,9 +171,10 @@ def measure_mode(exact_encoder, mode: str, png, jpg, repeats: int, bare_img_s: f
     return out
 
 
-def device_ceiling(model: str, device: str, threads: int | None, batch: int, png, jpg) -> dict:
+def device_ceiling(model: str, device: str, threads: int | None, batch: int, png, jpg, mixed: tuple[list, list] = ([], [])) -> dict:
     """Images/s of ``--preprocess device``'s decoding + resizing alone (no model): on CUDA,
-    nvJPEG for the JPEGs and host threads + GPU resize for the PNGs."""
+    nvJPEG for the JPEGs and host threads + GPU resize for the PNGs; ``mixed`` (PNG, JPEG)
+    pictures of many sizes give the ``_mixed`` figures."""
     from vgrc.evaluators.device_pixels import DevicePixels, default_threads
     from vgrc.evaluators.encoders import ClipEncoder, resolve_model
 
@@ -162,7 +182,10 @@ def device_ceiling(model: str, device: str, threads: int | None, batch: int, png
     n = threads or default_threads()
     prep = DevicePixels.from_pil_steps(enc._tensor_tail()[0], device, n)
     out = {}
-    for fmt, items in (("png", png), ("jpeg", jpg)):
+    for fmt, items in (("png", png), ("jpeg", jpg), ("png_mixed", mixed[0]), ("jpeg_mixed", mixed[1])):
+        if not items:
+            continue
+
         def run(items=items):
             for s in range(0, len(items), batch):
                 prep(items[s : s + batch])
@@ -253,7 +276,7 @@ def main() -> None:
     ceiling = decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg)
     ceiling.update(decode_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg, preprocess="fast"))
     try:
-        ceiling.update(device_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg))
+        ceiling.update(device_ceiling(configs[0][0], args.device, args.workers, batch, png, jpg, mixed_pictures(len(png))))
     except Exception:  # noqa: BLE001 - reported; the other measurements go on
         import traceback
 
