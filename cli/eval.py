@@ -181,6 +181,9 @@ def eval_command(
         quiet = quiet or int(os.environ.get("RANK", 0)) > 0  # one set of progress bars
         with phase_progress(quiet) as on_progress:
             metrics = run_eval(config, on_progress=on_progress)
+        from vgrc.evaluators.sharding import finish
+
+        finish()  # under a launcher: every rank done, the process group torn down before exit
         if int(os.environ.get("RANK", 0)) > 0:
             return
     if not quiet:

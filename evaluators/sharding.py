@@ -27,7 +27,17 @@ What is sharded, and why the result is the same as one process:
   (``BASE.rank-r.jsonl``); after a barrier every rank reads all of them.
 - Every task shards: ``--task steering`` shares the encoding (its stage is one cosine
   search), ``--task itm`` the encoding and the reranking (by block of captions).
-- Rank 0 alone writes the run folder.
+- Rank 0 alone writes the run folder. Every rank ends with :func:`finish` (a barrier, then
+  the process group torn down), because a process that exits with gloo's group alive can
+  abort at interpreter shutdown.
+
+Stage 1 is not sharded: every rank searches every query. That is cheap next to encoding and
+reranking, and it keeps every rank's process in the same state. Mind that state: numba's
+OpenMP threading layer shares torch's libgomp, and its first parallel kernel raises the
+process's OpenMP threads (a rank launched with ``OMP_NUM_THREADS=1`` then runs torch on 2
+threads on this 2-core machine). CPU matrix products can round differently with another
+thread count, so a rank that skipped stage 1 judged with other floats than one process
+(measured while trying to shard stage 1 by query chunk: a VLM grade off in the 8th digit).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from __future__ import annotations
 import os
 import numpy as np
 
-__all__ = ["world", "barrier", "gather_rows", "is_main", "rank_device", "block", "check_shards"]
+__all__ = ["world", "barrier", "gather_rows", "all_gather", "is_main", "rank_device", "block", "check_shards", "finish"]
 
 
 def world() -> tuple[int, int]:
@@ -97,7 +107,31 @@ def gather_rows(local: np.ndarray) -> np.ndarray:
     """Every rank's block, concatenated in rank order (every rank gets the whole)."""
     if world()[1] == 1:
         return local
+    return np.concatenate(all_gather(np.ascontiguousarray(local)), axis=0)
+
+
+def all_gather(obj) -> list:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` without a launcher."""
+    if world()[1] == 1:
+        return [obj]
     dist = _group()
     parts: list = [None] * world()[1]
-    dist.all_gather_object(parts, np.ascontiguousarray(local))
-    return np.concatenate(parts, axis=0)
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
+def finish() -> None:
+    """End this rank's share of the run: wait for every rank, then tear down the process
+    group. A process that exits with a gloo group alive can abort in the interpreter's
+    shutdown (SIGABRT, "terminate called without an active exception": gloo's threads
+    still hold tensors; pytorch/pytorch#190489), which the launcher reports as a failed
+    shard. Nothing to do without a launcher or when no collective ran."""
+    import sys
+
+    if world()[1] == 1 or "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -413,7 +413,12 @@ def encode(items):
     return np.stack([np.full(4, 1.0 + i) for i in items]).astype(np.float32)
 
 emb, stats = encode_cached([f"key-{i}" for i in range(40)], lambda i: i, encode, EmbeddingCache(root, "ns"), chunk=8, sharded=True)
-json.dump({"calls": calls, "nan_rows": int(np.isnan(emb).any(axis=1).sum()), "first": emb[:, 0].tolist()}, open(f"{root}/rank-{rank}.json", "w"))
+import torch.distributed as dist
+from vgrc.evaluators.sharding import finish
+joined = dist.is_initialized()
+finish()  # as vgrc eval does: gloo's group torn down before exit
+json.dump({"calls": calls, "nan_rows": int(np.isnan(emb).any(axis=1).sum()), "first": emb[:, 0].tolist(),
+           "group_before_finish": joined, "group_after_finish": dist.is_initialized()}, open(f"{root}/rank-{rank}.json", "w"))
 """
 
 
@@ -434,3 +439,4 @@ def test_sharded_encoding_splits_one_list_even_when_a_rank_starts_late(tmp_path)
     assert ranks[0]["calls"] and ranks[1]["calls"]
     for r in ranks:
         assert r["nan_rows"] == 0 and r["first"] == [1.0 + i for i in range(40)]
+        assert r["group_before_finish"] and not r["group_after_finish"]  # finish() tears gloo's group down before exit
