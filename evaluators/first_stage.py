@@ -23,7 +23,7 @@ import numpy as np
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.retrieval_data import object_tuples
 
-__all__ = ["normalize", "cosine_topk", "topk_by_scores", "RidgeMapper", "Steering", "confusion_pairs", "single_substitution", "check_steer_words", "parse_steer_pairs"]
+__all__ = ["normalize", "cosine_topk", "search_device", "topk_by_scores", "RidgeMapper", "Steering", "confusion_pairs", "single_substitution", "check_steer_words", "parse_steer_pairs"]
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -32,14 +32,29 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.where(n > 0, n, 1)).astype(np.float32)
 
 
+#: with ``--device cuda``, the exact search runs on the GPU from this many scores (queries ×
+#: gallery) on: 10,000 queries × 1,000,000 images take ~70 s on 2 CPU cores (BENCHMARKS.md),
+#: while importing torch and starting CUDA cost seconds that a smaller search does not
+#: repay; a fully cached run below it stays torch-free
+DEVICE_SEARCH_MIN_SCORES = 10**10
+
+
+def search_device(device: str, n_queries: int, n_gallery: int) -> str:
+    """Where :func:`cosine_topk` searches: ``device`` when it is CUDA and the search has at
+    least ``DEVICE_SEARCH_MIN_SCORES`` scores, else ``"cpu"``. By size alone, so the same
+    command on the same data searches in the same place on every run."""
+    big = n_queries * n_gallery >= DEVICE_SEARCH_MIN_SCORES
+    return str(device) if str(device).startswith("cuda") and big else "cpu"
+
+
 def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], chunk: int = 1024,
                 device: str = "cpu", on_progress: Callable[[int, int], None] | None = None):
     """Top-k gallery indices per query and the full-gallery rank of the first relevant one.
 
     Ties are ordered by gallery index, so results are deterministic. On ``device="cuda"``
-    (or ``cuda:N``) the search runs there, in torch
-    (:func:`~vgrc.evaluators.index.device_exact.device_exact_topk`); elsewhere on the CPU.
-    ``on_progress(queries done, queries)`` after each chunk of queries.
+    (or ``cuda:N``), a search of at least ``DEVICE_SEARCH_MIN_SCORES`` scores runs there, in
+    torch (:func:`~vgrc.evaluators.index.device_exact.device_exact_topk`); others on the
+    CPU (:func:`search_device`). ``on_progress(queries done, queries)`` after each chunk.
 
     Returns
     -------
@@ -47,7 +62,7 @@ def cosine_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequ
     scores : float32 array (Q, k)
     rank : int array (Q,) — 0-based rank in the full ranking (-1: no relevant image)
     """
-    if str(device).startswith("cuda"):
+    if search_device(device, len(queries), len(gallery)) != "cpu":
         from vgrc.evaluators.index.device_exact import device_exact_topk
         from vgrc.evaluators.sharding import rank_device
 

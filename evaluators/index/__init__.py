@@ -14,7 +14,7 @@ __all__ = ["INDEXES"]  # light: the CLI reads the choices without importing numb
 
 #: ``--index`` choices: vgrc's exact chunked search, or a FAISS index
 INDEXES = {
-    "exact": "exact inner-product search in chunks (numpy + compiled top-k; in torch on the GPU with --device cuda), the default",
+    "exact": "exact inner-product search in chunks (numpy + compiled top-k; in torch on the GPU with --device cuda from 10^10 scores), the default",
     "flat": "FAISS IndexFlatIP: exact, FAISS's kernels (GPU when faiss-gpu and a GPU are present)",
     "ivf": "FAISS IndexIVFFlat: approximate, √N lists, --nprobe of them searched",
     "hnsw": "FAISS IndexHNSWFlat: approximate graph search, --ef-search",

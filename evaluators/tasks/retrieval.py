@@ -11,7 +11,7 @@ import numpy as np
 from vgrc.evaluators.encoding import EncodingSetup
 from vgrc.evaluators.grade_kernels import AnnotationIndex
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
+from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs, search_device
 from vgrc.evaluators.metrics import annotation_grades, first_relevant_rank, graded_metrics, recall_at_k
 from vgrc.evaluators.ownership import claim_run_folder
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
@@ -111,7 +111,8 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         depth = max(config.k, TOP)
         if config.index == "exact":
             topk, topk_scores, rank1 = cosine_topk(queries, ev_img, depth, ev.relevant, device=config.device, on_progress=lambda d, t: progress("stage-1 search", d, t))
-            diagnostics["exact_search"] = {"k": depth, "on": "device (torch)" if str(config.device).startswith("cuda") else "cpu (numpy + numba)"}
+            on = search_device(config.device, len(queries), len(ev_img))
+            diagnostics["exact_search"] = {"k": depth, "on": f"{on} (torch)" if on != "cpu" else "cpu (numpy + numba)"}
         else:
             from vgrc.evaluators.index.faiss_index import faiss_search
             from vgrc.evaluators.sharding import rank_device

@@ -3,6 +3,7 @@ same top-k, scores and ranks as the CPU path, ties included (against a full sort
 "torch" cases of test_index.py); the keys that carry (score desc, index asc) order."""
 
 import numpy as np
+import pytest
 import torch
 
 from vgrc.evaluators.index.device_exact import device_exact_topk, keys_to_indices, keys_to_scores, score_keys
@@ -76,3 +77,23 @@ def test_device_search_degenerate_sizes():
     assert top.shape == (0, 3) and rank.shape == (0,)
     top, scores, rank = device_exact_topk(np.ones((2, 2), np.float32), G, 10, [np.array([2]), np.array([0, 1])], device="cpu")
     assert top.tolist() == [[0, 1, 2]] * 2 and scores.tolist() == [[2.0] * 3] * 2 and rank.tolist() == [2, 0]
+
+
+def test_cuda_searches_on_the_device_only_from_the_size_threshold_on(monkeypatch):
+    """A small search with --device cuda stays on the CPU (no torch import in a cached run);
+    from DEVICE_SEARCH_MIN_SCORES scores on, it goes to the device (here: no CUDA, so torch
+    refuses, which proves the routing)."""
+    from vgrc.evaluators import first_stage
+
+    rng = np.random.default_rng(0)
+    G = first_stage.normalize(rng.normal(size=(50, 8)))
+    Q = first_stage.normalize(rng.normal(size=(6, 8)))
+    relevant = [np.array([i]) for i in range(6)]
+    assert first_stage.search_device("cuda:1", 6, 50) == "cpu" and first_stage.search_device("cpu", 10**6, 10**6) == "cpu"
+    small = first_stage.cosine_topk(Q, G, 5, relevant, device="cuda")
+    assert all(np.array_equal(a, b) for a, b in zip(small, first_stage.cosine_topk(Q, G, 5, relevant)))
+    monkeypatch.setattr(first_stage, "DEVICE_SEARCH_MIN_SCORES", 300)
+    assert first_stage.search_device("cuda:1", 6, 50) == "cuda:1"
+    if not torch.cuda.is_available():
+        with pytest.raises((AssertionError, RuntimeError)):  # torch: "Torch not compiled with CUDA enabled"
+            first_stage.cosine_topk(Q, G, 5, relevant, device="cuda")
