@@ -45,7 +45,7 @@ from __future__ import annotations
 import os
 import numpy as np
 
-__all__ = ["world", "barrier", "gather_rows", "all_gather", "is_main", "rank_device", "block", "check_shards", "finish"]
+__all__ = ["world", "barrier", "gather_rows", "is_main", "rank_device", "block", "check_shards", "finish"]
 
 
 def world() -> tuple[int, int]:
@@ -107,17 +107,10 @@ def gather_rows(local: np.ndarray) -> np.ndarray:
     """Every rank's block, concatenated in rank order (every rank gets the whole)."""
     if world()[1] == 1:
         return local
-    return np.concatenate(all_gather(np.ascontiguousarray(local)), axis=0)
-
-
-def all_gather(obj) -> list:
-    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` without a launcher."""
-    if world()[1] == 1:
-        return [obj]
     dist = _group()
     parts: list = [None] * world()[1]
-    dist.all_gather_object(parts, obj)
-    return parts
+    dist.all_gather_object(parts, np.ascontiguousarray(local))
+    return np.concatenate(parts, axis=0)
 
 
 def finish() -> None:

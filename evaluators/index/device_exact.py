@@ -85,16 +85,14 @@ def _gallery_blocks(gallery: np.ndarray, gc: int, device):
     import torch
 
     dev = torch.device(device)
-    nbytes = gallery.nbytes
-    if dev.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(dev)
-        resident = nbytes <= free // 2
-    else:
-        resident = True
-    if resident:
-        blocks = [(g0, torch.from_numpy(gallery[g0 : g0 + gc]).to(dev)) for g0 in range(0, len(gallery), gc)]
-        return lambda: iter(blocks)
-    return lambda: ((g0, torch.from_numpy(gallery[g0 : g0 + gc]).to(dev)) for g0 in range(0, len(gallery), gc))
+
+    def copied():
+        return ((g0, torch.from_numpy(gallery[g0 : g0 + gc]).to(dev)) for g0 in range(0, len(gallery), gc))
+
+    if dev.type == "cuda" and gallery.nbytes > torch.cuda.mem_get_info(dev)[0] // 2:
+        return copied
+    resident = list(copied())
+    return lambda: iter(resident)
 
 
 def device_exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant: Sequence[np.ndarray], *, device: str,
@@ -142,24 +140,30 @@ def device_exact_topk(queries: np.ndarray, gallery: np.ndarray, k: int, relevant
             best_keys = torch.sort(best_keys, dim=1, descending=True).values
             topk[s:e] = keys_to_indices(best_keys).cpu().numpy()
             scores[s:e] = keys_to_scores(best_keys).cpu().numpy()
-            if len(cols) == 0:
-                if on_progress:
-                    on_progress(e, Q)
-                continue
-            # each row's first relevant image is its largest key
-            first = torch.full((n,), torch.iinfo(torch.int64).min, dtype=torch.int64, device=dev).scatter_reduce(0, rows_d, rel_keys, "amax")
-            has = torch.zeros(n, dtype=torch.bool, device=dev)
-            has[rows_d] = True
-            hit = best_keys == first[:, None]
-            found = hit.any(dim=1)
-            pos = torch.where(found, hit.to(torch.int32).argmax(dim=1), -1)
-            need = has & ~found
-            if bool(need.any()):  # beyond the top k: count the keys above it, over the same block products
-                counts = torch.zeros(n, dtype=torch.int64, device=dev)
-                for g0, g in blocks():
-                    counts += (score_keys(q @ g.T, g0) > first[:, None]).sum(dim=1)
-                pos = torch.where(need, counts, pos)
-            rank[s:e] = torch.where(has, pos, -1).cpu().numpy()
+            if len(cols):
+                rank[s:e] = _first_relevant_rank(q, blocks, best_keys, rows_d, rel_keys, n)
             if on_progress:
                 on_progress(e, Q)
     return topk, scores, rank
+
+
+def _first_relevant_rank(q, blocks, best_keys, rows_d, rel_keys, n: int) -> np.ndarray:
+    """Each row's 0-based rank of its first relevant image (its largest key; -1 without
+    one): its position in the top k, or else the count of keys above it over the same block
+    products."""
+    import torch
+
+    dev = best_keys.device
+    first = torch.full((n,), torch.iinfo(torch.int64).min, dtype=torch.int64, device=dev).scatter_reduce(0, rows_d, rel_keys, "amax")
+    has = torch.zeros(n, dtype=torch.bool, device=dev)
+    has[rows_d] = True
+    hit = best_keys == first[:, None]
+    found = hit.any(dim=1)
+    pos = torch.where(found, hit.to(torch.int32).argmax(dim=1), -1)
+    need = has & ~found
+    if bool(need.any()):
+        counts = torch.zeros(n, dtype=torch.int64, device=dev)
+        for g0, g in blocks():
+            counts += (score_keys(q @ g.T, g0) > first[:, None]).sum(dim=1)
+        pos = torch.where(need, counts, pos)
+    return torch.where(has, pos, -1).cpu().numpy()

@@ -74,7 +74,7 @@ def topk_over_chunks(score_chunks: ScoreChunks, Q: int, G: int, k: int, relevant
         if len(cols) == 0:
             if on_progress:
                 on_progress(e, Q)
-            continue
+            continue  # no relevant image in this chunk: no ranks to find
         # each row's first relevant image: score desc, then index asc
         order = np.lexsort((cols, -rel_scores, rows))
         first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
