@@ -51,6 +51,21 @@ def eval_one_and_sharded(tmp_path: Path, *args) -> tuple[dict, dict]:
     return runs["one"], runs["two"]
 
 
+def run_two_ranks(tmp_path: Path, script: str) -> list[dict]:
+    """Run ``script`` as 2 gloo ranks under torch.distributed's launcher (``argv[1]`` =
+    ``tmp_path``); each rank writes ``rank-R.json`` there, returned in rank order."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "ranks.py"
+    path.write_text(script)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(path), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+
+
 def picture(w: int, h: int, seed: int) -> "Image.Image":
     """Smooth colour fields, noise and hard-edged shapes (the edges are where resamplers differ)."""
     import numpy as np

@@ -8,7 +8,7 @@
 The index is built from the gallery's embeddings (read from the embedding cache) and saved
 under ``CACHE/index/``, named by the gallery's content hash, the kind and its build
 parameters, and reused by every later run on the same gallery (written atomically; a
-damaged file is rebuilt). With faiss-gpu and ``--device cuda`` the search runs on the GPU
+damaged file is rebuilt). Under ``--shards``, rank 0 builds it and the other ranks load it. With faiss-gpu and ``--device cuda`` the search runs on the GPU
 (flat and IVF; HNSW has no GPU version), holding its ``StandardGpuResources`` for as long as
 the GPU index is used: SWIG gives the index only a raw pointer to them.
 
@@ -88,8 +88,15 @@ def faiss_search(queries: np.ndarray, gallery: np.ndarray, k: int, relevant, *, 
     k = min(k, len(gallery))
     info = {"index": kind, "k": k}
     path = None if store is None else Path(store) / f"{gallery_hash(gallery)}-{kind}{_params(kind, len(gallery))}.faiss"
+    from vgrc.evaluators import sharding
+
     t0 = time.perf_counter()
     index = None
+    # under a launcher rank 0 builds and saves the index while the others wait, then load it:
+    # one build, not one per rank (an IVF over 1M vectors takes ~24 s of every core)
+    shared = path is not None and sharding.world()[1] > 1
+    if shared and not sharding.is_main():
+        sharding.barrier()
     if path is not None and path.is_file():
         try:
             index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
@@ -103,6 +110,8 @@ def faiss_search(queries: np.ndarray, gallery: np.ndarray, k: int, relevant, *, 
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(path, faiss.serialize_index(index).tobytes())
             info["saved"] = str(path)
+    if shared and sharding.is_main():
+        sharding.barrier()
     info["build_or_load_seconds"] = time.perf_counter() - t0
     if kind == "ivf":
         faiss.extract_index_ivf(index).nprobe = nprobe

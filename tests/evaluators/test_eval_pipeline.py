@@ -426,15 +426,9 @@ def test_sharded_encoding_splits_one_list_even_when_a_rank_starts_late(tmp_path)
     """Every rank must cut the SAME list of missing keys into chunks. A rank that listed after
     another had written would cut a shorter list, and some chunk would be encoded by no one
     (its rows NaN, silently skipped). Two gloo ranks, rank 1 two seconds late."""
-    import subprocess
-    import sys
+    from helpers import run_two_ranks
 
-    script = tmp_path / "encode.py"
-    script.write_text(SHARDED_ENCODE_SCRIPT)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    ranks = run_two_ranks(tmp_path, SHARDED_ENCODE_SCRIPT)
     assert sorted(ranks[0]["calls"] + ranks[1]["calls"]) == list(range(40))  # each item encoded once, by one rank
     assert ranks[0]["calls"] and ranks[1]["calls"]
     for r in ranks:

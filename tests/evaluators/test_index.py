@@ -137,3 +137,38 @@ def test_faiss_gpu_branch_keeps_its_resources_alive_and_uses_this_ranks_gpu(tmp_
     top, _, _, info = faiss_search(Q, G, 5, [np.array([i]) for i in range(20)], kind="flat", store=None, device="cuda:1")
     assert info["gpu"] and used == [1]
     assert np.array_equal(top, exact_topk(Q, G, 5, [np.zeros(0, np.int64)] * 20)[0])
+
+
+SHARDED_INDEX_SCRIPT = """
+import json, os, sys
+import numpy as np
+from vgrc.evaluators.index.faiss_index import faiss_search
+from vgrc.evaluators.sharding import finish
+
+rng = np.random.default_rng(3)
+G = rng.normal(size=(2000, 16)).astype(np.float32)
+G /= np.linalg.norm(G, axis=1, keepdims=True)
+Q = G[:50] + 0.01
+top, _, _, info = faiss_search(Q, G, 10, [np.array([i]) for i in range(50)], kind="ivf", store=sys.argv[1], nprobe=4, recall_sample=20)
+finish()
+json.dump({"built": bool(info.get("built")), "loaded": "loaded" in info, "top": top.tolist()}, open(f"{sys.argv[1]}/rank-{os.environ['RANK']}.json", "w"))
+"""
+
+
+def test_sharded_ranks_build_the_index_once(tmp_path):
+    """Two gloo ranks: rank 0 builds and saves the IVF index, rank 1 waits and loads it;
+    both search it to the same lists."""
+    from helpers import run_two_ranks
+
+    ranks = run_two_ranks(tmp_path, SHARDED_INDEX_SCRIPT)
+    assert (ranks[0]["built"], ranks[0]["loaded"]) == (True, False)
+    assert (ranks[1]["built"], ranks[1]["loaded"]) == (False, True)
+    assert ranks[0]["top"] == ranks[1]["top"] and len(list(tmp_path.glob("*.faiss"))) == 1
+
+
+def test_eval_with_an_index_under_two_shards_equals_one_process(shapes_dir, tmp_path):
+    from helpers import eval_one_and_sharded
+
+    one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--index", "ivf", "--nprobe", "2", "--k", "10",
+                                    "--fit-fraction", "0", "--rerank", "hungarian")
+    assert one == two and 0 < one["stage1_index_recall@10"] <= 1
