@@ -8,9 +8,10 @@
 The index is built from the gallery's embeddings (read from the embedding cache) and saved
 under ``CACHE/index/``, named by the gallery's content hash, the kind and its build
 parameters, and reused by every later run on the same gallery (written atomically; a
-damaged file is rebuilt). Under ``--shards``, rank 0 builds it and the other ranks load it. With faiss-gpu and ``--device cuda`` the search runs on the GPU
-(flat and IVF; HNSW has no GPU version), holding its ``StandardGpuResources`` for as long as
-the GPU index is used: SWIG gives the index only a raw pointer to them.
+damaged file is rebuilt). Under ``--shards``, rank 0 builds it and the other ranks load it.
+With faiss-gpu and ``--device cuda`` the search runs on the GPU (flat and IVF; HNSW has no
+GPU version), holding its ``StandardGpuResources`` for as long as the GPU index is used:
+SWIG gives the index only a raw pointer to them.
 
 Every run measures the index against exact search on a seeded sample of queries
 (``recall_sample``, default 1,000): shortlist recall@k = |index top-k ∩ exact top-k| / k,
