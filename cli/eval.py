@@ -64,16 +64,19 @@ def _launch_shards(shards: int, config) -> int:
         args += ["--data", str(config.data)]
     if "--out" not in args and "-o" not in args:
         args += ["--out", str(config.out)]
-    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.api import DefaultLogsSpecs, SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     for name in list(logging.Logger.manager.loggerDict):  # the launcher's own chatter (worker start/stop notices)
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=shards, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
-                          rdzv_endpoint="localhost:0", max_restarts=0)
     with tempfile.TemporaryDirectory(prefix="vgrc-shards-") as errors:
+        # the launcher's per-rank log folders go in this folder too, which vgrc made and
+        # removes: left to itself the launcher makes a /tmp/torchelastic_* folder per run and
+        # never removes it
+        launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=shards, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
+                              rdzv_endpoint="localhost:0", max_restarts=0, logs_specs=DefaultLogsSpecs(log_dir=str(Path(errors) / "launcher")))
         saved = {k: os.environ.get(k) for k in (SHARD_ERRORS_ENV, "OMP_NUM_THREADS")}
         os.environ[SHARD_ERRORS_ENV] = errors
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: N processes share the cores

@@ -6,8 +6,10 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# embeddings cached by code paths without a --cache-dir go to a throw-away folder, not ~/.cache/vgrc
+# embeddings cached by code paths without a --cache-dir go to a throw-away folder, not
+# ~/.cache/vgrc, removed when the test run ends
 os.environ["VGRC_CACHE"] = __import__("tempfile").mkdtemp(prefix="vgrc-test-cache-")
+__import__("atexit").register(__import__("shutil").rmtree, os.environ["VGRC_CACHE"], ignore_errors=True)
 
 from pathlib import Path  # noqa: E402
 

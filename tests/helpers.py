@@ -33,7 +33,6 @@ def eval_one_and_sharded(tmp_path: Path, *args) -> tuple[dict, dict]:
     2 local gloo workers), each with its own cache; both runs' metrics (without the config),
     after checking that both succeeded and wrote the same files and the same per-query table."""
     import json
-    import subprocess
     import sys
 
     import pandas as pd
@@ -41,7 +40,7 @@ def eval_one_and_sharded(tmp_path: Path, *args) -> tuple[dict, dict]:
     runs = {}
     for name, extra in (("one", ()), ("two", ("--shards", "2"))):
         cmd = [sys.executable, "-m", "vgrc.cli.main", "eval", *map(str, args), "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / f"cache-{name}"), "-q", *extra]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = run_in_own_tmpdir(cmd, tmp_path / f"tmpdir-{name}")
         assert done.returncode == 0, done.stderr[-2000:]
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         runs[name] = {k: v for k, v in metrics.items() if k != "config"}
@@ -49,6 +48,22 @@ def eval_one_and_sharded(tmp_path: Path, *args) -> tuple[dict, dict]:
     assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
     assert pd.read_parquet(one / "per_query.parquet").equals(pd.read_parquet(two / "per_query.parquet"))
     return runs["one"], runs["two"]
+
+
+def run_in_own_tmpdir(cmd: list, tmpdir: Path):
+    """``subprocess.run(cmd)`` with ``TMPDIR`` set to a new, empty ``tmpdir``; checks that the
+    command left nothing there (vgrc's own temporary folders and the launcher's logs are
+    removed, whether it succeeded or not)."""
+    import os
+    import subprocess
+
+    tmpdir.mkdir()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(tmpdir)})
+    # torch's own per-user cache folder (made by importing open_clip, shared by every torch
+    # program of this user, one per user, not per run) is torch's, not vgrc's, to keep
+    left = sorted(str(p.relative_to(tmpdir)) for p in tmpdir.rglob("*") if not p.relative_to(tmpdir).parts[0].startswith("torchinductor_"))
+    assert left == [], f"left in TMPDIR: {left[:10]}"
+    return done
 
 
 def run_two_ranks(tmp_path: Path, script: str) -> list[dict]:

@@ -162,8 +162,9 @@ def test_a_shards_error_is_its_one_line_not_the_launchers_traceback(shapes_dir, 
     """A damaged image met by one shard: one `error:` line naming it, exit code 2, none of
     torch.distributed's launcher output (its traceback, its worker notices)."""
     import shutil
-    import subprocess
     import sys
+
+    from helpers import run_in_own_tmpdir
 
     data = tmp_path / "shapes"
     shutil.copytree(shapes_dir, data)
@@ -173,9 +174,8 @@ def test_a_shards_error_is_its_one_line_not_the_launchers_traceback(shapes_dir, 
     victim = data / "compositions" / rows[-1]["file_name"]  # in the last chunk: rank 1's with --batch-size 1
     assert victim.is_file()
     victim.write_bytes(b"not a png")
-    done = subprocess.run([sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(data), "--model", "tiny-random", "--batch-size", "1",
-                           "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "-q", "--shards", "2"],
-                          capture_output=True, text=True, timeout=600)
+    done = run_in_own_tmpdir([sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(data), "--model", "tiny-random", "--batch-size", "1",
+                              "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "-q", "--shards", "2"], tmp_path / "tmpdir")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: cannot decode image") and victim.name in lines[0], done.stderr[-2000:]
