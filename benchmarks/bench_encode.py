@@ -24,7 +24,9 @@ largest pixel difference (levels of 255), the share of differing values, and the
 1 − cosine between the two embeddings of an image. ``device``'s decode + resize alone
 (no model) is printed with the decode ceilings, also on pictures of 36 sizes within ±3% of
 the others' (``_mixed``: the path resizes each size as one group, so a real gallery's many
-sizes cost more calls; only that differs).
+sizes cost more calls; only that differs). What one size group costs the issuing thread is
+timed on tiny images against torchvision's ``resize`` + ``center_crop`` (the baseline it
+replaced, in the same run): ``device_group_us`` / ``device_group_baseline_us``.
 
 Usage::
 
@@ -195,6 +197,41 @@ def device_ceiling(model: str, device: str, threads: int | None, batch: int, png
     return out
 
 
+def group_dispatch(device: str, groups: int = 256, repeats: int = 5) -> tuple[float, float]:
+    """Microseconds per size group of ``--preprocess device``'s resize, and of the baseline
+    it replaced in the same run (torchvision's ``resize`` per pass and ``center_crop``,
+    as up to commit c8f3f16). The images are tiny (6–13 × 7–262 → 4 × 4) and each of its own
+    size, already on the device: the pixels cost nothing, so what is timed is what each
+    image of a gallery of mixed sizes costs the thread that issues its operations. The two
+    outputs are checked equal."""
+    import torch
+    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Resize
+    from torchvision.transforms.v2 import functional as F
+
+    from vgrc.evaluators.device_pixels import DevicePixels
+    from vgrc.evaluators.pixels import vertical_first
+
+    prep = DevicePixels.from_pil_steps(Compose([Resize(4, interpolation=InterpolationMode.BICUBIC), CenterCrop(4)]), device)
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 6 + i % 8, 7 + i), dtype=torch.uint8, generator=g).to(device) for i in range(groups)]
+
+    def baseline():
+        out = []
+        for image in images:
+            h, w = image.shape[-2:]
+            out_h, out_w = prep.output_size(h, w)
+            x = torch.stack([image.to(device, non_blocking=True)])
+            for target in ((out_h, w) if vertical_first(h, w, out_h, out_w) else (h, out_w), (out_h, out_w)):
+                if tuple(x.shape[-2:]) != target:
+                    x = F.resize(x.float(), list(target), interpolation=prep.interpolation, antialias=True).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+            out.append(F.center_crop(x, list(prep.crop))[0])
+        return torch.stack(out).permute(0, 2, 3, 1)
+
+    if not torch.equal(prep._resize_all(images), baseline()):
+        raise SystemExit("group_dispatch: the resize differs from its baseline")
+    return (_best(lambda: prep._resize_all(images), repeats, device) * 1e6 / groups, _best(baseline, repeats, device) * 1e6 / groups)
+
+
 def measure(model: str, precision: str, device: str, workers: int | None, batch: int, png, jpg, texts, repeats: int) -> dict:
     import torch
 
@@ -282,6 +319,8 @@ def main() -> None:
 
         traceback.print_exc()
     print("decode only (no model): " + ", ".join(f"{k} {v:.0f} img/s" for k, v in ceiling.items()), flush=True)
+    group_us, group_baseline_us = group_dispatch(args.device)
+    print(f"--preprocess device, per size group: {group_us:.1f} µs to issue (torchvision's resize + center_crop: {group_baseline_us:.1f} µs)", flush=True)
     rows = []
     for model, precision in configs:
         try:
@@ -311,6 +350,7 @@ def main() -> None:
                   *(f"{tag}_{m}_{key}={r[f'{m}_{field}']:{spec}}" for m in ("fast", "device") if f"{m}_eff_png" in r
                     for key, field, spec in (("png", "eff_png", ".3f"), ("jpeg", "eff_jpeg", ".3f"), ("max_1mcos", "max_one_minus_cos", ".1e")))]
     parts.append(f"pixels_identical={all(r['pixels_identical'] for r in rows)}")
+    parts += [f"device_group_us={group_us:.1f}", f"device_group_baseline_us={group_baseline_us:.1f}"]
     print("RESULT " + " ".join(parts))
 
 

@@ -57,6 +57,37 @@ def test_output_size_follows_torchvision_resize_of_a_pil_image(steps):
         assert dev.output_size(h, w) == steps.transforms[0](Image.new("RGB", (w, h))).size[::-1], (w, h)
 
 
+@pytest.mark.parametrize("steps", [
+    OPEN_CLIP_STEPS,
+    Compose([Resize(224, interpolation=InterpolationMode.BILINEAR), CenterCrop(224)]),
+    Compose([Resize(64, interpolation=InterpolationMode.BICUBIC), CenterCrop((96, 81))]),  # the crop pads
+    Compose([Resize((160, 200), interpolation=InterpolationMode.BICUBIC)]),
+    Compose([Resize(50, interpolation=InterpolationMode.NEAREST), CenterCrop(50)]),
+], ids=["bicubic", "bilinear", "padding-crop", "squash", "nearest"])
+def test_resize_equals_torchvisions_two_rounded_passes_and_centre_crop(steps):
+    """The resize calls torch's kernel without torchvision's dispatch (its Python cost is paid
+    once per size group) and crops by slicing: bit for bit what torchvision's ``resize`` (per
+    pass, each rounded halves up) and ``center_crop`` give, on sizes whose crop anchors
+    round both ways and whose passes run in either order."""
+    import torch
+    from torchvision.transforms.v2 import functional as F
+
+    from vgrc.evaluators.pixels import vertical_first
+
+    dev = DevicePixels.from_pil_steps(steps)
+    rng = np.random.default_rng(3)
+    for w, h in [*SIZES, (225, 224), (301, 224), (224, 333), (400, 90), (33, 260)]:
+        batch = torch.from_numpy(rng.integers(0, 256, (2, 3, h, w), dtype=np.uint8))
+        out_h, out_w = dev.output_size(h, w)
+        image = batch
+        for target in ((out_h, w) if vertical_first(h, w, out_h, out_w) else (h, out_w), (out_h, out_w)):
+            if tuple(image.shape[-2:]) != target:
+                resized = F.resize(image.float(), list(target), interpolation=dev.interpolation, antialias=True)
+                image = resized.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+        expected = F.center_crop(image, list(dev.crop)) if dev.crop is not None else image
+        assert torch.equal(dev._resize(batch), expected), (w, h)
+
+
 def test_an_images_pixels_do_not_depend_on_its_batch():
     """Mixed formats and sizes, grouped by size inside the batch: every image comes back in
     its place with the pixels it has alone."""
