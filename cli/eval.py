@@ -159,6 +159,8 @@ def eval_command(
         vgrc eval --data data/shapes --stage1 ridge --rerank hungarian --surplus-cost 1
 
         vgrc eval --model tiny-random --limit 60 --rerank fgw --out results/smoke
+
+        vgrc eval --data data/vg --device cuda --precision bf16 --index ivf --shards 4 --rerank fgw
     """
     from vgrc.cli.console import phase_progress
     from vgrc.evaluators.pipeline import EvalConfig, run_eval  # numpy and friends, after --help
