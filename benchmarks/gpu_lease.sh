@@ -4,7 +4,8 @@
 # 1. benchmarks/bench_encode.py --device cuda --configs ViT-B-32:bf16 — images/s and texts/s
 #    against the bare forward pass with open_clip's exact preprocessing, --preprocess fast
 #    and --preprocess device (nvJPEG + GPU resize), each opt-in path's deviation from exact
-#    on that card, and the decode-only ceilings (uniform and mixed picture sizes). The open
+#    on that card, the decode-only ceilings (uniform and mixed picture sizes), and what one
+#    size group of the device resize costs its issuing thread (device_group_us). The open
 #    goal: ViT-B-32 bf16 at >= 0.80 of its bare forward pass.
 # 2. benchmarks/bench_stage1.py --device cuda — exact search of 10,000 queries over a
 #    1,000,000 × 512 gallery in torch on the GPU (what `vgrc eval --device cuda` runs)
