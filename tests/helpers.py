@@ -75,7 +75,7 @@ def run_two_ranks(tmp_path: Path, script: str) -> list[dict]:
 
     path = tmp_path / "ranks.py"
     path.write_text(script)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(path), str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--log-dir", str(tmp_path / "launcher"), str(path), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
