@@ -68,13 +68,16 @@ def _torch_rank(items: list) -> np.ndarray:
 
 
 def run_torch_distributed(items: list, workers: int) -> np.ndarray:
+    import tempfile
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import DefaultLogsSpecs
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=workers, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
-                          rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
-    results = elastic_launch(config, _torch_rank)(items)
+    with tempfile.TemporaryDirectory(prefix="bench-engines-") as logs:  # as vgrc eval --shards: no /tmp/torchelastic_* left
+        config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=workers, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
+                              rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1, logs_specs=DefaultLogsSpecs(log_dir=logs))
+        results = elastic_launch(config, _torch_rank)(items)
     return np.concatenate([results[r] for r in range(workers)])
 
 
