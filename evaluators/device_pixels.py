@@ -139,8 +139,9 @@ class DevicePixels:
         In a gallery of mixed sizes each image is a group of its own, and what a group
         costs the issuing thread does not depend on its pixels: ten small operations, each
         dispatched from Python. They are kept few (:meth:`_resize`): on the CPU with tiny
-        images, where that cost is what is measured, 70 µs a group against 112 µs with
-        torchvision's ``resize`` and ``center_crop``. Issuing the groups from the decode
+        images, where that cost is what is measured, 76.7 µs a group against 105.6 µs with
+        torchvision's ``resize`` and ``center_crop`` (``bench_encode.py``'s
+        ``group_dispatch``, BENCHMARKS.md). Issuing the groups from the decode
         threads instead was slower (170–210 µs): the operations hold the GIL while they
         are dispatched, and each hand-over costs more than it saves."""
         import torch
