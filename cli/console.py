@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import typer
 from rich.console import Console
 
-from vgrc.evaluators.errors import VgrcError
+from vgrc.evaluators.errors import VgrcError, VgrcWarning
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -68,7 +68,8 @@ def user_errors(debug: bool = False) -> Iterator[None]:
         _INTERRUPT["requested"] = False
         previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
-        yield
+        with warning_lines():
+            yield
     except VgrcError as exc:
         if debug:
             raise
@@ -85,6 +86,28 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def warning_lines() -> Iterator[None]:
+    """Print each :class:`VgrcWarning` the library issues as one yellow ``warning:`` line on
+    stderr, every time it is issued; other warnings are shown as Python shows them."""
+    import warnings
+
+    from rich.markup import escape
+
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, VgrcWarning):
+                stderr.print(f"[yellow]warning:[/yellow] {escape(str(message))}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always", VgrcWarning)
+        warnings.showwarning = show
+        yield
 
 
 def to_shard_launcher(line: str | None) -> bool:

@@ -54,7 +54,7 @@ def _run(analysis: str, options: dict, analysis_options: dict, quiet: bool, debu
 
             name = "".join(c if c.isalnum() or c in "-_." else "-" for c in config.model)
             config.out = str(Path("results") / f"diagnose-{analysis}-{read_manifest(config.data).get('dataset')}-{name}")
-        config.check(run_folder=analysis != "all")
+        config.check(run_folder=analysis != "all", run_kind=f"diagnose-{analysis}")
         with phase_progress(quiet) as on_progress:
             summary = run(config, progress=on_progress, **analysis_options)
     if not quiet:

@@ -83,7 +83,9 @@ class VgrcGroup(TyperGroup):
         except click_exceptions.ClickException as exc:
             stderr.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False)
             rc = exc.exit_code
-        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's own handler (imports, parsing)
+        except (typer.Abort, KeyboardInterrupt) as exc:  # Ctrl-C outside a command's own handler (imports, parsing)
+            if isinstance(exc.__cause__, EOFError):  # Click turns any EOFError into Abort: a bug, not a Ctrl-C
+                raise exc.__cause__ from None
             report_interrupted()
             rc = EXIT_INTERRUPTED
         except Exception as exc:

@@ -31,11 +31,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from vgrc.evaluators.atomic import atomic_write_bytes, atomic_write_text, temporary_target
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
+from vgrc.evaluators.ownership import clear_record_temporaries, exact_files, foreign_entries, is_fresh_folder, remove_owned
 
 __all__ = [
     "FORMAT",
@@ -60,31 +62,9 @@ FORMAT = "vgrc-dataset/1"
 MANIFEST_NAME = "manifest.json"
 MARKER_NAME = ".vgrc-build.json"
 METADATA_NAME = "metadata.jsonl"
-TMP_INFIX = ".vgrc-tmp-"
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
-
-    The bytes go to a temporary file in the same folder, which then replaces ``path``.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def dumps_row(row: Mapping[str, Any]) -> str:
@@ -122,12 +102,18 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete temporary files an interrupted run left in ``folder``; return how many."""
+def remove_stale_temporaries(folder: str | os.PathLike, targets: Collection[str] | None = None) -> int:
+    """Delete the temporary files an interrupted atomic write left in ``folder``; return
+    how many. Only names of the form ``<target>.vgrc-tmp-<pid>`` are touched, and, when
+    ``targets`` is given, only those whose target is one of these names."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    stale = [p for p in folder.iterdir() if TMP_INFIX in p.name]
+    stale = []
+    for p in folder.iterdir():
+        target = temporary_target(p.name)
+        if target is not None and (targets is None or target in targets) and p.is_file() and not p.is_symlink():
+            stale.append(p)
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
@@ -161,13 +147,15 @@ def _vgrc_record(path: Path) -> dict | None:
     return None
 
 
-def _recorded_files(found: dict, dataset: str, files: Iterable[str]) -> list[str] | None:
-    """The file patterns a found manifest/marker vouches for. A dataset written by an older
-    vgrc recorded none; when it is of the kind being built, this builder's own patterns are
-    what that builder wrote."""
-    if found.get("files"):
-        return list(found["files"])
-    return list(files) if files and found.get("dataset") == dataset else None
+def _recorded_files(found: dict, dataset: str, files: Iterable[str]) -> frozenset[str] | None:
+    """The exact files a found manifest/marker vouches for (itself included), or None.
+
+    A record from the oldest vgrc names no files; when it is of the kind being built, the
+    exact files this builder writes are what that builder wrote. A record that holds
+    patterns (an older vgrc's) proves nothing about one file among others: None."""
+    recorded = found.get("files") or (list(files) if found.get("dataset") == dataset else None)
+    exact = exact_files(recorded)
+    return None if exact is None else exact | {MANIFEST_NAME, MARKER_NAME}
 
 
 def check_output(
@@ -185,8 +173,6 @@ def check_output(
     ``legacy_keys``: config keys an older vgrc recorded that no longer define the dataset
     (NAC's merge-time options); a recorded config is compared without them.
     """
-    from vgrc.evaluators.ownership import is_fresh_folder
-
     out = Path(out)
     wanted = {"dataset": dataset, "config": json.loads(json.dumps(config))}
     if is_fresh_folder(out):
@@ -213,14 +199,12 @@ def check_output(
             "pass --overwrite to replace it, or choose another folder"
         )
     recorded = _recorded_files(found, dataset, files)
-    if not recorded:
+    if recorded is None:
         raise DatasetFolderError(
-            f"--out {out} holds a dataset written by an older vgrc that did not record its files; "
+            f"--out {out} holds a dataset written by an older vgrc that did not record each file it wrote; "
             "vgrc cannot prove what it may delete: remove the folder yourself or choose another one"
         )
-    from vgrc.evaluators.ownership import foreign_entries
-
-    foreign = foreign_entries(out, [MANIFEST_NAME, MARKER_NAME, *recorded])
+    foreign = foreign_entries(out, recorded)
     if foreign:
         raise DatasetFolderError(
             f"--out {out} holds a vgrc dataset and {foreign[0]!r}, which vgrc did not write; "
@@ -259,12 +243,13 @@ def prepare_output(
         ``"complete"`` — the folder already holds exactly this dataset, finished;
         ``"resume"`` — an interrupted build of this dataset is continued;
         ``"new"`` — a fresh build starts (after removing, with ``overwrite``, the files of
-    the different vgrc dataset the folder held: only files matching the patterns its
-    manifest or marker recorded, and only when nothing else is there).
+    the different vgrc dataset the folder held: exactly the files its manifest or marker
+    recorded, and only when nothing else is there).
 
-    files : patterns
-        Relative-path globs of every file this build writes (recorded, so a later
-        ``--overwrite`` can prove what it may delete).
+    files : relative paths
+        The exact relative POSIX path of every file this build writes (recorded before
+        any is written, so a later ``--overwrite`` can prove what it may delete; no
+        patterns: a pattern would also claim a user's file dropped beside vgrc's).
 
     Raises
     ------
@@ -275,23 +260,35 @@ def prepare_output(
         The folder cannot be created or written.
     """
     out = Path(out)
-    files = list(files)
+    files = _exact_list(files)
     state = check_output(out, dataset, config, overwrite=overwrite, files=files, legacy_keys=legacy_keys)
     wanted = {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": files}
     if state == "complete":
         return state
     if state == "replace":
-        from vgrc.evaluators.ownership import remove_owned
-
+        # the new marker vouches for the old files and the new ones BEFORE anything is
+        # removed, so a process killed at any moment leaves a folder vgrc still owns
         found = _vgrc_record(out / MANIFEST_NAME) or _vgrc_record(out / MARKER_NAME) or {}
-        remove_owned(out, [MANIFEST_NAME, MARKER_NAME, *(_recorded_files(found, dataset, files) or [])])
+        previous = _recorded_files(found, dataset, files) or frozenset()
+        _write_marker(out, {**wanted, "files": sorted(previous | set(files))})
+        (out / MANIFEST_NAME).unlink(missing_ok=True)
+        remove_owned(out, previous - {MARKER_NAME})
         state = "new"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from exc
+    if state == "new":
+        clear_record_temporaries(out)
     _write_marker(out, wanted)
     return state
+
+
+def _exact_list(files: Iterable[str]) -> list[str]:
+    files = list(files)
+    if exact_files(files) is None and files:  # a programming error, not a user error
+        raise ValueError(f"a build records the exact files it writes, not patterns: {[f for f in files if set('*?[') & set(f)][:3]}")
+    return files
 
 
 def mark_unfinished(out: str | os.PathLike, dataset: str, config: Mapping[str, Any], *, files: Iterable[str] = ()) -> None:
@@ -299,7 +296,7 @@ def mark_unfinished(out: str | os.PathLike, dataset: str, config: Mapping[str, A
     build marker is written first, then the manifest removed, so the folder is vgrc's at
     every moment and never declared finished while a builder rewrites it."""
     out = Path(out)
-    _write_marker(out, {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": list(files)})
+    _write_marker(out, {"format": FORMAT, "dataset": dataset, "config": json.loads(json.dumps(config)), "files": _exact_list(files)})
     (out / MANIFEST_NAME).unlink(missing_ok=True)
 
 
@@ -351,7 +348,7 @@ def finish_dataset(
         "seed": seed,
         "config": json.loads(json.dumps(config)),
         "splits": split_info,
-        "files": list(files),
+        "files": _exact_list(files),
     }
     if extra:
         manifest.update(extra)

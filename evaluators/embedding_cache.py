@@ -6,6 +6,11 @@ Each shard holds ``keys`` (sha256 of the content: image bytes, or the exact text
 ``emb`` (float32 unit vectors). Shards are written atomically, one per encoded chunk, so
 an interrupted run keeps every finished chunk and the next run resumes from there.
 
+A shard that cannot be read or fails its checks (truncated, zero bytes, not a zip, keys
+and vectors of different lengths, non-finite vectors: a disk error or a hand edit) is
+moved to ``<namespace>/damaged/`` with one warning line, and its items are encoded again,
+so the run finishes with the numbers an intact cache gives.
+
 :func:`encode_cached` is the one entry point: it deduplicates, looks up, encodes only
 what is missing (in chunks, flushing each), and returns embeddings in input order.
 """
@@ -21,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vgrc.evaluators.dataset import atomic_write_bytes
+from vgrc.evaluators.atomic import atomic_write_bytes
+from vgrc.evaluators.chunk_claims import ChunkClaims, chunk_name
+from vgrc.evaluators.errors import warn
 
 __all__ = ["EmbeddingCache", "EncodeStats", "default_cache_dir", "content_key", "encode_cached"]
 
@@ -45,20 +52,36 @@ class EmbeddingCache:
     def __init__(self, root: str | os.PathLike, namespace: str):
         self.folder = Path(root) / namespace
         self._index: dict[str, np.ndarray] | None = None
+        self._read: set[str] = set()
 
     def _load(self) -> dict[str, np.ndarray]:
         if self._index is None:
             self._index = {}
-            if self.folder.is_dir():
-                for shard in sorted(self.folder.glob("shard-*.npz")):
-                    try:
-                        with np.load(shard) as z:
-                            keys, emb = z["keys"], z["emb"]
-                    except (OSError, ValueError, KeyError):
-                        continue  # a damaged shard is ignored; its items are encoded again
-                    for k, e in zip(keys.tolist(), emb):
-                        self._index[k] = e
+            self._read = set()
+            self.refresh()
         return self._index
+
+    def refresh(self) -> None:
+        """Read the shards written since the last read (by this process or another)."""
+        if self._index is None:
+            self._load()
+            return
+        damaged = []
+        if self.folder.is_dir():
+            for shard in sorted(self.folder.glob("shard-*.npz")):
+                if shard.name in self._read:
+                    continue
+                content = read_shard(shard)
+                if content is None:
+                    damaged.append(shard)
+                    continue
+                self._read.add(shard.name)
+                for k, e in zip(*content):
+                    self._index[k] = e
+        if damaged:
+            where = set_aside(damaged)
+            warn(f"{len(damaged)} damaged embedding cache shard(s) moved to {where} (first: {damaged[0].name}); "
+                 "their items are encoded again")
 
     def __len__(self) -> int:
         return len(self._load())
@@ -73,11 +96,39 @@ class EmbeddingCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez(buf, keys=np.array(list(keys)), emb=np.asarray(emb, dtype=np.float32))
-        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
-        atomic_write_bytes(self.folder / f"shard-{name}.npz", buf.getvalue())
+        name = f"shard-{chunk_name(keys)}.npz"
+        atomic_write_bytes(self.folder / name, buf.getvalue())
         index = self._load()
+        self._read.add(name)
         for k, e in zip(keys, np.asarray(emb, dtype=np.float32)):
             index[k] = e
+
+
+def read_shard(path: Path) -> tuple[list[str], np.ndarray] | None:
+    """A shard's keys and vectors, or None when it is damaged in any way."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys, emb = z["keys"], z["emb"]
+    except Exception:  # noqa: BLE001 - any unreadable shard (BadZipFile, EOFError, OSError, ValueError, KeyError) is damaged
+        return None
+    if keys.ndim != 1 or keys.dtype.kind != "U" or emb.ndim != 2 or len(keys) != len(emb) or emb.dtype != np.float32:
+        return None
+    if not np.isfinite(emb).all():
+        return None
+    return keys.tolist(), emb
+
+
+def set_aside(shards: Sequence[Path]) -> Path:
+    """Move damaged shards into ``damaged/`` beside them (kept for inspection, never read
+    again); return that folder. A shard another process moved first is skipped."""
+    where = shards[0].parent / "damaged"
+    where.mkdir(exist_ok=True)
+    for shard in shards:
+        try:
+            os.replace(shard, where / f"{shard.name}.{os.getpid()}")
+        except FileNotFoundError:
+            pass
+    return where
 
 
 @dataclass
@@ -154,22 +205,75 @@ def encode_cached(
     from vgrc.evaluators.io_threads import OrderedLoader
 
     # another rank encodes the chunks not listed here (the same chunks, hence batches, as one process)
-    starts = [s for c, s in enumerate(range(0, len(missing), chunk)) if c % size == rank]
-    parts = [missing[s : s + chunk] for s in starts]
-    with OrderedLoader(lambda k: load(first[k]), load_threads if parts else 0) as loader:
-        pending = loader.submit(parts[0]) if parts else None
-        for j, part in enumerate(parts):
-            items = loader.results(pending)
-            pending = loader.submit(parts[j + 1]) if j > 0 and j + 1 < len(parts) else None
-            emb = np.asarray(encode(items), dtype=np.float32)
-            del items
-            if pending is None and j + 1 < len(parts):
-                pending = loader.submit(parts[j + 1])
-            ok = np.isfinite(emb).all(axis=1)
-            cache.add([k for k, good in zip(part, ok) if good], emb[ok])
-            failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
-            if on_progress:
-                on_progress(starts[j] + len(part), len(missing))
+    parts = [missing[s : s + chunk] for c, s in enumerate(range(0, len(missing), chunk)) if c % size == rank]
+    # one process: other processes sharing this cache claim chunks too, and each chunk is encoded once
+    claims = ChunkClaims(cache.folder) if size == 1 and parts else None
+    deferred: list[list[str]] = []
+    held: list = []  # claims this process holds: all released however the loop ends
+    queue = iter(parts)
+
+    def next_claimed():
+        for part in queue:
+            claim = claims.try_claim(part) if claims is not None else None
+            if claims is not None and claim is None:
+                deferred.append(part)  # another process is encoding it now
+                continue
+            if claim is not None:
+                held.append(claim)
+            return part, claim
+        return None
+
+    def release(claim) -> None:
+        if claim is not None:
+            claim.release()
+            held.remove(claim)
+
+    done = encoded_here = 0
+
+    def store(part: list[str], emb: np.ndarray) -> None:
+        nonlocal encoded_here
+        ok = np.isfinite(emb).all(axis=1)
+        cache.add([k for k, good in zip(part, ok) if good], emb[ok])
+        failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
+        encoded_here += len(part)
+
+    try:
+        with OrderedLoader(lambda k: load(first[k]), load_threads if parts else 0) as loader:
+            current = next_claimed()
+            pending = loader.submit(current[0]) if current else None
+            j = 0
+            while current is not None:
+                part, claim = current
+                items = loader.results(pending)
+                following = next_claimed() if j > 0 else None
+                pending = loader.submit(following[0]) if following else None
+                emb = np.asarray(encode(items), dtype=np.float32)
+                del items
+                if j == 0:  # no read runs while the first encode call may fork workers
+                    following = next_claimed()
+                    pending = loader.submit(following[0]) if following else None
+                store(part, emb)
+                release(claim)
+                done += len(part)
+                if on_progress:
+                    on_progress(done, len(missing))
+                current, j = following, j + 1
+            for part in deferred:  # chunks another process held: wait for it, take what it wrote
+                claim = claims.wait(part)
+                held.append(claim)
+                cache.refresh()
+                rest = [k for k in part if cache.get(k) is None]
+                if rest:  # it died or failed on some items: encode them here
+                    store(rest, np.asarray(encode(loader.results(loader.submit(rest))), dtype=np.float32))
+                release(claim)
+                done += len(part)
+                if on_progress:
+                    on_progress(done, len(missing))
+    finally:
+        for claim in list(held):
+            release(claim)
+    if size == 1:  # what this process encoded (another process sharing the cache may have done the rest)
+        stats.encoded = encoded_here
     if size > 1:  # every rank reads what the others wrote
         sharding.barrier()
         if on_progress and missing:  # every chunk is done now, this rank's and the others'

@@ -7,7 +7,7 @@ do; the command-line layer prints the message as one red line and exits with cod
 
 from __future__ import annotations
 
-__all__ = ["VgrcError", "InvalidInputError", "DatasetFolderError", "OutputError", "ModelUnavailableError"]
+__all__ = ["VgrcError", "InvalidInputError", "DatasetFolderError", "OutputError", "ModelUnavailableError", "VgrcWarning", "warn"]
 
 
 class VgrcError(Exception):
@@ -28,3 +28,16 @@ class OutputError(VgrcError, OSError):
 
 class ModelUnavailableError(VgrcError):
     """Weights cannot be loaded (offline and not cached, or a bad checkpoint)."""
+
+
+class VgrcWarning(UserWarning):
+    """Something a user should know that does not stop the command (a damaged cache shard
+    set aside, an option that does nothing in this configuration, skipped inputs): the
+    command-line layer prints each as one ``warning:`` line."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`VgrcWarning` (one ``warning:`` line in the terminal)."""
+    import warnings
+
+    warnings.warn(message, VgrcWarning, stacklevel=2)

@@ -33,7 +33,7 @@ from pathlib import Path
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import parse_steer_pairs
-from vgrc.evaluators.ownership import check_run_folder
+from vgrc.evaluators.ownership import check_run_folder, check_writable_folder
 from vgrc.evaluators.rerank import RERANKERS
 from vgrc.evaluators.registry import DEFAULT_TEMPLATES, RELEVANCE, STAGE1, TASKS, check_choice
 from vgrc.evaluators.runs import Timer
@@ -92,12 +92,13 @@ class EvalConfig:
     judge_batch_size: int = 8
     judge_mode: str = "logits"
 
-    def check(self, *, run_folder: bool = True) -> None:
+    def check(self, *, run_folder: bool = True, run_kind: str | None = None) -> None:
         """Validate every option before any work or heavy import (``check_inputs`` style).
 
         Writes nothing. Model names are checked against open_clip's shipped configs without
         importing torch; the dataset's manifest is read; the output folder is checked
-        (unless ``run_folder`` is false: ``vgrc diagnose all`` checks its subfolders).
+        (unless ``run_folder`` is false: ``vgrc diagnose all`` checks its subfolders) for
+        a run of ``run_kind`` (default ``eval-TASK``; an unfinished run of that kind resumes).
         """
         self.check_options()
         if self.data is None:
@@ -110,7 +111,7 @@ class EvalConfig:
         if self.out is None:
             self.out = str(default_run_folder(self, manifest))
         if run_folder:
-            check_run_folder(self.out, self.overwrite)
+            check_run_folder(self.out, self.overwrite, run_kind or f"eval-{self.task}")
 
     def check_options(self) -> None:
         """Every check that needs neither the dataset nor the output folder."""
@@ -184,8 +185,10 @@ class EvalConfig:
         if self.steer and self.stage1 != "ridge+steer":
             raise InvalidInputError("--steer applies to --stage1 ridge+steer only")
         parse_steer_pairs(self.steer)
-        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
-            raise InvalidInputError(f"--cache-dir {self.cache_dir} exists and is not a folder")
+        from vgrc.evaluators.embedding_cache import default_cache_dir
+
+        # before a model loads or a picture is encoded: a cache that cannot take shards fails now, not after the work
+        check_writable_folder("--cache-dir", self.cache_dir if self.cache_dir is not None else default_cache_dir())
 
     def run_name(self, dataset: str) -> str:
         """``shapes-clip-cosine-fgw``: names the default output folder."""

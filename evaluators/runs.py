@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from vgrc.evaluators import __version__
-from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
-from vgrc.evaluators.ownership import RUN_FILES, RUN_FORMAT
+from vgrc.evaluators.atomic import atomic_replace_with, atomic_write_bytes, atomic_write_text
+from vgrc.evaluators.ownership import RUN_FILES, claim_run_folder, write_run_marker
 
-__all__ = ["Timer", "plot_recall", "run_summary", "write_metric_tables", "write_run_json"]
+__all__ = ["Timer", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder"]
 
 
 class Timer:
@@ -81,11 +81,23 @@ def plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k: 
     atomic_write_bytes(path, buf.getvalue())
 
 
+def claim_eval_folder(out: Path, config) -> str:
+    """Claim ``out`` for an eval run: ``run.json`` marks it unfinished before anything
+    there changes (:func:`~vgrc.evaluators.ownership.claim_run_folder`)."""
+    return claim_run_folder(out, config.overwrite, f"eval-{config.task}", RUN_FILES, asdict(config))
+
+
+def write_per_query(out: Path, frame) -> None:
+    """``per_query.parquet``, atomically."""
+    atomic_replace_with(out / "per_query.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+
+
 def write_run_json(out: Path, config, setup, data_info: dict, skipped: dict, diagnostics: dict, timer: Timer) -> None:
+    """The final ``run.json``, written last: ``complete: true`` declares the run finished."""
     run = {
-        "format": RUN_FORMAT,
         "kind": f"eval-{config.task}",
-        "files": list(RUN_FILES),
+        "complete": True,
+        "files": sorted(RUN_FILES),
         "config": asdict(config),
         "model": {"spec": setup.spec_record, "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
         "data": data_info,
@@ -97,7 +109,7 @@ def write_run_json(out: Path, config, setup, data_info: dict, skipped: dict, dia
         "diagnostics": diagnostics,
         "timings_seconds": timer.seconds,
     }
-    atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n")
+    write_run_marker(out, run)
 
 
 def _fmt(v: float) -> str:

@@ -37,7 +37,7 @@ from vgrc.evaluators.dataset import (
     remove_stale_temporaries,
 )
 from vgrc.evaluators.errors import InvalidInputError, VgrcError
-from vgrc.generators.nac_layout import DATASET, FILES, SPLIT, image_paths
+from vgrc.generators.nac_layout import DATASET, SPLIT, image_paths, nac_files
 from vgrc.generators.nac_prompts import NACPair, load_nac_contrasts, make_pairs
 from vgrc.generators.png import encode_rgb_png
 
@@ -218,9 +218,10 @@ def build_nac(
     contrasts = load_nac_contrasts(config.contrasts)
     pairs = make_pairs(contrasts, config.samples_per_contrast, config.seed, config.limit)
     out = Path(out)
+    files = nac_files(pairs)
     # ---- pre-flight: everything that can fail is checked before anything is written
     # builds before issue 9 recorded the merge options in their identity: compare without them
-    state = check_output(out, DATASET, config.record(), overwrite=overwrite, files=FILES, legacy_keys=MERGE_OPTIONS)
+    state = check_output(out, DATASET, config.record(), overwrite=overwrite, files=files, legacy_keys=MERGE_OPTIONS)
     merge_only = merge is True
     mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
     todo = mine if state in ("new", "replace") else [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
@@ -240,16 +241,16 @@ def build_nac(
             return NACResult(out=out, state=state, pairs=len(pairs), skipped=len(mine))
         # images to restore, or merge-time options changed: re-merge from the kept images
         # and cached judgments; not declared finished while its files are rewritten
-        mark_unfinished(out, DATASET, config.record(), files=FILES)
+        mark_unfinished(out, DATASET, config.record(), files=files)
         state = "refilter" if not todo else "resume"
     else:
-        state = prepare_output(out, DATASET, config.record(), overwrite=overwrite, files=FILES, legacy_keys=MERGE_OPTIONS)
+        state = prepare_output(out, DATASET, config.record(), overwrite=overwrite, files=files, legacy_keys=MERGE_OPTIONS)
     result = NACResult(out=out, state=state, pairs=len(pairs))
     atomic_write_text(out / "prompts.jsonl", "".join(dumps_row(p.row()) + "\n" for p in pairs))
     if dry_run:
         return result
     (out / SPLIT / "images").mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out / SPLIT / "images")
+    remove_stale_temporaries(out / SPLIT / "images", {path.name for p in pairs for path in image_paths(out, p)})
     todo = [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
     result.skipped = len(mine) - len(todo)
     if todo:

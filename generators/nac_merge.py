@@ -21,7 +21,7 @@ from pathlib import Path
 from vgrc.evaluators import __version__
 from vgrc.evaluators.dataset import METADATA_NAME, atomic_write_text, dumps_row, finish_dataset
 from vgrc.evaluators.judges import JudgmentCache, clipscore, make_judge
-from vgrc.generators.nac_layout import FILES, SPLIT, image_paths
+from vgrc.generators.nac_layout import SPLIT, image_paths, nac_files
 from vgrc.generators.nac_prompts import load_plausible
 
 __all__ = ["merge_nac"]
@@ -123,7 +123,7 @@ def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: s
                    extra={"counts": counts, "steering": "steering.jsonl", "merge": config.merge_record(),
                           "objects_source": "the generation prompt's noun and attribute",
                           "recommended": {"unmatched_cost": 1.0, "surplus_cost": 1.0}},
-                   files=FILES)
+                   files=nac_files(pairs))
     return counts
 
 

@@ -378,8 +378,9 @@ def _render_card(config_record: dict, counts: dict, command: str, primitives: Se
     )
 
 
-#: every file gen-shapes writes (recorded in the manifest: what --overwrite may delete)
-FILES = ("README.md", "compositions/metadata.jsonl", "compositions/images/*.png", "primitives/metadata.jsonl", "primitives/images/*.png")
+#: the files gen-shapes writes beside its images (each image is recorded by name too:
+#: :func:`shapes_files`; the record is what --overwrite may delete)
+FILES = ("README.md", "compositions/metadata.jsonl", "primitives/metadata.jsonl")
 #: where the per-object sets come from (stated in every eval output)
 OBJECTS_SOURCE = "Synthetic Shapes symbolic labels (the generator's own)"
 #: recommended reranker settings: captions describe the whole scene, so a surplus object is a mismatch
@@ -423,8 +424,13 @@ def build_shapes(
     workers = workers or min(8, os.cpu_count() or 1)
     record = config.as_record(primitives)
     out = Path(out)
-    state = prepare_output(out, DATASET, record, overwrite=overwrite, files=FILES)
+    size = config.size
     comps = select_compositions(len(primitives), config.limit, config.seed)
+    # metadata is a pure function of the configuration, and so is every file name
+    comp_rows = [composition_row([primitives[i] for i in c], size, config.seed) for c in comps]
+    prim_rows = [primitive_row(p, size) for p in primitives]
+    files = shapes_files(comp_rows, prim_rows)
+    state = prepare_output(out, DATASET, record, overwrite=overwrite, files=files)
     counts = {SPLIT_COMPOSITIONS: len(comps), SPLIT_PRIMITIVES: len(primitives)}
     result = ShapesResult(out=out, state=state, counts=counts)
     total = sum(counts.values())
@@ -435,16 +441,10 @@ def build_shapes(
             on_progress(total, total)
         return result
 
-    size = config.size
-    comp_dir = out / SPLIT_COMPOSITIONS / "images"
-    prim_dir = out / SPLIT_PRIMITIVES / "images"
-    for d in (comp_dir, prim_dir):
+    for split, rows in ((SPLIT_COMPOSITIONS, comp_rows), (SPLIT_PRIMITIVES, prim_rows)):
+        d = out / split / "images"
         d.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(d)
-
-    # metadata is a pure function of the configuration
-    comp_rows = [composition_row([primitives[i] for i in c], size, config.seed) for c in comps]
-    prim_rows = [primitive_row(p, size) for p in primitives]
+        remove_stale_temporaries(d, {Path(r["file_name"]).name for r in rows})
 
     # reference images: rendered directly (few), skipped when present
     done = 0
@@ -482,9 +482,15 @@ def build_shapes(
         seed=config.seed,
         splits=[SPLIT_COMPOSITIONS, SPLIT_PRIMITIVES],
         extra={"objects_source": OBJECTS_SOURCE, "recommended": RECOMMENDED},
-        files=FILES,
+        files=files,
     )
     return result
+
+
+def shapes_files(comp_rows: list[dict], prim_rows: list[dict]) -> list[str]:
+    """Every file a gen-shapes build writes, by exact relative path."""
+    images = [f"{split}/{r['file_name']}" for split, rows in ((SPLIT_COMPOSITIONS, comp_rows), (SPLIT_PRIMITIVES, prim_rows)) for r in rows]
+    return [*FILES, *images]
 
 
 def default_shapes_dataset(

@@ -12,7 +12,6 @@ first output, so an interrupted analysis leaves a folder that ``--overwrite`` ma
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ import numpy as np
 
 from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.evaluators.ownership import RUN_FORMAT, claim_run_folder
+from vgrc.evaluators.ownership import claim_run_folder, write_run_marker
 
 __all__ = ["Prepared", "prepare", "shared_preparation", "DiagnosticOutput", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
 
@@ -212,13 +211,13 @@ class DiagnosticOutput:
         self.files = list(files)
         self.config = config
         self.t0 = time.perf_counter()
-        claim_run_folder(self.out, overwrite)
-        self._record({"complete": False})
+        claim_run_folder(self.out, overwrite, f"diagnose-{kind}", self.files, self._config())
+
+    def _config(self) -> dict:
+        return asdict(self.config) if hasattr(self.config, "__dataclass_fields__") else dict(self.config)
 
     def _record(self, extra: dict) -> None:
-        record = {"format": RUN_FORMAT, "kind": f"diagnose-{self.kind}", "files": self.files,
-                  "config": asdict(self.config) if hasattr(self.config, "__dataclass_fields__") else dict(self.config), **extra}
-        atomic_write_text(self.out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+        write_run_marker(self.out, {"kind": f"diagnose-{self.kind}", "files": sorted({*self.files, "run.json"}), "config": self._config(), **extra})
 
     def text(self, name: str, content: str) -> Path:
         self._check(name)

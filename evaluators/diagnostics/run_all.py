@@ -34,8 +34,8 @@ def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
 
     progress = progress or (lambda phase, done, total: None)
     configs = {name: _config_for(config, name) for name in analyses}
-    for c in configs.values():  # pre-flight: no analysis may find its folder taken after others ran
-        check_run_folder(c.out, c.overwrite)
+    for name, c in configs.items():  # pre-flight: no analysis may find its folder taken after others ran
+        check_run_folder(c.out, c.overwrite, f"diagnose-{name}")
     results: dict = {}
     with shared_preparation():
         for name in analyses:

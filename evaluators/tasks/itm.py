@@ -22,7 +22,6 @@ gallery; an image's relevant captions are the positive captions of its rows.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,9 +30,8 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.encoding import EncodingSetup
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
-from vgrc.evaluators.ownership import claim_run_folder
 from vgrc.evaluators.retrieval_data import default_split, object_phrase
-from vgrc.evaluators.runs import write_metric_tables, write_run_json
+from vgrc.evaluators.runs import claim_eval_folder, write_metric_tables, write_per_query, write_run_json
 
 __all__ = ["itm_accuracy", "run_itm_eval", "GROUPS"]
 
@@ -125,7 +123,7 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
     if not sharding.is_main():  # under a launcher the ranks shared encoding and reranking; rank 0 alone writes the run
         return metrics
     with timer("write"):
-        claim_run_folder(out, config.overwrite)
+        claim_eval_folder(out, config)
         notes = ["ITM (SugarCrepe's protocol): correct when the positive caption scores strictly above the negative; ties count as wrong"]
         if config.rerank != "none":
             notes.append(f"{config.rerank} scores each caption's object set against the image's objects ({manifest.get('objects_source', 'the annotations')})")
@@ -135,9 +133,7 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
             "score_pos_stage1": s_pos, "score_neg_stage1": s_neg, "score_pos_final": f_pos, "score_neg_final": f_neg,
             "correct_stage1": s_pos > s_neg, "correct_final": np.asarray(f_pos) > np.asarray(f_neg),
         })
-        tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out / "per_query.parquet")
+        write_per_query(out, frame)
         data_info = {"dataset": manifest.get("dataset"), "split": split, "rows": len(rows), "objects_source": manifest.get("objects_source")}
         write_run_json(out, config, setup, data_info, {"images": bad}, {"notes": notes}, timer)
     return metrics

@@ -3,7 +3,6 @@ gallery; first stage, reranking, metrics (paper §6.1, §6.2, App. A, J; Tables 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,9 @@ from vgrc.evaluators.grade_kernels import AnnotationIndex
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs, search_device
 from vgrc.evaluators.metrics import annotation_grades, first_relevant_rank, graded_metrics, recall_at_k
-from vgrc.evaluators.ownership import claim_run_folder
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, query_categories, require_objects, vocabulary
-from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
+from vgrc.evaluators.runs import claim_eval_folder, plot_recall, write_metric_tables, write_per_query, write_run_json
 
 __all__ = ["run_retrieval", "object_directions", "confusion_steering_pairs", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
 
@@ -182,7 +180,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
     if not sharding.is_main():  # under a launcher, rank 0 alone writes the run
         return metrics
     with timer("write"):
-        claim_run_folder(out, config.overwrite)
+        claim_eval_folder(out, config)
         extra_columns = {}
         if judged is not None:
             extra_columns = {"judged_grades_stage1": [list(r) for r in judged[0].matrices(topk[:, :TOP])[0]],
@@ -325,7 +323,5 @@ def _write_outputs(out: Path, config, metrics: dict, ev: RetrievalSet, rank1, ra
             **(extra_columns or {}),
         }
     )
-    tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "per_query.parquet")
+    write_per_query(out, frame)
     plot_recall(out / "recall_curve.png", rank1, rank_final, max(k, 10), f"{config.model}: {config.stage1} + {config.rerank}")

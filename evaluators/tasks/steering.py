@@ -33,8 +33,7 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.encoding import EncodingSetup
-from vgrc.evaluators.ownership import claim_run_folder
-from vgrc.evaluators.runs import plot_recall, write_metric_tables, write_run_json
+from vgrc.evaluators.runs import claim_eval_folder, plot_recall, write_metric_tables, write_per_query, write_run_json
 from vgrc.evaluators.first_stage import cosine_topk, normalize
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
@@ -176,11 +175,9 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
     if not sharding.is_main():  # under a launcher the ranks shared the encoding; rank 0 alone writes the run
         return metrics
     with timer("write"):
-        import os
-
         import pandas as pd
 
-        claim_run_folder(out, config.overwrite)
+        claim_eval_folder(out, config)
         notes = ["relevance is annotation-based: positives carry the target concept (synonym-aware, App. F.1); not VLM-judged",
                  f"steering: q' = normalize(q + {config.steer_alpha:g}·d), d = normalize(e(target_query) − e(source_query))"]
         write_metric_tables(out, config, metrics, f"{config.model} · steering (steer_alpha={config.steer_alpha:g})", notes, {"task": "steering"}, data_info.get("dataset"))
@@ -195,9 +192,7 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
                 "categories": [[str(rows[i]["category"])] if rows[i].get("category") else [] for i in sel],
             }
         )
-        tmp = out / f"per_query.parquet.vgrc-tmp-{os.getpid()}"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out / "per_query.parquet")
+        write_per_query(out, frame)
         plot_recall(out / "recall_curve.png", rank0, rank1, TOP, f"{config.model}: steering α={config.steer_alpha:g}")
         skipped = {"images": bad, "steering_rows_without_positives": [rows[i]["id"] for i in np.flatnonzero(~usable)]}
         write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {"notes": notes}, timer)

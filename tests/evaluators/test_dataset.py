@@ -19,7 +19,7 @@ from vgrc.evaluators.dataset import (
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
 
 CFG = {"size": 8, "seed": 0}
-TOY_FILES = ("train/metadata.jsonl", "train/images/*.png")
+TOY_FILES = ("train/metadata.jsonl", "train/images/a.png")
 
 
 def _finish(out, rows=({"id": "a", "file_name": "images/a.png", "caption": "x", "objects": []},)):
@@ -85,16 +85,40 @@ def test_an_unrelated_manifest_does_not_make_a_folder_vgrcs(tmp_path):
     with pytest.raises(DatasetFolderError, match="cannot prove what it may delete"):
         prepare_output(out, "toy", CFG, overwrite=True)
     assert (out / "thesis" / "main.tex").read_text() == "precious"
-    # an older build of the same kind: this builder's own patterns decide, foreign files still refuse
-    with pytest.raises(DatasetFolderError, match="'thesis/main.tex', which vgrc did not write"):
-        prepare_output(out, "toy", CFG, overwrite=True, files=TOY_FILES)
-    assert (out / "thesis" / "main.tex").read_text() == "precious"
-    (out / "thesis" / "main.tex").unlink()
-    (out / "thesis").rmdir()
+    # a record from an older vgrc that holds patterns proves nothing about single files
+    (out / "manifest.json").write_text(json.dumps({"format": FORMAT, "dataset": "toy", "config": {"x": 1}, "splits": {}, "files": ["train/images/*.png"]}))
     (out / "train" / "images").mkdir(parents=True)
     (out / "train" / "images" / "a.png").write_bytes(b"png")
-    assert prepare_output(out, "toy", CFG, overwrite=True, files=TOY_FILES) == "new"
-    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME]
+    with pytest.raises(DatasetFolderError, match="did not record each file it wrote"):
+        prepare_output(out, "toy", CFG, overwrite=True, files=TOY_FILES)
+    assert (out / "thesis" / "main.tex").read_text() == "precious" and (out / "train" / "images" / "a.png").exists()
+
+
+def test_overwrite_spares_a_user_file_beside_vgrcs_at_every_depth(tmp_path):
+    """Issue 21: a user's file among vgrc's images (same folder, same extension) or in a
+    folder of its own survives --overwrite, which refuses and deletes nothing."""
+    out = tmp_path / "d"
+    prepare_output(out, "toy", CFG, files=TOY_FILES)
+    _finish(out)
+    for rel in ("train/images/my_own_figure.png", "train/notes.png", "holiday/beach.png", "top.png",
+                "train/images/a.png.vgrc-tmp-x", "train/images/b.png.vgrc-tmp-12"):
+        user = out / rel
+        user.parent.mkdir(parents=True, exist_ok=True)
+        user.write_bytes(b"mine")
+        before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+        with pytest.raises(DatasetFolderError, match=f"and {rel!r}, which vgrc did not write"):
+            prepare_output(out, "toy", {**CFG, "seed": 1}, overwrite=True, files=TOY_FILES)
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+        user.unlink()
+    # vgrc's own leftover temporary (its target is recorded) is vgrc's and goes
+    (out / "train" / "images" / "a.png.vgrc-tmp-77").write_bytes(b"half")
+    assert prepare_output(out, "toy", {**CFG, "seed": 1}, overwrite=True, files=TOY_FILES) == "new"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [MARKER_NAME]
+
+
+def test_patterns_are_refused_as_a_record(tmp_path):
+    with pytest.raises(ValueError, match="exact files"):
+        prepare_output(tmp_path / "d", "toy", CFG, files=("train/images/*.png",))
 
 
 def test_unfinished_different_build_is_refused(tmp_path):
@@ -162,5 +186,7 @@ def test_write_jsonl_is_reproducible_and_hashed(tmp_path):
 def test_stale_temporaries_removed(tmp_path):
     (tmp_path / "a.png.vgrc-tmp-123").write_bytes(b"half")
     (tmp_path / "b.png").write_bytes(b"whole")
-    assert remove_stale_temporaries(tmp_path) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["b.png"]
+    (tmp_path / "notes.vgrc-tmp-draft.txt").write_bytes(b"a user's")  # not vgrc's temporary form
+    (tmp_path / "c.png.vgrc-tmp-9").write_bytes(b"target not vgrc's")
+    assert remove_stale_temporaries(tmp_path, {"a.png", "b.png"}) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "c.png.vgrc-tmp-9", "notes.vgrc-tmp-draft.txt"]

@@ -249,7 +249,8 @@ def _plain_dataset(folder, n=12, objects=None):
 
     from vgrc.evaluators.dataset import finish_dataset, prepare_output, write_jsonl
 
-    prepare_output(folder, "plain", {"n": n}, files=("photos/metadata.jsonl", "photos/images/*.png"))
+    files = ("photos/metadata.jsonl", *(f"photos/images/{i}.png" for i in range(n)))
+    prepare_output(folder, "plain", {"n": n}, files=files)
     (folder / "photos" / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
@@ -259,7 +260,7 @@ def _plain_dataset(folder, n=12, objects=None):
             row["objects"] = objects(i)
         rows.append(row)
     write_jsonl(folder / "photos" / "metadata.jsonl", rows)
-    finish_dataset(folder, "plain", {"n": n}, version="0", command="test", seed=0, splits=["photos"], files=("photos/metadata.jsonl", "photos/images/*.png"))
+    finish_dataset(folder, "plain", {"n": n}, version="0", command="test", seed=0, splits=["photos"], files=files)
     return folder
 
 

@@ -218,7 +218,8 @@ def test_resume_after_interruption_is_byte_identical(tmp_path, shapes_dir):
     written = len(list((out / "compositions" / "images").iterdir()))
     assert 0 < written < 60
     assert not (out / "manifest.json").exists()
-    (out / "compositions" / "images" / "x.png.vgrc-tmp-99").write_bytes(b"torn")  # a killed writer's leftover
+    missing = sorted(set(p.name for p in (shapes_dir / "compositions" / "images").iterdir()) - set(p.name for p in (out / "compositions" / "images").iterdir()))
+    (out / "compositions" / "images" / f"{missing[0]}.vgrc-tmp-99").write_bytes(b"torn")  # a killed writer's leftover
     result = build_shapes(out, ShapesConfig(**SMALL_SHAPES), workers=2, command="vgrc gen-shapes (fixture)")
     assert result.state == "resume"
     assert result.skipped == written + 42 and result.rendered == 60 - written
