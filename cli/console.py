@@ -40,8 +40,31 @@ def report_interrupted() -> None:
             stderr.print(INTERRUPTED_LINE)
 
 
+#: where a KeyboardInterrupt raised by the handler would be lost: Python calls weakref
+#: callbacks and finalizers from arbitrary points and only prints "Exception ignored in"
+_FINALIZER_FILES = ("weakref.py", "_weakrefset.py")
+
+
+def _in_finalizer(frame) -> bool:
+    """True when ``frame`` (or one of the few frames it was called from) is a weakref
+    callback or a ``__del__``."""
+    for _ in range(4):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "__del__" or code.co_filename.endswith(_FINALIZER_FILES):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_sigint(signum, frame) -> None:
+    """Record the Ctrl-C; raise it here unless Python would swallow it here (a weakref
+    callback or finalizer), in which case the next progress callback, or the end of the
+    command, raises it (:func:`check_interrupt`)."""
     _INTERRUPT["requested"] = True
+    if _in_finalizer(frame):
+        return
     raise KeyboardInterrupt
 
 
@@ -70,6 +93,7 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     try:
         with warning_lines():
             yield
+            check_interrupt()  # a Ctrl-C recorded at an unsafe moment and not raised since
     except VgrcError as exc:
         if debug:
             raise

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vgrc.evaluators.errors import DatasetFolderError
+
 __all__ = ["per_query_metrics", "paired_bootstrap", "bootstrap_table", "category_table", "BOOTSTRAP_CSV_HEADER"]
 
 BOOTSTRAP_CSV_HEADER = "baseline,run,metric,baseline_value,run_value,difference,ci_low,ci_high,queries,resamples,seed"
@@ -41,7 +43,11 @@ def per_query_metrics(run: str | Path):
     path = Path(run) / "per_query.parquet"
     if not path.is_file():
         return None
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        reason = "it is empty" if path.stat().st_size == 0 else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
+        raise DatasetFolderError(f"{path} is damaged ({reason}); run that eval again with --overwrite, or leave the run out") from None
     if "rank_final" not in frame or "query_id" not in frame:
         return None
     ranks = frame["rank_final"].to_numpy()

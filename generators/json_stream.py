@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.user_files import ENCODING, reading
 
 __all__ = ["iter_json_array", "MalformedJSONError"]
 
@@ -49,8 +50,13 @@ def iter_json_array(
         file, line and column).
     """
     path = Path(path)
+    with reading(path):  # a byte that is not UTF-8 is found only when it is read: one line then
+        yield from _iter_json_array(path, chunk_chars, max_element_chars, on_offset, key)
+
+
+def _iter_json_array(path: Path, chunk_chars: int, max_element_chars: int, on_offset, key) -> Iterator[object]:
     decoder = json.JSONDecoder()
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding=ENCODING) as fh:
         buf = fh.read(chunk_chars)
         eof = len(buf) < chunk_chars
         line_base = (0, 0)

@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.user_files import open_text, reading
 from vgrc.generators.vg_contrasts import normalize_term
 
 __all__ = ["AMBIGUOUS", "LIGHTING_DEPENDENT", "TOO_GENERIC", "NEAR_DUPLICATES", "REDUNDANT_NOUNS", "propose_contrasts", "contrasts_yaml"]
@@ -56,7 +57,7 @@ def propose_contrasts(root: str | Path) -> tuple[list[tuple[str, str, list[str]]
     canon = lambda w: NEAR_DUPLICATES.get(w, w)  # noqa: E731
     dropped: Counter = Counter()
     antonyms: dict[str, set[str]] = defaultdict(set)
-    with open(ants_path, newline="", encoding="utf-8") as fh:
+    with reading(ants_path), open_text(ants_path, newline="") as fh:
         for row in csv.reader(fh):
             words = [normalize_term(w) for w in row if normalize_term(w)]
             if len(words) < 2:

@@ -38,7 +38,7 @@ from vgrc.evaluators.dataset import (
 )
 from vgrc.evaluators.errors import InvalidInputError, VgrcError
 from vgrc.generators.nac_layout import DATASET, SPLIT, image_paths, nac_files
-from vgrc.generators.nac_prompts import NACPair, load_nac_contrasts, make_pairs
+from vgrc.generators.nac_prompts import NACPair, load_nac_contrasts, load_plausible, make_pairs
 from vgrc.generators.png import encode_rgb_png
 
 __all__ = ["NACConfig", "NACResult", "build_nac", "shard_of", "load_flux"]
@@ -216,6 +216,7 @@ def build_nac(
     if not 0 <= shard_index < num_shards:
         raise InvalidInputError(f"--shard-index must be in [0, --num-shards) = [0, {num_shards}), got {shard_index}")
     contrasts = load_nac_contrasts(config.contrasts)
+    load_plausible(config.plausible)  # read and checked now (--dry-run too), not after hours of generation
     pairs = make_pairs(contrasts, config.samples_per_contrast, config.seed, config.limit)
     out = Path(out)
     files = nac_files(pairs)

@@ -285,12 +285,31 @@ def render_slot_tiles(primitives: Sequence[Primitive], size: int, only: Sequence
 _WORKER: dict = {}
 
 
-def _init_pool_worker(tiles: dict, size: int) -> None:
+def _init_pool_worker(tiles: dict, size: int, parent: int) -> None:
     """Pool workers leave SIGINT to the parent, which terminates them: a Ctrl-C to the
     process group never prints a traceback per worker, and a SIGINT to the parent alone
-    never leaves workers waiting for work."""
+    never leaves workers waiting for work. They also die with the parent (SIGTERM or
+    ``kill -9`` to it), instead of failing to send it results (a BrokenPipeError
+    traceback each)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     _init_worker(tiles, size)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent ends; elsewhere a no-op."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os._exit(0)
 
 
 def _init_worker(tiles: dict, size: int) -> None:
@@ -333,7 +352,7 @@ def _run_jobs(jobs: list, tiles: dict, size: int, workers: int, on_progress: Pro
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(tiles, size))
+    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(tiles, size, os.getpid()))
     try:
         for n in pool.imap_unordered(_render_chunk, chunks):
             done += n

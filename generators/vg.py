@@ -230,6 +230,10 @@ def _check(config: VGConfig) -> tuple[Path, Path]:
         config.query_template.format(attribute="x", noun="y")
     except (KeyError, IndexError, ValueError) as exc:
         raise InvalidInputError(f"--query-template {config.query_template!r} must use only {{attribute}} and {{noun}}") from exc
+    if "{attribute}" not in config.query_template:
+        # source and target queries would be the same text: steering would do nothing, silently
+        raise InvalidInputError(f"--query-template {config.query_template!r} has no {{attribute}}: the source and target queries "
+                                "would be identical; e.g. 'a photo of a {attribute} {noun}'")
     root = Path(config.image_root or config.vg_dir)
     if config.image_root and not root.is_dir():
         raise InvalidInputError(f"--image-root {root} is not a folder")

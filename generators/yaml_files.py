@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.user_files import read_text
 
 __all__ = ["load_yaml"]
 
@@ -23,12 +24,7 @@ def load_yaml(path: str | Path | None, shipped: str, option: str) -> tuple[objec
         text = resources.files("vgrc.generators").joinpath(f"vocab/{shipped}").read_text(encoding="utf-8")
     else:
         where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InvalidInputError(f"{option} {path}: no such file") from None
-        except OSError as exc:
-            raise InvalidInputError(f"{option} {path}: cannot read it ({exc.strerror or exc})") from exc
+        text = read_text(path, option)  # missing, unreadable, binary or not UTF-8: one line
     try:
         return yaml.safe_load(text), where
     except yaml.YAMLError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 from vgrc.evaluators import __version__
 from vgrc.evaluators.dataset import finish_dataset, prepare_output, read_manifest, sha256_file, write_jsonl
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.user_files import read_text
 
 __all__ = ["ImportResult", "load_json", "normalize_text", "write_import", "IMAGE_EXTENSIONS"]
 
@@ -37,17 +38,15 @@ def normalize_text(text: str) -> str:
 
 def load_json(path: Path, what: str):
     """``json.load`` with one clear line for a missing, truncated or malformed file."""
+    if not Path(path).exists():
+        raise InvalidInputError(f"{path} is missing; expected {what}")
+    text = read_text(path)  # unreadable, binary or not UTF-8: one line
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path} is missing; expected {what}") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= os.path.getsize(path) - 1 or exc.msg.startswith("Unterminated")
+        truncated = exc.pos >= len(text) - 1 or exc.msg.startswith("Unterminated")
         why = "file ends early (truncated)" if truncated else exc.msg
         raise InvalidInputError(f"{path}: line {exc.lineno}, column {exc.colno}: {why}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot be read ({exc})") from None
 
 
 def write_import(

@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.errors import InvalidInputError, warn
+from vgrc.evaluators.user_files import open_text, reading
 from vgrc.generators.importers._common import ImportResult, normalize_text, relative_file_name, write_import
 from vgrc.generators.object_parsers import get_object_parser
 
@@ -25,24 +26,32 @@ SPLIT = "images"
 
 
 def _records(path: Path):
-    """(line number, record) pairs of a .jsonl or .csv captions file."""
-    try:
-        if path.suffix.lower() == ".jsonl":
-            with open(path, encoding="utf-8") as fh:
+    """(line number, record) pairs of a .jsonl or .csv captions file (UTF-8, with or without
+    the byte-order mark spreadsheet programs write)."""
+    kind = path.suffix.lower()
+    if kind not in (".jsonl", ".csv"):
+        raise InvalidInputError(f"--captions {path}: expected a .jsonl or .csv file")
+    with reading(path, "--captions"):
+        with open_text(path, "--captions", newline="" if kind == ".csv" else None) as fh:
+            if kind == ".jsonl":
                 for n, line in enumerate(fh, 1):
                     if line.strip():
                         try:
                             yield n, json.loads(line)
                         except json.JSONDecodeError as exc:
                             raise InvalidInputError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        elif path.suffix.lower() == ".csv":
-            with open(path, encoding="utf-8", newline="") as fh:
-                for n, rec in enumerate(csv.DictReader(fh), 2):
-                    yield n, rec
-        else:
-            raise InvalidInputError(f"--captions {path}: expected a .jsonl or .csv file")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"--captions {path}: cannot be read ({exc})") from None
+                return
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                return
+            missing = [c for c in ("file_name", "caption") if c not in reader.fieldnames]
+            if missing:
+                raise InvalidInputError(
+                    f"--captions {path}: the header has no {' and no '.join(repr(c) for c in missing)} column "
+                    f"(its columns: {', '.join(map(repr, reader.fieldnames))}); the first row must name file_name and caption"
+                )
+            for n, rec in enumerate(reader, 2):
+                yield n, rec
 
 
 def _objects(value, where: str) -> list[dict] | None:
@@ -70,14 +79,21 @@ def import_captions(
         raise InvalidInputError(f"--captions {captions} is not a file; expected a .jsonl or .csv with file_name and caption")
     parse = get_object_parser(object_parser, parser_model)
     split_dir = out / SPLIT
-    rows, missing, ids, parsed = [], 0, set(), 0
+    rows, missing, ids, parsed, empty, seen, first_missing = [], 0, set(), 0, [], 0, None
     for n, rec in _records(captions):
+        seen += 1
         where = f"{captions}:{n}"
-        if not isinstance(rec, dict) or not rec.get("file_name") or not isinstance(rec.get("caption"), str):
+        if not isinstance(rec, dict) or not rec.get("file_name") or "caption" not in rec:
             raise InvalidInputError(f"{where}: needs 'file_name' and 'caption'")
+        if not isinstance(rec["caption"], str):
+            raise InvalidInputError(f"{where}: 'caption' must be text, got {rec['caption']!r}; write it in quotes")
+        if not rec["caption"].strip():
+            empty.append(n)
+            continue
         image = Path(rec["file_name"]) if Path(rec["file_name"]).is_absolute() else images / rec["file_name"]
         if not image.is_file():
             missing += 1
+            first_missing = first_missing or str(rec["file_name"])
             continue
         rid = str(rec.get("id") or Path(rec["file_name"]).with_suffix("").as_posix())
         if rid in ids:
@@ -89,9 +105,17 @@ def import_captions(
             objects = parse(caption)
             parsed += 1
         rows.append({"id": rid, "file_name": relative_file_name(image, split_dir), "caption": caption, "objects": objects, "caption_objects": objects})
+    if not seen:
+        what = "the file is empty" if captions.stat().st_size == 0 else "no rows (a header, or blank lines, only)"
+        raise InvalidInputError(f"--captions {captions}: {what}; expected one row per image with file_name and caption")
+    if len(empty) == seen:
+        raise InvalidInputError(f"--captions {captions}: every caption is empty ({seen} rows); nothing to import")
     if not rows:
-        raise InvalidInputError(f"--captions {captions}: no row has its image in --images {images} ({missing} missing)")
-    counts = {"rows": len(rows), "images_missing": missing, "objects_parsed_rows": parsed, "objects_annotated_rows": len(rows) - parsed}
+        raise InvalidInputError(f"--captions {captions}: no row has its image in --images {images} ({missing} missing; first: {first_missing})")
+    if empty:
+        warn(f"--captions {captions}: {len(empty)} row(s) with an empty caption skipped (lines {', '.join(map(str, empty[:5]))}{', …' if len(empty) > 5 else ''})")
+    counts = {"rows": len(rows), "images_missing": missing, "captions_empty": len(empty), "objects_parsed_rows": parsed,
+              "objects_annotated_rows": len(rows) - parsed}
     if object_parser == "llm":
         counts["llm_answers_unparsable"] = parse.unparsable
     record = {"images": str(images.resolve()), "captions": str(captions.resolve()), "object_parser": object_parser, "parser_model": parser_model if object_parser == "llm" else None}

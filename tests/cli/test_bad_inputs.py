@@ -32,7 +32,31 @@ def world(tmp_path_factory, shapes_dir):
     (root / "notes.md").write_text("my own notes\n")
     (root / "contrasts.yaml").write_text("- {category: color, a: [white], b: [white]}\n")
     (root / "a-file").write_text("x")
-    return {"root": root, "vg": vg, "broken_vg": broken_vg, "foreign": foreign, "shapes": shapes_dir}
+    # issue 21: files that are not UTF-8 text, and inputs whose problem used to be misreported
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    (root / "picture.png").write_bytes(png)
+    latin_vg = root / "latin1-vg"
+    latin_vg.mkdir()
+    (latin_vg / "attributes.json").write_bytes('[{"image_id": 1, "attributes": [{"names": ["caf\u00e9"], "attributes": ["red"]}]}]'.encode("latin-1"))
+    mit = root / "mit-states"
+    (mit / "release_dataset" / "images" / "red car").mkdir(parents=True)
+    (mit / "adj_ants.csv").write_bytes("red,green\nna\u00efve,worldly\n".encode("latin-1"))
+    (root / "broken-plausible.yaml").write_text("car: [red, green\n  bus: ]\n")
+    photos = root / "photos"
+    photos.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(photos / "a.png")
+    (root / "empty.csv").write_text("")
+    (root / "header-only.csv").write_text("file_name,caption\n")
+    (root / "no-caption-column.csv").write_text("file_name,text\na.png,a red car\n")
+    (root / "empty-captions.csv").write_text("file_name,caption\na.png,\na.png,   \n")
+    (root / "numeric.jsonl").write_text('{"file_name": "a.png", "caption": 42}\n')
+    run = root / "run-damaged"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"t2i_R@1": 0.5, "config": {"task": "retrieval", "model": "m", "stage1": "cosine", "rerank": "none"}, "notes": []}')
+    (run / "per_query.parquet").write_bytes(b"")
+    return {"root": root, "vg": vg, "broken_vg": broken_vg, "foreign": foreign, "shapes": shapes_dir, "latin_vg": latin_vg, "mit": mit, "photos": photos, "run_damaged": run}
 
 
 def _cases(w):
@@ -71,6 +95,21 @@ def _cases(w):
         # propose-nac
         (["propose-nac", "--mit-states", r / "no-mit", "--out", r / "c.yaml"], "no-mit"),
         (["propose-nac", "--mit-states", r / "no-mit", "--out", r / "notes.md"], "notes.md"),
+        # issue 21: inputs that are not UTF-8 text, read before any model loads
+        (["build-vg", "--vg-dir", w["latin_vg"], "--out", out], "attributes.json: not UTF-8"),
+        (["build-vg", "--vg-dir", w["vg"], "--out", out, "--contrasts", r / "picture.png"], "picture.png: not UTF-8"),
+        (["build-vg", "--vg-dir", w["vg"], "--out", out, "--query-template", "a {noun}"], "'a {noun}'"),
+        ([*nac, "--contrasts", r / "picture.png"], "picture.png: not UTF-8"),
+        ([*nac, "--plausible", r / "picture.png", "--dry-run"], "picture.png: not UTF-8"),
+        ([*nac, "--plausible", r / "broken-plausible.yaml"], "broken-plausible.yaml: invalid YAML"),
+        (["propose-nac", "--mit-states", w["mit"], "--out", r / "c.yaml"], "adj_ants.csv: not UTF-8"),
+        (["import", "captions", "--images", w["photos"], "--captions", r / "empty.csv", "--out", out], "empty.csv: the file is empty"),
+        (["import", "captions", "--images", w["photos"], "--captions", r / "header-only.csv", "--out", out], "header-only.csv: no rows"),
+        (["import", "captions", "--images", w["photos"], "--captions", r / "no-caption-column.csv", "--out", out], "no 'caption' column"),
+        (["import", "captions", "--images", w["photos"], "--captions", r / "empty-captions.csv", "--out", out], "every caption is empty"),
+        (["import", "captions", "--images", w["photos"], "--captions", r / "numeric.jsonl", "--out", out], "'caption' must be text, got 42"),
+        ([*ev, "--cache-dir", "/proc/1/vgrc-cache"], "--cache-dir /proc/1/vgrc-cache is not writable"),
+        (["report", w["run_damaged"], "--out", r / "t2.md", "--bootstrap", "100"], "per_query.parquet is damaged (it is empty)"),
         # eval
         ([*ev, "--model", "clipp"], "'clipp'"),
         ([*ev, "--precision", "fp8"], "'fp8'"),
@@ -127,10 +166,11 @@ def _snapshot(w) -> dict:
 def test_the_table_is_large_and_covers_every_command(world):
     cases = _cases(world)
     assert len(cases) >= 30
-    assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose"}
+    assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose", "import"}
+    assert len(cases) == 76  # every case is parametrized below
 
 
-@pytest.mark.parametrize("case", range(60))
+@pytest.mark.parametrize("case", range(76))
 def test_bad_input_one_line_nothing_touched(world, case):
     cases = _cases(world)
     args, names = cases[case]

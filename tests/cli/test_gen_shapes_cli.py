@@ -203,3 +203,55 @@ def test_sigint_inside_a_deferred_block_is_delivered_after_it():
             reached.append("end of block")  # not interrupted half-way
     assert reached == ["end of block"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_workers_end_quietly_with_their_parent(tmp_path, sig):
+    """Issue 21: SIGTERM or kill -9 to gen-shapes' parent alone: its workers end with it,
+    with no BrokenPipeError traceback each, and the same command then finishes the build."""
+    import psutil
+
+    args = ["gen-shapes", "--size", "64", "--limit", "3000", "--seed", "5", "--workers", "2", "-q"]
+    out = tmp_path / "d"
+    proc = subprocess.Popen([*_vgrc(), *args, "--out", str(out)], env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    images = out / "compositions" / "images"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and _count_pngs(images) < 200:
+        time.sleep(0.01)
+    workers = psutil.Process(proc.pid).children()
+    assert len(workers) >= 2 and proc.poll() is None, "the build was not caught with its workers running"
+    os.kill(proc.pid, sig)  # the parent alone, as `kill PID` does
+    _, stderr = proc.communicate(timeout=30)  # returns once every holder of the pipe (the workers too) is gone
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    _, alive = psutil.wait_procs(workers, timeout=5)  # the kernel's SIGKILL is on its way; without it they would wait for work forever
+    assert not alive, alive
+    assert _count_pngs(images) < 3000
+    done = subprocess.run([*_vgrc(), *args, "--out", str(out)], env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert done.returncode == 0 and (out / "manifest.json").exists(), done.stderr
+
+
+def test_a_ctrl_c_inside_a_weakref_callback_or_finalizer_is_raised_at_the_next_safe_point():
+    """Issue 21: a KeyboardInterrupt raised inside a weakref callback is only printed by
+    Python ("Exception ignored in ... WeakKeyDictionary.remove") and lost. The handler
+    records it there and the next progress callback (or the command's end) raises it."""
+    from vgrc.cli import console
+
+    namespace: dict = {}
+    exec(compile("import sys\ndef remove(wr):\n    return sys._getframe()\n", "/usr/lib/python3/weakref.py", "exec"), namespace)
+
+    class Finalized:
+        def __del__(self):
+            namespace["del_frame"] = sys._getframe()
+
+    Finalized()
+    for frame in (namespace["remove"](None), namespace["del_frame"]):
+        console._INTERRUPT["requested"] = False
+        console._on_sigint(signal.SIGINT, frame)  # does not raise: Python would swallow it here
+        assert console._INTERRUPT["requested"]
+        with pytest.raises(KeyboardInterrupt):
+            console.check_interrupt()  # ... and a safe point raises it
+    console._INTERRUPT["requested"] = False
+    with pytest.raises(KeyboardInterrupt):
+        console._on_sigint(signal.SIGINT, sys._getframe())  # anywhere else: at once, as before
+    console._INTERRUPT["requested"] = False

@@ -212,13 +212,27 @@ def test_captions_csv_and_jsonl(tmp_path):
         'p1.jpg,a cat,"[{""noun"": ""cat"", ""attributes"": [""sleepy""]}]"\nmissing.jpg,gone,\n'
     )
     r = get_importer("captions")(tmp_path / "photos", tmp_path / "c.csv", tmp_path / "out")
-    assert r.counts == {"rows": 2, "images_missing": 1, "objects_parsed_rows": 1, "objects_annotated_rows": 1}
+    assert r.counts == {"rows": 2, "images_missing": 1, "captions_empty": 0, "objects_parsed_rows": 1, "objects_annotated_rows": 1}
     rows = [json.loads(line) for line in (tmp_path / "out" / "images" / "metadata.jsonl").read_text().splitlines()]
     assert [(o["noun"], o["attributes"], o["source"]) for o in rows[0]["objects"]] == [("kite", ["red"], "parsed:rules"), ("field", ["green"], "parsed:rules")]
     assert rows[1]["objects"] == [{"noun": "cat", "attributes": ["sleepy"], "bbox": None, "source": "annotation"}]
     (tmp_path / "c.jsonl").write_text('{"file_name": "p2.jpg", "caption": "a boat"}\n{"file_name": "p0.jpg", "caption": \n')
     line = one_error_line(runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o2")]))
     assert "c.jsonl:2: not valid JSON" in line and not (tmp_path / "o2").exists()
+
+
+def test_captions_csv_written_by_a_spreadsheet_with_a_bom_and_empty_captions(tmp_path):
+    """Issue 21: "CSV UTF-8" (a byte-order mark before the header) is accepted; rows with an
+    empty caption are skipped, counted and named in one warning line."""
+    for i in range(3):
+        _jpeg(tmp_path / "photos" / f"p{i}.jpg", 50 * i)
+    (tmp_path / "c.csv").write_bytes("file_name,caption\r\np0.jpg,a red café\r\np1.jpg,\r\np2.jpg,a blue boat\r\n".encode("utf-8-sig"))
+    result = runner.invoke(app, ["import", "captions", "--images", str(tmp_path / "photos"), "--captions", str(tmp_path / "c.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [f"warning: --captions {tmp_path / 'c.csv'}: 1 row(s) with an empty caption skipped (lines 3)"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "images" / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["caption"] for r in rows] == ["a red café", "a blue boat"]
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["captions_empty"] == 1
 
 
 def test_registry_and_parser_registry():
