@@ -31,8 +31,8 @@ Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder 
 Model = Annotated[str, typer.Option("--model", "-m", help=f"open_clip model: {', '.join(MODEL_ALIASES)}, ARCH:TAG, hf-hub:ORG/NAME.")]
 K = Annotated[int, typer.Option("--k", help="Shortlist size reranked by the second stage.")]
 Solver = Annotated[str, typer.Option("--solver", help="FGW solver: cg (exact steps, default), global, pot or sinkhorn.")]
-Unmatched = Annotated[float, typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks.")]
-Surplus = Annotated[float, typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches.")]
+Unmatched = Annotated[Optional[float], typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks [default: the dataset's recommendation, else 1.0].", show_default=False)]
+Surplus = Annotated[Optional[float], typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches [default: the dataset's recommendation, else 0.0].", show_default=False)]
 
 
 def _run(analysis: str, options: dict, analysis_options: dict, quiet: bool, debug: bool, line) -> None:
@@ -143,7 +143,7 @@ def k_sweep_command(
     k_values: Annotated[str, typer.Option("--k-values", help="Shortlist sizes k to sweep (comma-separated).")] = "5,10,20,30,40,50,75,100",
     k: K = 50,
     fgw_alpha: Annotated[float, typer.Option("--fgw-alpha", help="FGW trade-off α, fixed over the sweep (App. D: the main run's best).")] = 0.5,
-    solver: Solver = "cg", unmatched_cost: Unmatched = 1.0, surplus_cost: Surplus = 0.0,
+    solver: Solver = "cg", unmatched_cost: Unmatched = None, surplus_cost: Surplus = None,
     trajectories: Annotated[int, typer.Option("--trajectories", help="Disagreement queries drawn in the per-query trajectory plot (Fig. 3).")] = 8,
     split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,

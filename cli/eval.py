@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from vgrc.cli.console import stdout, user_errors
+from vgrc.evaluators.errors import warn
 from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, PreprocessMode, Pretrained, Quiet, Seed, Split
 from vgrc.evaluators.index import INDEXES
 from vgrc.evaluators.model_refs import MODEL_ALIASES
@@ -114,8 +115,8 @@ def eval_command(
     solver: Annotated[str, typer.Option("--solver", help="FGW solver: " + "; ".join(f"{n}: {w}" for n, w in FGW_SOLVERS.items()) + ".")] = "cg",
     epsilon: Annotated[float, typer.Option("--epsilon", help="Entropic regularisation of --solver sinkhorn.")] = 0.01,
     tau: Annotated[float, typer.Option("--tau", help="Temperature of the softmin rerankers.")] = 0.05,
-    unmatched_cost: Annotated[float, typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks (1 = an orthogonal pair).")] = 1.0,
-    surplus_cost: Annotated[float, typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches (1.0 suits whole-scene captions: shapes, CLEVR-HOPE).")] = 0.0,
+    unmatched_cost: Annotated[Optional[float], typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks (1 = an orthogonal pair) [default: the dataset's recommendation, else 1.0].", show_default=False)] = None,
+    surplus_cost: Annotated[Optional[float], typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches [default: the dataset's recommendation (1.0 for whole-scene captions: shapes, CLEVR-HOPE), else 0.0].", show_default=False)] = None,
     split: Split = None,
     fit_split: Annotated[Optional[str], typer.Option("--fit-split", help="Split used to fit ridge/steering [default: a seeded hold-out].", show_default=False)] = None,
     fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Share of the split held out for fitting (removed from queries and gallery).")] = 0.2,
@@ -176,6 +177,8 @@ def eval_command(
             relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
         )
         config.check_options()  # before building or loading anything
+        for line in config.inert_options():
+            warn(line)
         from vgrc.evaluators.sharding import check_shards
 
         check_shards(shards, config.device)

@@ -195,7 +195,13 @@ class EncodingSetup:
                                 sharded=True, load_threads=max(1, file_keys.reader_threads))  # ≥ 1: the next chunk is read during this one's encoding
         self.stats["images"] += st
         failed = ~np.isfinite(emb).all(axis=1)
-        return emb, failed, sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
+        skipped = sorted(set(bad) | {str(paths[i]) for i in np.flatnonzero(failed)})
+        if skipped and failed.sum() < len(paths):  # all of them: the task's error line says so
+            from vgrc.evaluators.errors import warn
+            from vgrc.evaluators.runs import skipped_images_note
+
+            warn(skipped_images_note(skipped))
+        return emb, failed, skipped
 
     def encode_texts(self, texts: list[str], progress) -> np.ndarray:
         emb, st = encode_cached([content_key(t) for t in texts], lambda i: texts[i], lambda batch: self.encoder.encode_texts(batch), self.text_cache, chunk=self.config.batch_size * 16, on_progress=lambda d, t: progress("encoding texts", d, t), sharded=True)

@@ -44,6 +44,22 @@ def list_stage1() -> list[str]:
     return list(STAGE1)
 
 
+#: (option, field, applies to this configuration?, where it does something)
+INERT_OPTIONS = (
+    ("--fgw-alpha", "fgw_alpha", lambda c: c.rerank == "fgw", "only --rerank fgw uses it"),
+    ("--solver", "solver", lambda c: c.rerank == "fgw", "only --rerank fgw uses it (Hungarian solves its assignment exactly)"),
+    ("--epsilon", "epsilon", lambda c: c.rerank == "fgw" and c.solver == "sinkhorn", "only --rerank fgw --solver sinkhorn uses it"),
+    ("--tau", "tau", lambda c: c.rerank in ("softmin", "steer-softmin"), "only --rerank softmin / steer-softmin use it"),
+    ("--unmatched-cost", "unmatched_cost", lambda c: c.rerank == "hungarian", "only --rerank hungarian uses it"),
+    ("--surplus-cost", "surplus_cost", lambda c: c.rerank == "hungarian", "only --rerank hungarian uses it"),
+    ("--nprobe", "nprobe", lambda c: c.index == "ivf", "only --index ivf uses it"),
+    ("--ef-search", "ef_search", lambda c: c.index == "hnsw", "only --index hnsw uses it"),
+    ("--judge-model", "judge_model", lambda c: c.relevance == "vlm", "only --relevance vlm uses it"),
+    ("--judge-mode", "judge_mode", lambda c: c.relevance == "vlm", "only --relevance vlm uses it"),
+    ("--judge-batch-size", "judge_batch_size", lambda c: c.relevance == "vlm", "only --relevance vlm uses it"),
+)
+
+
 @dataclass
 class EvalConfig:
     """All options of ``vgrc eval`` (see ``vgrc eval --help`` for their meaning).
@@ -63,8 +79,9 @@ class EvalConfig:
     solver: str = "cg"
     epsilon: float = 0.01
     tau: float = 0.05
-    unmatched_cost: float = 1.0
-    surplus_cost: float = 0.0
+    #: Hungarian's costs; None: the dataset's recommendation (manifest ``recommended``), else 1.0 / 0.0
+    unmatched_cost: float | None = None
+    surplus_cost: float | None = None
     split: str | None = None
     fit_split: str | None = None
     fit_fraction: float = 0.2
@@ -91,6 +108,8 @@ class EvalConfig:
     judge_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     judge_batch_size: int = 8
     judge_mode: str = "logits"
+    #: where each of Hungarian's costs came from (set by :meth:`resolve_costs`; not an option)
+    costs_from: dict | None = None
 
     def check(self, *, run_folder: bool = True, run_kind: str | None = None) -> None:
         """Validate every option before any work or heavy import (``check_inputs`` style).
@@ -104,6 +123,7 @@ class EvalConfig:
         if self.data is None:
             raise InvalidInputError("--data is required here (the CLI builds Synthetic Shapes when it is left out)")
         manifest = read_manifest(self.data)
+        self.resolve_costs(manifest)
         if self.split is not None and self.split not in manifest["splits"]:
             raise InvalidInputError(f"--split {self.split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
         if self.fit_split is not None and self.fit_split not in manifest["splits"]:
@@ -112,6 +132,31 @@ class EvalConfig:
             self.out = str(default_run_folder(self, manifest))
         if run_folder:
             check_run_folder(self.out, self.overwrite, run_kind or f"eval-{self.task}")
+
+    def resolve_costs(self, manifest: dict) -> None:
+        """Hungarian's costs left unset take the dataset's recommendation (its manifest's
+        ``recommended``: 1.0 / 1.0 for whole-scene captions such as Synthetic Shapes and
+        CLEVR-HOPE), else 1.0 / 0.0; ``costs_from`` records which (docs/FIDELITY.md row 11)."""
+        rec = manifest.get("recommended") or {}
+        sources = self.costs_from or {}
+        for name, fallback in (("unmatched_cost", 1.0), ("surplus_cost", 0.0)):
+            if getattr(self, name) is None:
+                setattr(self, name, float(rec.get(name, fallback)))
+                sources[name] = "the dataset's recommendation" if name in rec else "vgrc's default"
+            else:
+                sources.setdefault(name, "given")
+        self.costs_from = sources
+
+    def inert_options(self) -> list[str]:
+        """One line per option set to a non-default value that does nothing here."""
+        from dataclasses import fields
+
+        defaults = {f.name: f.default for f in fields(self)}
+        lines = []
+        for option, name, applies, where in INERT_OPTIONS:
+            if getattr(self, name) not in (defaults[name], None) and not applies(self):
+                lines.append(f"{option} {getattr(self, name)} does nothing here: {where}")
+        return lines
 
     def check_options(self) -> None:
         """Every check that needs neither the dataset nor the output folder."""
@@ -145,7 +190,7 @@ class EvalConfig:
         for option, value in (("--tau", self.tau), ("--epsilon", self.epsilon)):
             if not (math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"{option} must be > 0, got {value}")
-        for option, value in (("--unmatched-cost", self.unmatched_cost), ("--surplus-cost", self.surplus_cost), ("--ridge-lambda", self.ridge_lambda), ("--steer-alpha", self.steer_alpha)):
+        for option, value in (("--unmatched-cost", self.unmatched_cost or 0.0), ("--surplus-cost", self.surplus_cost or 0.0), ("--ridge-lambda", self.ridge_lambda), ("--steer-alpha", self.steer_alpha)):
             if not (math.isfinite(value) and value >= 0):
                 raise InvalidInputError(f"{option} must be ≥ 0, got {value}")
         if self.steer_top < 0:

@@ -17,7 +17,7 @@ from vgrc.evaluators import __version__
 from vgrc.evaluators.atomic import atomic_replace_with, atomic_write_bytes, atomic_write_text
 from vgrc.evaluators.ownership import RUN_FILES, claim_run_folder, write_run_marker
 
-__all__ = ["Timer", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder"]
+__all__ = ["Timer", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder", "skipped_images_note"]
 
 
 class Timer:
@@ -125,6 +125,12 @@ def run_summary(config) -> dict:
         "task": config.task, "seed": config.seed,
         **({"preprocess": config.preprocess} if getattr(config, "preprocess", "exact") != "exact" else {}),
     }
+
+
+def skipped_images_note(skipped) -> str:
+    """The sentence that names the images ``--skip-bad`` left out (terminal and metrics.md)."""
+    first = ", ".join(Path(p).name for p in skipped[:3])
+    return f"--skip-bad: {len(skipped)} image(s) could not be read and were left out of the run (first: {first}{', …' if len(skipped) > 3 else ''})"
 
 
 def write_metric_tables(out: Path, config, metrics: dict, title: str, notes: list[str], lead: dict[str, str], dataset: str | None) -> None:

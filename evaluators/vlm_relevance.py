@@ -56,14 +56,19 @@ class JudgedRelevance:
     grade: dict[tuple[int, int], float] = field(default_factory=dict)
     cas_gen: dict[tuple[int, int], float] = field(default_factory=dict)
     cas_noun: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: distinct judgements needed (QAS and attribute-noun questions): made + reused == distinct
+    distinct: int = 0
     made: int = 0
     reused: int = 0
+    #: distinct judgements whose answer could not be parsed (``--judge-mode json``): ≤ distinct
     unparsable: int = 0
     model_seconds: float = 0.0
     total_seconds: float = 0.0
 
-    def matrices(self, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """grade, cas_gen, cas_noun for ranked lists (Q, K) of gallery indices."""
+    def matrices(self, lists: np.ndarray, *, unparsable: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """grade, cas_gen, cas_noun for ranked lists (Q, K) of gallery indices; a judgement
+        whose answer could not be parsed is ``unparsable`` (0: counted as irrelevant; NaN:
+        to tell it apart)."""
         shape = lists.shape
         out = [np.zeros(shape) for _ in range(3)]
         for q in range(shape[0]):
@@ -72,6 +77,8 @@ class JudgedRelevance:
                 out[0][q, j] = self.grade[key]
                 out[1][q, j] = self.cas_gen[key]
                 out[2][q, j] = self.cas_noun[key]
+        for m in out:
+            m[np.isnan(m)] = unparsable
         return out[0], out[1], out[2]
 
 
@@ -118,7 +125,8 @@ def judge_pairs(
                 questions.append(("cas", judgment_key(judge_id, cas_h, f"{o['noun']}|{attr}", shas[g]), (q, g), g, (o["noun"], attr)))
     todo = [qu for qu in questions if qu[1] not in store]
     unique_todo = list({qu[1]: qu for qu in todo}.values())
-    result.reused = len(questions) - len(todo)
+    result.distinct = len({qu[1] for qu in questions})
+    result.reused = result.distinct - len(unique_todo)
     if size > 1:  # every rank lists what the store lacks before any rank adds to it: the same list, hence the same batches
         sharding.barrier()
     # the batches one process would ask; sharded, rank r asks every size-th of them (same batches, same answers)
@@ -148,23 +156,27 @@ def judge_pairs(
         store = JudgmentStore(store_root, judge_id, writer=rank)
         result.made = int(sharding.gather_rows(np.array([result.made])).sum())  # every rank's questions
     per_pair_cas: dict[tuple[int, int], list[float]] = {}
+    unparsable: set[str] = set()
     for kind, key, pair, _, _ in questions:
         value = store.get(key)
         if kind == "qas":
             grade = value.get("grade")
-            if grade is None:
-                result.unparsable += 1
-                grade = 0.0  # an unparsable JSON answer counts as irrelevant (and is counted)
+            if grade is None:  # an unparsable JSON answer: NaN here, irrelevant in the metrics, and counted
+                unparsable.add(key)
+                grade = float("nan")
             result.grade[pair] = float(grade)
             result.cas_gen[pair] = float(grade) / 4.0
         else:
             conf = value.get("confidence")
             if conf is None:
-                result.unparsable += 1
-                conf = 0.0
+                unparsable.add(key)
+                continue
             per_pair_cas.setdefault(pair, []).append(float(conf))
+    asked_cas = {pair for kind, _, pair, _, _ in questions if kind == "cas"}
     for pair in result.grade:
         values = per_pair_cas.get(pair)
-        result.cas_noun[pair] = float(np.mean(values)) if values else 0.0
+        # no attribute to ask about: 0 as before; asked but no answer parsed: NaN
+        result.cas_noun[pair] = float(np.mean(values)) if values else (float("nan") if pair in asked_cas else 0.0)
+    result.unparsable = len(unparsable)
     result.total_seconds = time.perf_counter() - t_start
     return result

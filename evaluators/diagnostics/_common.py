@@ -179,6 +179,10 @@ def _prepare(config, progress, *, objects: bool, fit: bool, needed_by: str) -> P
     from vgrc.evaluators.rerank import ObjectTable
     from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
 
+    if config.unmatched_cost is None or config.surplus_cost is None:  # called as a library, without check()
+        from vgrc.evaluators.dataset import read_manifest
+
+        config.resolve_costs(read_manifest(config.data))
     ev, fit_rows, info = load_retrieval(config.data, config.split, fit_split=config.fit_split,
                                         fit_fraction=config.fit_fraction if fit else 0.0, limit=config.limit, seed=config.seed)
     if objects:

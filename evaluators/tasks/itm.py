@@ -31,7 +31,7 @@ from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.encoding import EncodingSetup
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.retrieval_data import default_split, object_phrase
-from vgrc.evaluators.runs import claim_eval_folder, write_metric_tables, write_per_query, write_run_json
+from vgrc.evaluators.runs import claim_eval_folder, skipped_images_note, write_metric_tables, write_per_query, write_run_json
 
 __all__ = ["itm_accuracy", "run_itm_eval", "GROUPS"]
 
@@ -127,6 +127,8 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
         notes = ["ITM (SugarCrepe's protocol): correct when the positive caption scores strictly above the negative; ties count as wrong"]
         if config.rerank != "none":
             notes.append(f"{config.rerank} scores each caption's object set against the image's objects ({manifest.get('objects_source', 'the annotations')})")
+        if bad:
+            notes.append(skipped_images_note(bad))
         write_metric_tables(out, config, metrics, f"{manifest.get('dataset')} · {config.model} · ITM ({config.rerank})", notes, {"task": "itm", "rerank": config.rerank}, manifest.get("dataset"))
         frame = pd.DataFrame({
             "query_id": [str(r["id"]) for r in rows], "category": categories,

@@ -14,7 +14,7 @@ from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words
 from vgrc.evaluators.metrics import annotation_grades, first_relevant_rank, graded_metrics, recall_at_k
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, query_categories, require_objects, vocabulary
-from vgrc.evaluators.runs import claim_eval_folder, plot_recall, write_metric_tables, write_per_query, write_run_json
+from vgrc.evaluators.runs import claim_eval_folder, plot_recall, skipped_images_note, write_metric_tables, write_per_query, write_run_json
 
 __all__ = ["run_retrieval", "object_directions", "confusion_steering_pairs", "PER_OBJECT_STAGE1", "OBJECTS_NOTE", "TOP"]
 
@@ -173,6 +173,10 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
         metrics["n_queries"] = float(len(ev))
         metrics["n_gallery"] = float(len(ev_img))
         notes = _notes(config, data_info, graded, per_object)
+        if judged is not None and "unparsable_note" in judged[1]:
+            notes.append(judged[1]["unparsable_note"])
+        if bad:
+            notes.append(skipped_images_note(bad))
 
     # ---------------------------------------------------------------- outputs
     from vgrc.evaluators import sharding
@@ -213,8 +217,14 @@ def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.n
     )
     info = {"judge_model": config.judge_model, "judge_id": judge_id, "mode": config.judge_mode,
             "prompt_hashes": {"qas": prompt_hash(QAS_PROMPT), "attribute_noun": prompt_hash(CAS_PROMPT)},
-            "pairs": len(pairs), "judgements_made": judged.made, "judgements_reused": judged.reused,
+            "pairs": len(pairs), "judgements": judged.distinct, "judgements_made": judged.made, "judgements_reused": judged.reused,
             "unparsable_answers": judged.unparsable, "model_seconds": judged.model_seconds, "judging_seconds": judged.total_seconds}
+    if judged.unparsable:
+        from vgrc.evaluators.errors import warn
+
+        info["unparsable_note"] = (f"{judged.unparsable} of {judged.distinct} judge answers could not be parsed ({config.judge_mode} mode) "
+                                   "and count as irrelevant; a metric none of whose answers parsed is not reported")
+        warn(info["unparsable_note"])
     return judged, info
 
 
@@ -222,9 +232,14 @@ def _judged_metrics(judged, lists: np.ndarray, prefix: str) -> dict[str, float]:
     """nDCG@K from the QAS grades (App. H), CAS-gen@K and CAS-noun@K from the judges."""
     from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k
 
-    grade, gen, noun = judged.matrices(lists)
-    out = ndcg_at_k(grade, prefix=prefix)
-    out.update(cas_at_k(gen, noun, prefix=prefix))
+    grade, gen, noun = judged.matrices(lists, unparsable=np.nan)
+    out = ndcg_at_k(np.nan_to_num(grade), prefix=prefix)
+    out.update(cas_at_k(np.nan_to_num(gen), np.nan_to_num(noun), prefix=prefix))
+    # a metric with no valid judgement behind it is missing, not 0
+    if np.isnan(grade).all():
+        out = {n: v for n, v in out.items() if "nDCG" not in n and "CAS-gen" not in n}
+    if np.isnan(noun).all():
+        out = {n: v for n, v in out.items() if "CAS-noun" not in n}
     return out
 
 
@@ -279,6 +294,17 @@ def confusion_steering_pairs(config, fit: RetrievalSet, fit_text: np.ndarray, fi
     return [(s, t) for s, t, _ in found]
 
 
+def hungarian_costs_note(config, recommended: dict) -> str:
+    """Hungarian's two costs and where each came from, and the dataset's recommendation
+    when the run departs from it."""
+    sources = config.costs_from or {}
+    note = (f"hungarian: unmatched query object costs {config.unmatched_cost:g} ({sources.get('unmatched_cost', 'given')}), "
+            f"surplus candidate object {config.surplus_cost:g} ({sources.get('surplus_cost', 'given')})")
+    if recommended and (recommended.get("surplus_cost"), recommended.get("unmatched_cost")) != (config.surplus_cost, config.unmatched_cost):
+        note += f"; this dataset recommends --unmatched-cost {recommended.get('unmatched_cost'):g} --surplus-cost {recommended.get('surplus_cost'):g}"
+    return note
+
+
 def _notes(config, data_info: dict, graded: bool, per_object: bool) -> list[str]:
     """Plain-language statements every output carries (metrics.md, run.json, report)."""
     notes = []
@@ -292,10 +318,7 @@ def _notes(config, data_info: dict, graded: bool, per_object: bool) -> list[str]
     else:
         notes.append("nDCG@K and CAS@K use symbolic relevance from the annotations (App. H), not a VLM judge")
     if config.rerank == "hungarian":
-        rec = data_info.get("recommended") or {}
-        notes.append(f"hungarian: unmatched query object costs {config.unmatched_cost:g}, surplus candidate object {config.surplus_cost:g}")
-        if rec and (rec.get("surplus_cost"), rec.get("unmatched_cost")) != (config.surplus_cost, config.unmatched_cost):
-            notes.append(f"this dataset recommends --unmatched-cost {rec.get('unmatched_cost'):g} --surplus-cost {rec.get('surplus_cost'):g}")
+        notes.append(hungarian_costs_note(config, data_info.get("recommended") or {}))
     if config.index != "exact":
         notes.append(f"stage 1 searched a FAISS {config.index} index; its shortlist recall against exact search is in "
                      "stage1_index_recall@K (a sample of queries); relevant images beyond the index's top-K count as not retrieved")

@@ -33,7 +33,7 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.encoding import EncodingSetup
-from vgrc.evaluators.runs import claim_eval_folder, plot_recall, write_metric_tables, write_per_query, write_run_json
+from vgrc.evaluators.runs import claim_eval_folder, plot_recall, skipped_images_note, write_metric_tables, write_per_query, write_run_json
 from vgrc.evaluators.first_stage import cosine_topk, normalize
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
@@ -180,6 +180,8 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         claim_eval_folder(out, config)
         notes = ["relevance is annotation-based: positives carry the target concept (synonym-aware, App. F.1); not VLM-judged",
                  f"steering: q' = normalize(q + {config.steer_alpha:g}·d), d = normalize(e(target_query) − e(source_query))"]
+        if bad:
+            notes.append(skipped_images_note(bad))
         write_metric_tables(out, config, metrics, f"{config.model} · steering (steer_alpha={config.steer_alpha:g})", notes, {"task": "steering"}, data_info.get("dataset"))
         frame = pd.DataFrame(
             {

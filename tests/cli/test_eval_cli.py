@@ -180,3 +180,75 @@ def test_a_shards_error_is_its_one_line_not_the_launchers_traceback(shapes_dir, 
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: cannot decode image") and victim.name in lines[0], done.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- issue 21 §3: no silent wrong results
+
+
+def test_unparsable_judge_answers_are_reported_and_leave_metrics_missing_not_zero(shapes_dir, tiny_qwen, tmp_path, monkeypatch):
+    """Every answer of --judge-mode json unparsable: nDCG and CAS are missing (not 0.000),
+    one warning line says how many answers failed, metrics.md says it too, and the counters
+    agree (made + reused = judgements ≥ unparsable)."""
+    import json
+
+    import vgrc.evaluators.vlm_judges as vlm_judges
+
+    monkeypatch.setattr(vlm_judges, "parse_json_answer", lambda text: None)  # the real judge runs; no answer parses
+    out = tmp_path / "run"
+    result = run("eval", "--data", shapes_dir, "--model", "tiny-random", "--k", "10", "--limit", "6", "--relevance", "vlm",
+                 "--judge-model", tiny_qwen, "--judge-mode", "json", "--cache-dir", tmp_path / "c", "--out", out)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "judge answers could not be parsed (json mode)" in warnings[0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert not [n for n in metrics if "nDCG" in n or "CAS" in n], metrics  # missing, not 0
+    assert "t2i_R@1" in metrics and "nDCG" not in result.stdout
+    info = json.loads((out / "run.json").read_text())["diagnostics"]["vlm_relevance"]
+    assert info["judgements_made"] + info["judgements_reused"] == info["judgements"] == info["unparsable_answers"] > 0
+    assert "could not be parsed" in (out / "metrics.md").read_text()
+
+
+def test_skip_bad_names_what_it_skipped(shapes_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    victim = sorted((data / "compositions" / "images").iterdir())[4]
+    victim.write_bytes(b"not a png")
+    out = tmp_path / "run"
+    result = run("eval", "--data", data, "--model", "tiny-random", "--skip-bad", "--cache-dir", tmp_path / "c", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"warning: --skip-bad: 1 image(s) could not be read and were left out of the run (first: {victim.name})"]
+    assert f"1 image(s) could not be read and were left out of the run (first: {victim.name})" in (out / "metrics.md").read_text()
+
+
+def test_options_that_do_nothing_get_one_warning_line_each(base, tmp_path):
+    result = run(*base, "--out", tmp_path / "o", "-q", "--fgw-alpha", "0.3", "--nprobe", "8", "--judge-model", "x/y", "--solver", "global", "--rerank", "hungarian")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "warning: --fgw-alpha 0.3 does nothing here: only --rerank fgw uses it",
+        "warning: --solver global does nothing here: only --rerank fgw uses it (Hungarian solves its assignment exactly)",
+        "warning: --nprobe 8 does nothing here: only --index ivf uses it",
+        "warning: --judge-model x/y does nothing here: only --relevance vlm uses it",
+    ]
+    quiet = run(*base, "--out", tmp_path / "o2", "-q", "--rerank", "fgw", "--fgw-alpha", "0.3")  # used: no warning
+    assert quiet.exit_code == 0 and quiet.stderr.strip() == ""
+
+
+def test_hungarian_costs_default_to_the_datasets_recommendation(base, tmp_path):
+    """Synthetic Shapes recommends surplus 1.0 (whole-scene captions): a plain Hungarian run
+    uses it and says so; an explicit option wins and is named as given."""
+    import json
+
+    assert run(*base, "--rerank", "hungarian", "--out", tmp_path / "a", "-q").exit_code == 0
+    config = json.loads((tmp_path / "a" / "run.json").read_text())["config"]
+    assert (config["unmatched_cost"], config["surplus_cost"]) == (1.0, 1.0)
+    md = (tmp_path / "a" / "metrics.md").read_text()
+    assert "surplus candidate object 1 (the dataset's recommendation)" in md and "recommends" not in md
+    assert run(*base, "--rerank", "hungarian", "--surplus-cost", "0", "--out", tmp_path / "b", "-q").exit_code == 0
+    md = (tmp_path / "b" / "metrics.md").read_text()
+    assert "surplus candidate object 0 (given)" in md and "this dataset recommends --unmatched-cost 1 --surplus-cost 1" in md
+    ranks = [json.loads((tmp_path / r / "metrics.json").read_text())["t2i_R@1"] for r in "ab"]
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["surplus_cost"] == 0.0 and len(ranks) == 2
