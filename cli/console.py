@@ -134,6 +134,37 @@ def warning_lines() -> Iterator[None]:
         yield
 
 
+#: set by :func:`quiet_libraries`; library code that loads a model turns that library's own bars off when it is set
+QUIET_LIBRARIES_ENV = "VGRC_QUIET_LIBRARIES"
+
+
+def quiet_libraries() -> None:
+    """Silence what the model libraries print unasked (loading bars, info logs, deprecation
+    and advisory warnings) for the rest of this process; vgrc's own lines and errors stay.
+    Set before they are imported (their environment variables) and, if they already are,
+    through their logging APIs. Commands call it unless ``--verbose``."""
+    import os
+    import sys
+    import warnings
+
+    os.environ[QUIET_LIBRARIES_ENV] = "1"  # read where diffusers loads (it has no variable of its own for its bars)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for name in ("transformers", "diffusers"):
+        if name in sys.modules:
+            logging = __import__(f"{name}.utils.logging", fromlist=["logging"])
+            logging.set_verbosity_error()
+            logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(transformers|diffusers|torch|accelerate|huggingface_hub)\b")
+
+
 def to_shard_launcher(line: str | None) -> bool:
     """Under ``--shards``' launcher, leave ``line`` (if any) to it and return True."""
     import os

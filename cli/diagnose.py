@@ -156,6 +156,8 @@ def k_sweep_command(
     """
     def line(s):
         rows = s["sweep"]
+        if not s["disagreements"]:
+            return f"no query disagrees (of {s['queries']}): Hungarian and FGW rank the same queries first at k={s['k']}"
         return (f"{s['disagreements']} disagreement queries (of {s['queries']}); FGW recovers "
                 + ", ".join(f"{r['fgw_recovery']:.2f}@k={r['k']}" for r in rows[:4]) + (" …" if len(rows) > 4 else ""))
 

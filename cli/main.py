@@ -29,6 +29,7 @@ try:  # Typer ≥ 0.20 vendors Click as typer._click; its exceptions are not cli
 except ImportError:  # pragma: no cover - older Typer on plain Click
     from click import exceptions as click_exceptions
 
+from vgrc.cli.demo import demo_command
 from vgrc.cli.eval import eval_command, report_command
 from vgrc.cli.diagnose import diagnose_app
 from vgrc.cli.imports import import_app
@@ -139,6 +140,7 @@ app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.add_typer(import_app, name="import")
 app.add_typer(diagnose_app, name="diagnose")
+app.command("demo")(demo_command)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vgrc.cli.console import command_line, progress_bar, stdout, user_errors
+from vgrc.cli.console import command_line, progress_bar, quiet_libraries, stdout, user_errors
 from vgrc.cli.options import Debug, OutDir, Overwrite, Quiet, Seed
 
 
@@ -36,6 +36,7 @@ def build_nac_command(
     clipscore_model: Annotated[Optional[str], typer.Option("--clipscore-model", help="Optional CLIPScore prefilter with this open_clip model.", show_default=False)] = None,
     clipscore_min: Annotated[float, typer.Option("--clipscore-min", help="CLIPScore below which an image is not verified.")] = 0.2,
     overwrite: Overwrite = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the model libraries' own loading bars, logs and warnings.")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -47,6 +48,8 @@ def build_nac_command(
     """
     from vgrc.generators.nac import NACConfig, build_nac
 
+    if not verbose:
+        quiet_libraries()
     with user_errors(debug):
         config = NACConfig(
             model=model, contrasts=None if contrasts is None else str(contrasts), plausible=None if plausible is None else str(plausible),
@@ -60,11 +63,25 @@ def build_nac_command(
                 cpu_offload=cpu_offload, device=device, overwrite=overwrite, command=command_line(), on_progress=on_progress,
             )
     if not quiet:
-        if dry_run:
-            stdout.print(f"{result.out}: {result.pairs:,} pairs written to prompts.jsonl (dry run)")
-        else:
-            extra = f"; {result.counts['retained']} of {result.counts['contrasts']} noun contrasts retained" if result.merged else " (not merged yet: run with --merge when every shard is done)"
-            stdout.print(f"{result.out}: {result.generated:,} pairs generated, {result.skipped:,} kept{extra}")
+        stdout.print(f"{result.out}: {nac_summary(result, config, dry_run)}")
+
+
+def nac_summary(result, config, dry_run: bool = False) -> str:
+    """The one line build-nac ends with: what was generated, what was there, what the merge kept and, when it kept
+    nothing, why and what to change."""
+    if dry_run:
+        return f"{result.pairs:,} pairs written to prompts.jsonl (dry run)"
+    done = (f"already built and merged, nothing to do ({result.pairs:,} pairs)" if result.state == "complete"
+            else f"{result.generated:,} pairs generated, {result.skipped:,} already there")
+    if not result.merged:
+        return done + " (not merged yet: run with --merge when every shard is done)"
+    counts = result.counts
+    line = f"{done}; {counts.get('retained', 0)} of {counts.get('contrasts', 0)} noun contrasts retained"
+    if counts.get("contrasts") and not counts.get("retained"):
+        line += (f" (none has --min-samples {config.min_samples} images per attribute judged at --min-confidence "
+                 f"{config.min_confidence:g}: lower them, or generate more with --samples-per-contrast; a re-run re-merges "
+                 "from the kept images without regenerating)")
+    return line
 
 
 def propose_nac_command(

@@ -56,6 +56,7 @@ __all__ = [
     "finish_dataset",
     "read_manifest",
     "read_split",
+    "load_hf",
 ]
 
 FORMAT = "vgrc-dataset/1"
@@ -377,7 +378,8 @@ def read_manifest(path: str | os.PathLike) -> dict:
         hint = (
             "its build was interrupted; run the same build command again to finish it"
             if (path / MARKER_NAME).exists()
-            else "build one with `vgrc gen-shapes`, `vgrc build-vg` or `vgrc build-nac`"
+            else "build one with `vgrc gen-shapes`, `vgrc build-vg` or `vgrc build-nac`, or turn a folder of your own "
+            "images into one with `vgrc import captions --images DIR --captions FILE --out DIR`"
         )
         raise DatasetFolderError(f"{path} is not a finished vgrc dataset (no {MANIFEST_NAME}): {hint}")
     if manifest.get("format") != FORMAT or not isinstance(manifest.get("splits"), dict):
@@ -401,3 +403,24 @@ def read_split(path: str | os.PathLike, split: str, *, verify: bool = True) -> l
         raise DatasetFolderError(f"{meta} does not match the sha256 in {MANIFEST_NAME}: it was changed")
     return read_jsonl(meta)
 
+
+
+def load_hf(path: str | os.PathLike, split: str | None = None):
+    """A vgrc dataset folder as a Hugging Face ``DatasetDict`` (or one ``Dataset`` with
+    ``split``), with an ``image`` column whatever the builder: ``file_name`` is resolved
+    against its split folder, so imported datasets, whose images stay in your own folder,
+    load with their images too (``load_dataset(folder)`` gives them as plain strings).
+    Metadata files are checked against the manifest's sha256."""
+    from datasets import Dataset, DatasetDict, Image
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    names = [split] if split is not None else list(manifest["splits"])
+    out = {}
+    for name in names:
+        rows = read_split(path, name)
+        folder = (path / manifest["splits"][name]["metadata"]).parent
+        columns = {key: [r.get(key) for r in rows] for key in dict.fromkeys(k for r in rows for k in r) if key != "file_name"}
+        columns["image"] = [str((folder / r["file_name"]).resolve()) for r in rows]
+        out[name] = Dataset.from_dict(columns).cast_column("image", Image())
+    return out[split] if split is not None else DatasetDict(out)

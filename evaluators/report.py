@@ -90,6 +90,8 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
     paths that are not run folders."""
     loaded, skipped = _load_runs(runs)
     loaded.sort(key=_table_key)
+    itm = [(p, m) for p, m in loaded if m["config"].get("task") == "itm"]  # accuracies, not rankings: a table of their own
+    loaded = [(p, m) for p, m in loaded if m["config"].get("task") != "itm"]
     head = ["Run", "Dataset", "Model", "Stage 1", "Stage 2", "R@1", "R@5", "R@10", "nDCG@1", "nDCG@5", "nDCG@10", "CAS-gen@10", "CAS-noun@10", "Settings"]
     md = [REPORT_MARK, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     csv = [CSV_HEADER]
@@ -97,7 +99,7 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
     for path, m in loaded:
         cfg = m["config"]
         dataset = _dataset(cfg)
-        stage1 = cfg.get("stage1") if cfg.get("task", "retrieval") == "retrieval" else "steering"
+        stage1 = cfg.get("stage1") if cfg.get("task", "retrieval") == "retrieval" else cfg.get("task")
         cells = [path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank"))]
         cells += [f"{100 * m[c]:.1f}" if c in m else "—" for c in COLUMNS[:3]]
         cells += [f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS[3:]]  # nDCG and CAS
@@ -107,10 +109,37 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
                              *(repr(float(m[c])) if c in m else "" for c in COLUMNS)]))
         for note in m.get("notes", []):
             notes.setdefault(note, []).append(path.name)
+    if not loaded:
+        md = [REPORT_MARK]
+    if itm:
+        md += _itm_table(itm, csv, notes)
     if notes:
         md.append("")
         md += [f"- {note} ({', '.join(names)})" for note, names in notes.items()]
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", skipped
+
+
+ITM_COLUMNS = ("itm_acc_add", "itm_acc_replace", "itm_acc_swap", "itm_acc_macro", "stage1_itm_acc_macro")
+
+
+def _itm_table(runs: Sequence[tuple[Path, dict]], csv: list[str], notes: dict[str, list[str]]) -> list[str]:
+    """``--task itm`` runs: SugarCrepe's accuracies (%) per group and macro, stage 1's macro
+    beside the reranked one. Their CSV rows carry the ITM columns after the ranking ones."""
+    head = ["Run", "Dataset", "Model", "Rerank", "add", "replace", "swap", "macro", "stage 1 macro", "Settings"]
+    md = ["", "## Image–text matching (`--task itm`, SugarCrepe's protocol: accuracy in %)", "",
+          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    if csv[0] == CSV_HEADER:
+        csv[0] = CSV_HEADER + "," + ",".join(ITM_COLUMNS)
+    for path, m in runs:
+        cfg = m["config"]
+        cells = [path.name, _dataset(cfg), str(cfg.get("model")), str(cfg.get("rerank"))]
+        cells += [f"{100 * m[c]:.1f}" if c in m else "—" for c in ITM_COLUMNS]
+        md.append("| " + " | ".join([*cells, _settings(cfg)]) + " |")
+        csv.append(",".join([path.name, _dataset(cfg), str(cfg.get("model")), "itm", str(cfg.get("rerank")), _settings(cfg),
+                             *("" for _ in COLUMNS), *(repr(float(m[c])) if c in m else "" for c in ITM_COLUMNS)]))
+        for note in m.get("notes", []):
+            notes.setdefault(note, []).append(path.name)
+    return md
 
 
 def _fmt_cell(metric: str, value: float | None) -> str:

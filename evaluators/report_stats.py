@@ -124,15 +124,14 @@ def category_table(loaded: Sequence[tuple[Path, dict]], top: int = 30) -> list[s
             runs.append((p, pq))
     if not runs:
         return []
-    counts: dict[str, int] = {}
-    for _, (_, _, cats) in runs[:1]:
+    counts: dict[str, int] = {}  # queries in the category: the most any run has (runs may cover other queries)
+    for _, (_, _, cats) in runs:
+        mine: dict[str, int] = {}
         for cs in cats:
             for c in cs:
-                counts[c] = counts.get(c, 0) + 1
-    for _, (_, _, cats) in runs[1:]:
-        for cs in cats:
-            for c in cs:
-                counts.setdefault(c, 0)
+                mine[c] = mine.get(c, 0) + 1
+        for c, n in mine.items():
+            counts[c] = max(counts.get(c, 0), n)
     chosen = sorted(counts, key=lambda c: (-counts[c], c))[:top]
     head = ["Category", "Queries", *(f"{p.name} R@1 / R@10" for p, _ in runs)]
     md = [f"## Per category (R@1 / R@10; the {len(chosen)} categories with the most queries)", "",

@@ -85,13 +85,15 @@ class RetrievalSet:
         return out
 
 
-def query_categories(rows: RetrievalSet) -> list[list[str]]:
+def query_categories(rows: RetrievalSet, from_nouns: bool = True) -> list[list[str]]:
     """The categories a query counts in for per-category breakdowns: the row's
     ``category`` (SugarCrepe) when it has one, else the nouns its objects name (Synthetic
-    Shapes: its shapes; a query counts once in each), else none."""
+    Shapes: its shapes; a query counts once in each), else none. A dataset whose "objects"
+    are not nouns (Urban1K's caption sentences) says so in its manifest
+    (``query_categories: none``): ``from_nouns`` false, no noun categories."""
     out = []
     for cat, objs in zip(rows.categories, rows.query_objects):
-        out.append([cat] if cat is not None else sorted({o["noun"] for o in objs}))
+        out.append([cat] if cat is not None else sorted({o["noun"] for o in objs}) if from_nouns else [])
     return out
 
 
@@ -229,5 +231,6 @@ def load_retrieval(
         "rows_without_caption_dropped": len(no_caption),
         "objects_source": manifest.get("objects_source", "the dataset's `objects` annotations"),
         "recommended": manifest.get("recommended", {}),
+        "query_categories": manifest.get("query_categories", "nouns"),
     }
     return evaluated, fit, info

@@ -159,6 +159,10 @@ def load_flux(model: str, *, cpu_offload: bool = False, device: str | None = Non
     _model_reachable(model)
     from diffusers import FluxPipeline
 
+    if os.environ.get("VGRC_QUIET_LIBRARIES"):  # the CLI without --verbose: no "Loading pipeline components" bar
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.disable_progress_bar()
     cuda = torch.cuda.is_available()
     try:
         pipe = FluxPipeline.from_pretrained(model, torch_dtype=torch.bfloat16 if cuda else torch.float32)
@@ -239,7 +243,8 @@ def build_nac(
     if state == "complete":
         manifest = read_manifest(out)
         if dry_run or (not todo and manifest.get("merge") == config.merge_record()):
-            return NACResult(out=out, state=state, pairs=len(pairs), skipped=len(mine))
+            return NACResult(out=out, state=state, pairs=len(pairs), skipped=len(mine),
+                             merged=not dry_run, counts=dict(manifest.get("counts") or {}))
         # images to restore, or merge-time options changed: re-merge from the kept images
         # and cached judgments; not declared finished while its files are rewritten
         mark_unfinished(out, DATASET, config.record(), files=files)

@@ -121,6 +121,7 @@ def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: s
                                                      contrasts=len(contrasts), stats_table=stats[2]))
     finish_dataset(out, "nac", config.record(), version=__version__, command=command, seed=config.seed, splits=[SPLIT],
                    extra={"counts": counts, "steering": "steering.jsonl", "merge": config.merge_record(),
+                          "steering_thresholds": "a lower --min-samples or --min-confidence (vgrc build-nac re-merges from the kept images, no regeneration)",
                           "objects_source": "the generation prompt's noun and attribute",
                           "recommended": {"unmatched_cost": 1.0, "surplus_cost": 1.0}},
                    files=nac_files(pairs))

@@ -375,6 +375,7 @@ def build_vg(
         out, DATASET, record, version=__version__, command=command, seed=None, splits=[SPLIT],
         extra={"image_root": os.path.abspath(image_root), "corpus": corpus, "repairs": dict(sorted(repairs.items())),
                "pairs_total": len(pairs), "pairs_grounded": len(nouns_by_pair), "steering": "steering.jsonl",
+               "steering_thresholds": "a lower --min-images (vgrc build-vg)",
                "objects_source": OBJECTS_SOURCE, "recommended": RECOMMENDED},
         files=FILES,
     )

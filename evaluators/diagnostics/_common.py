@@ -68,8 +68,8 @@ def parse_grid(option: str, text: str, *, low: float | None = None, high: float 
 
 def markdown_table(head: Sequence[str], rows: Sequence[Sequence]) -> str:
     def cell(v):
-        if isinstance(v, float):
-            return f"{v:.3f}"
+        if isinstance(v, (float, np.floating)):
+            return "—" if v != v else f"{v:.3f}"  # NaN: nothing to measure there, not a number to read
         return str(v)
 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

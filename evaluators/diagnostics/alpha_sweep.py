@@ -172,7 +172,7 @@ def _write(config, mode, sweep, info, setup, n_queries, grids, image_paths, posi
     ax.set(xlabel="steering strength α", ylabel="score", title=f"{config.model}: {info.get('dataset')} ({mode})", ylim=(-0.02, 1.02))
     ax.legend(fontsize=7)
     out.figure("alpha_sweep.png", fig)
-    _grid(out, grids, image_paths, positives, title)
+    _grid(out, grids, image_paths, positives, f"query {query_id}: {title}")
     out.text("alpha_sweep.md", "\n\n".join([
         f"# Steering strength sweep (App. I): {info.get('dataset')} · {config.model} · {mode}",
         f"{n_queries:,} queries; α = 0 is the unsteered baseline.",
@@ -206,7 +206,9 @@ def _grid(out: DiagnosticOutput, grids: dict, image_paths, positives: set, title
                 for spine in ax.spines.values():
                     spine.set_edgecolor(colour)
                     spine.set_linewidth(3 if g in positives else 1)
+                ax.set_xlabel("✓ correct" if g in positives else f"#{c + 1}", fontsize=7, color="green" if g in positives else "gray")
             if c == 0:
                 ax.set_ylabel(f"α={alpha:g}")
-    fig.suptitle(title[:90], fontsize=8)
+    fig.suptitle(title[:110], fontsize=8)
+    fig.text(0.5, 0.005, "top results per steering strength α; green frame and ✓: a correct image for this query", ha="center", fontsize=7)
     out.figure("alpha_grid.png", fig)

@@ -124,12 +124,17 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
     out.csv("k_sweep.csv", ["k", "hungarian_recovery", "fgw_recovery", "ground_truth_in_shortlist"],
             [[r["k"], r["hungarian_recovery"], r["fgw_recovery"], r["in_shortlist"]] for r in rows])
     out.csv("trajectories.csv", ["query_id", "k", "hungarian_rank", "fgw_rank"], traj)
+    none = (f"no query disagrees: at k={main_k} every query that Hungarian ranks first FGW ranks first too, "
+            "so there is nothing to sweep")
     fig, ax = new_figure(figsize=(5.5, 3.6), dpi=120)
-    ax.plot([r["k"] for r in rows], [r["hungarian_recovery"] for r in rows], marker="o", label="Hungarian")
-    ax.plot([r["k"] for r in rows], [r["fgw_recovery"] for r in rows], marker="s", label=f"FGW (α={config.fgw_alpha:g})")
+    if D.size:
+        ax.plot([r["k"] for r in rows], [r["hungarian_recovery"] for r in rows], marker="o", label="Hungarian")
+        ax.plot([r["k"] for r in rows], [r["fgw_recovery"] for r in rows], marker="s", label=f"FGW (α={config.fgw_alpha:g})")
+        ax.legend()
+    else:  # an empty plot would show an axis of -0.04…0.04 and no line: say why instead
+        ax.text(0.5, 0.5, none.replace(": ", ":\n", 1), ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
     ax.set(xlabel="cosine shortlist size k", ylabel="recovery rate (GT at rank 0)", ylim=(-0.02, 1.02),
            title=f"{config.model}: {D.size} disagreement queries")
-    ax.legend()
     out.figure("k_sweep.png", fig)
     fig, ax = new_figure(figsize=(5.5, 3.6), dpi=120)
     for qid in drawn:
@@ -145,7 +150,7 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
         f"**{D.size}** of {len(prep.ev):,} queries are at rank 0 under Hungarian and not under FGW "
         f"({reverse} the other way round).",
         markdown_table(["k", "Hungarian recovery", "FGW recovery", "GT in the shortlist"],
-                       [[r["k"], r["hungarian_recovery"], r["fgw_recovery"], r["in_shortlist"]] for r in rows]),
+                       [[r["k"], r["hungarian_recovery"], r["fgw_recovery"], r["in_shortlist"]] for r in rows]) if D.size else none + ".",
         "Per-query ground-truth ranks for every k: `trajectories.csv`; drawn in `trajectories.png`.",
     ]))
     out.finish(summary, prep)

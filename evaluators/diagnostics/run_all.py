@@ -24,6 +24,22 @@ def _config_for(config, name: str):
     return replace(config, out=out, fit_fraction=0.0)
 
 
+def check_all_folder(out) -> None:
+    """``--out`` of ``diagnose all`` holds nothing but its analyses' subfolders (each checked
+    as a run folder on its own): a folder of the user's files is refused, as every other
+    command refuses one. Writes nothing."""
+    from vgrc.evaluators.errors import DatasetFolderError
+    from vgrc.evaluators.ownership import is_fresh_folder
+
+    out = Path(out)
+    if is_fresh_folder(out):
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not (p.is_dir() and not p.is_symlink() and p.name in ALL_ORDER))
+    if foreign:
+        raise DatasetFolderError(f"--out {out} is not empty and is not a vgrc diagnose folder (it holds {foreign[0]!r}); "
+                                 "choose an empty or new folder")
+
+
 def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
     """``{analysis: summary}`` for the analyses that ran, ``{analysis: {"skipped": reason}}``
     for the others."""
@@ -33,6 +49,7 @@ def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
     from vgrc.evaluators.ownership import check_run_folder
 
     progress = progress or (lambda phase, done, total: None)
+    check_all_folder(config.out)
     configs = {name: _config_for(config, name) for name in analyses}
     for name, c in configs.items():  # pre-flight: no analysis may find its folder taken after others ran
         check_run_folder(c.out, c.overwrite, f"diagnose-{name}")

@@ -72,8 +72,8 @@ def _heatmap(out, nouns, rates, title: str) -> None:
     ax.set(xlabel="retrieved instead", ylabel="query shape", title=title)
     for i in range(len(nouns)):
         for j in range(len(nouns)):
-            if rates[i, j] > 0:
-                ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7)
+            if rates[i, j] > 0:  # a non-zero rate never reads "0.00"
+                ax.text(j, i, f"{rates[i, j]:.2f}" if rates[i, j] >= 0.005 else "<0.01", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.046)
     out.figure("substitution.png", fig)
 

@@ -193,7 +193,7 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
             extra_columns.update(_per_query_graded(*judged[0].matrices(final_lists[:, :TOP]), judged=True))
         elif graded:
             extra_columns.update(_per_query_graded(*final_grades, judged=False))
-        extra_columns["categories"] = query_categories(ev)
+        extra_columns["categories"] = query_categories(ev, from_nouns=data_info.get("query_categories") != "none")
         _write_outputs(out, config, metrics, ev, rank1, rank_final, topk, final_lists, steered, k, notes, data_info.get("dataset"), extra_columns)
         write_run_json(out, config, setup, data_info, {"images": bad, "query_ids": skipped_ids}, {**diagnostics, "notes": notes}, timer)
     return metrics

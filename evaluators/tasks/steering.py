@@ -50,7 +50,7 @@ def load_steering_rows(data: str | Path) -> list[dict]:
     name = manifest.get("steering")
     path = data / (name or "steering.jsonl")
     if not name or not path.is_file():
-        raise DatasetFolderError(f"{data} has no steering.jsonl; --task steering needs a dataset built by `vgrc build-vg`")
+        raise DatasetFolderError(f"{data} has no steering.jsonl; --task steering needs a dataset built by `vgrc build-vg` or `vgrc build-nac`")
     rows = []
     try:
         text = path.read_text(encoding="utf-8")
@@ -76,7 +76,9 @@ def load_steering_rows(data: str | Path) -> list[dict]:
                 raise DatasetFolderError(f"{path}:{n}: {key!r} must be a string")
         rows.append(row)
     if not rows:
-        raise DatasetFolderError(f"{path} is empty: no noun qualified for any contrast pair (try a lower --min-images when building)")
+        # the builder recorded which of its options decides what qualifies (build-vg: --min-images; build-nac: --min-samples, --min-confidence)
+        hint = manifest.get("steering_thresholds") or "lower thresholds"
+        raise DatasetFolderError(f"{path} is empty: no contrast qualified when the dataset was built; rebuild it with {hint}")
     return rows
 
 

@@ -69,7 +69,8 @@ def import_urban1k(
         card_values={"pairs": f"{len(rows):,}", "reading": "the first line (as Long-CLIP)" if first_line else "the whole file",
                      "unpaired": counts["images_without_caption"] + counts["captions_without_image"]},
         objects_source=objects_source, recommended={"unmatched_cost": 1.0, "surplus_cost": 0.0}, overwrite=overwrite,
-        extra={"source": SOURCE, "caption_files_sha256": _digest(captions[r["id"]] for r in rows)},
+        # its "objects" are caption sentences, not nouns: no per-noun categories in reports
+        extra={"source": SOURCE, "caption_files_sha256": _digest(captions[r["id"]] for r in rows), "query_categories": "none"},
     )
     result.missing_images = counts["captions_without_image"]
     return result

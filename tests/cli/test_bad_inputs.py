@@ -150,6 +150,7 @@ def _cases(w):
         ([*dg, "substitution", *dg_args, "--top-k", "0"], "got 0"),
         ([*dg, "geometry", "--data", shapes, "--model", "clipp", "--out", out], "'clipp'"),
         ([*dg, "substitution", "--data", shapes, "--model", "tiny-random", "--out", w["foreign"]], "thesis.tex"),
+        ([*dg, "all", "--data", shapes, "--model", "tiny-random", "--out", w["foreign"]], "thesis.tex"),
     ]
 
 
@@ -167,10 +168,10 @@ def test_the_table_is_large_and_covers_every_command(world):
     cases = _cases(world)
     assert len(cases) >= 30
     assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose", "import"}
-    assert len(cases) == 76  # every case is parametrized below
+    assert len(cases) == 77  # every case is parametrized below
 
 
-@pytest.mark.parametrize("case", range(76))
+@pytest.mark.parametrize("case", range(77))
 def test_bad_input_one_line_nothing_touched(world, case):
     cases = _cases(world)
     args, names = cases[case]

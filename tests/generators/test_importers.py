@@ -433,3 +433,20 @@ def test_diagnose_all_on_clevr_hope_multi_attribute_objects(clevr, tmp_path):
     for name in ("substitution", "k-sweep", "fgw-alpha", "composition"):
         assert json.loads((out / name / "run.json").read_text())["complete"]
     assert not (out / "geometry").exists()
+
+
+def test_load_hf_gives_imported_images_an_image_column(tmp_path):
+    """Issue 21: `load_dataset` on an imported folder gives `file_name` strings (the images
+    stay in the user's folder); load_hf resolves them into an Image column."""
+    from vgrc.evaluators.dataset import load_hf
+
+    for i in range(2):
+        _jpeg(tmp_path / "photos" / f"p{i}.jpg", 80 * i)
+    (tmp_path / "c.csv").write_text("file_name,caption\np0.jpg,a red kite\np1.jpg,a blue boat\n")
+    get_importer("captions")(tmp_path / "photos", tmp_path / "c.csv", tmp_path / "out")
+    ds = load_hf(tmp_path / "out")
+    assert list(ds) == ["images"] and ds["images"].num_rows == 2
+    from PIL import Image
+
+    with Image.open(tmp_path / "photos" / "p1.jpg") as want:
+        assert ds["images"][1]["image"].size == want.size and ds["images"][1]["caption"] == "a blue boat"

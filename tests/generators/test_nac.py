@@ -1,6 +1,7 @@
 """`vgrc build-nac` with a tiny random FLUX and Qwen2.5-VL loaded through from_pretrained."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -262,3 +263,24 @@ def test_clipscore_prefilter(tiny_flux, tiny_qwen, tmp_path):
     assert all(0 < r["confidence"] < 1 for r in rows2)
     scores = clipscore([out2 / "pairs" / r["file_name"] for r in rows2], [r["prompt"] for r in rows2], "tiny-random", cache_dir=str(tmp_path / "c"))
     assert ((scores >= 0) & (scores <= 2.5)).all()
+
+
+def test_cli_is_quiet_by_default_and_its_summary_says_why(tiny_flux, tiny_qwen, tmp_path):
+    """Issue 21: without --verbose the model libraries print nothing (no loading bars, no
+    deprecation warnings); the summary says why nothing was retained and what to change;
+    an identical re-run (with --merge or not) says the dataset is already built."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "vgrc.cli.main", "build-nac", "--out", str(tmp_path / "nac"), "--model", str(tiny_flux),
+            "--judge-model", str(tiny_qwen), "--samples-per-contrast", "2", "--steps", "2", "--height", "32", "--width", "32",
+            "--limit", "2", "--min-samples", "5"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env={**os.environ, "CI": "true"})
+    assert first.returncode == 0, first.stderr[-2000:]
+    noise = [line for line in first.stderr.splitlines() if line.strip() and "generating pairs" not in line]
+    assert noise == [], noise  # only vgrc's own progress bar
+    assert "2 pairs generated, 0 already there; 0 of " in first.stdout and "none has --min-samples 5" in first.stdout
+    for extra in ([], ["--merge"]):
+        again = subprocess.run([*args, *extra], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        assert again.returncode == 0 and "already built and merged, nothing to do (2 pairs)" in again.stdout, again.stdout + again.stderr
+        assert "not merged yet" not in again.stdout
