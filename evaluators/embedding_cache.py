@@ -214,13 +214,18 @@ def encode_cached(
 
     def next_claimed():
         for part in queue:
-            claim = claims.try_claim(part) if claims is not None else None
-            if claims is not None and claim is None:
+            if claims is None:
+                return part, None
+            claim = claims.try_claim(part)
+            if claim is None:
                 deferred.append(part)  # another process is encoding it now
                 continue
-            if claim is not None:
-                held.append(claim)
-            return part, claim
+            held.append(claim)
+            cache.refresh()  # another process may have finished this chunk before we claimed it
+            rest = [k for k in part if cache.get(k) is None]
+            if rest:
+                return rest, claim
+            release(claim)
         return None
 
     def release(claim) -> None:
@@ -269,6 +274,8 @@ def encode_cached(
                 done += len(part)
                 if on_progress:
                     on_progress(done, len(missing))
+            if on_progress and missing and done < len(missing) and size == 1:  # chunks another process finished count as done
+                on_progress(len(missing), len(missing))
     finally:
         for claim in list(held):
             release(claim)
