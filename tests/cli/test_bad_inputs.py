@@ -52,11 +52,15 @@ def world(tmp_path_factory, shapes_dir):
     (root / "no-caption-column.csv").write_text("file_name,text\na.png,a red car\n")
     (root / "empty-captions.csv").write_text("file_name,caption\na.png,\na.png,   \n")
     (root / "numeric.jsonl").write_text('{"file_name": "a.png", "caption": 42}\n')
+    foreign_run = root / "foreign-run"
+    foreign_run.mkdir()
+    (foreign_run / "run.json").write_text('{"epochs": 3}')  # another tool's run.json
+    (foreign_run / "metrics.json").write_text("{}")
     run = root / "run-damaged"
     run.mkdir()
     (run / "metrics.json").write_text('{"t2i_R@1": 0.5, "config": {"task": "retrieval", "model": "m", "stage1": "cosine", "rerank": "none"}, "notes": []}')
     (run / "per_query.parquet").write_bytes(b"")
-    return {"root": root, "vg": vg, "broken_vg": broken_vg, "foreign": foreign, "shapes": shapes_dir, "latin_vg": latin_vg, "mit": mit, "photos": photos, "run_damaged": run}
+    return {"root": root, "vg": vg, "broken_vg": broken_vg, "foreign": foreign, "shapes": shapes_dir, "latin_vg": latin_vg, "mit": mit, "photos": photos, "run_damaged": run, "foreign_run": foreign_run}
 
 
 def _cases(w):
@@ -109,6 +113,7 @@ def _cases(w):
         (["import", "captions", "--images", w["photos"], "--captions", r / "empty-captions.csv", "--out", out], "every caption is empty"),
         (["import", "captions", "--images", w["photos"], "--captions", r / "numeric.jsonl", "--out", out], "'caption' must be text, got 42"),
         ([*ev, "--cache-dir", "/proc/1/vgrc-cache"], "--cache-dir /proc/1/vgrc-cache is not writable"),
+        (["eval", "--data", shapes, "--model", "tiny-random", "--out", w["foreign_run"], "--overwrite"], "holds a run.json that vgrc did not write"),
         (["report", w["run_damaged"], "--out", r / "t2.md", "--bootstrap", "100"], "per_query.parquet is damaged (it is empty)"),
         # eval
         ([*ev, "--model", "clipp"], "'clipp'"),
@@ -168,10 +173,10 @@ def test_the_table_is_large_and_covers_every_command(world):
     cases = _cases(world)
     assert len(cases) >= 30
     assert {str(c[0][0]) for c in cases} == {"gen-shapes", "build-vg", "build-nac", "propose-nac", "eval", "report", "diagnose", "import"}
-    assert len(cases) == 77  # every case is parametrized below
+    assert len(cases) == 78  # every case is parametrized below
 
 
-@pytest.mark.parametrize("case", range(77))
+@pytest.mark.parametrize("case", range(78))
 def test_bad_input_one_line_nothing_touched(world, case):
     cases = _cases(world)
     args, names = cases[case]
