@@ -26,7 +26,7 @@ from vgrc.evaluators.errors import InvalidInputError, VgrcError
 
 __all__ = ["QUESTION", "JUDGES", "check_judge", "list_judges", "make_judge", "QwenYesNoJudge", "JudgmentCache", "clipscore"]
 
-QUESTION = "This is an image of a {noun}. Does the {noun} in this image exhibit the attribute '{attr}'? Answer with just Yes or No."
+QUESTION = "This is an image of a {noun}. Does the {noun} in this image exhibit the attribute \u2018{attr}\u2019? Answer with just Yes or No."
 
 
 class QwenYesNoJudge:

@@ -10,9 +10,9 @@ Scoring (``mode``):
     The prompt is continued, as the assistant's answer, up to the answer field of the
     paper's JSON (``{"relevance_score": `` / ``{"applicable": ``), and the next-token
     distribution is read over the allowed answers only: the digits 0–4 for QAS
-    (softmax over those five logits → expected grade and argmax), ``true`` / ``false``
-    for the attribute–noun judge (→ P(true)). Nothing is generated, so nothing can fail
-    to parse, and the grade is a calibrated number rather than one sample.
+    (softmax over those five logits → the most likely grade, an integer as in the paper,
+    and the expected grade beside it), `` true`` / `` false`` for the attribute–noun judge
+    (→ P(true)). Nothing is generated, so nothing can fail to parse.
 ``"json"``
     The paper's protocol: the VLM writes the JSON answer (greedy). ``relevance_score`` /
     ``applicable`` + ``confidence`` are read from it; an answer that does not parse is
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["QAS_PROMPT", "CAS_PROMPT", "JUDGE_MODES", "QwenAppGJudge", "parse_json_answer", "prompt_hash"]
+__all__ = ["QAS_PROMPT", "CAS_PROMPT", "JUDGE_MODES", "QwenAppGJudge", "parse_json_answer", "answer_field", "prompt_hash"]
 
 QAS_PROMPT = """You are evaluating image-to-text retrieval relevance.
 Task: Judge how well the image matches the full query.
@@ -62,12 +62,20 @@ Instructions:
 - If the attribute–noun combination is only weakly supported or ambiguous, lower the confidence.
 - Return strict JSON only.
 Target attribute: {attribute}
-Target noun: {noun}Return JSON with this schema:
+Target noun: {noun}
+Return JSON with this schema:
 {{ "applicable": true or false, "confidence": float between 0 and 1, "reason": "short explanation based only on visible evidence" }}"""
 
 JUDGE_MODES = ("logits", "json")
+#: the answer so far, up to where the model writes the field's value. Qwen2's pre-tokenizer
+#: splits '": 3' into '":', ' ', '3' (a digit is a token of its own, the space one before it)
+#: but '": true' into '":', ' true': so QAS reads the digit after the space, and the
+#: attribute-noun judge reads ' true' / ' false' right after the colon.
 QAS_PREFIX = '{"relevance_score": '
-CAS_PREFIX = '{"applicable": '
+CAS_PREFIX = '{"applicable":'
+CAS_ANSWERS = (" true", " false")
+#: generation limit in json mode: room for App. G's whole answer (matched_elements, reason)
+JSON_MAX_NEW_TOKENS = 256
 
 
 def prompt_hash(template: str) -> str:
@@ -89,6 +97,22 @@ def parse_json_answer(text: str) -> dict | None:
     return None
 
 
+def answer_field(text: str, name: str):
+    """A field of the judge's JSON answer: from the parsed object when the answer is whole,
+    else read where it appears in the text (an answer cut at the token limit after the
+    field was written still counts); None when it is not there."""
+    import re
+
+    ans = parse_json_answer(text)
+    if ans is not None and name in ans:
+        return ans[name]
+    match = re.search(rf'"{re.escape(name)}"\s*:\s*(true|false|-?\d+(?:\.\d+)?)', text)
+    if match is None:
+        return None
+    value = match.group(1)
+    return value == "true" if value in ("true", "false") else (float(value) if "." in value else int(value))
+
+
 class QwenAppGJudge:
     """App. G's two judges on Qwen2.5-VL-Instruct (one loaded model serves both).
 
@@ -108,7 +132,7 @@ class QwenAppGJudge:
         self.processor, self.model, self.device = load_qwen_vl(model, device)
         tok = self.processor.tokenizer
         self.digit_ids = single_token_ids(tok, [str(d) for d in range(5)], model)
-        self.true_false_ids = single_token_ids(tok, ("true", "false"), model)
+        self.true_false_ids = single_token_ids(tok, CAS_ANSWERS, model)
         self.batch_size = batch_size
         self.calls = 0
 
@@ -135,7 +159,7 @@ class QwenAppGJudge:
             out.append(torch.softmax(logits[:, ids], dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(ids)))
 
-    def _generate(self, images: Sequence, prompts: Sequence[str], max_new_tokens: int = 96) -> list[str]:
+    def _generate(self, images: Sequence, prompts: Sequence[str], max_new_tokens: int = JSON_MAX_NEW_TOKENS) -> list[str]:
         import torch
 
         answers = []
@@ -153,17 +177,18 @@ class QwenAppGJudge:
     def qas(self, images: Sequence, queries: Sequence[str], mode: str = "logits") -> list[dict]:
         """Query Alignment Score per (PIL image, query): ``grade`` in [0, 4] plus details.
 
-        logits: ``grade`` = expected value over the digits, ``argmax``, ``probs``;
+        logits: ``grade`` = the most likely digit (an integer 0–4, as the paper's judge
+        writes one), ``expected_grade`` = the expectation over the digits, ``probs``;
         json: ``grade`` = the reported integer (None when the answer did not parse).
         """
         prompts = [QAS_PROMPT.format(query=q) for q in queries]
         if mode == "logits":
             probs = self._next_token_probs(images, prompts, QAS_PREFIX, self.digit_ids)
-            return [{"grade": float(p @ np.arange(5)), "argmax": int(p.argmax()), "probs": [round(float(x), 6) for x in p], "mode": "logits"} for p in probs]
+            return [{"grade": int(p.argmax()), "argmax": int(p.argmax()), "expected_grade": float(p @ np.arange(5)),
+                     "probs": [round(float(x), 6) for x in p], "mode": "logits"} for p in probs]
         out = []
         for text in self._generate(images, prompts):
-            ans = parse_json_answer(text)
-            score = ans.get("relevance_score") if ans else None
+            score = answer_field(text, "relevance_score")
             ok = isinstance(score, (int, float)) and not isinstance(score, bool) and 0 <= score <= 4
             out.append({"grade": float(score) if ok else None, "parsed": ok, "raw": text, "mode": "json"})
         return out
@@ -180,8 +205,7 @@ class QwenAppGJudge:
             return [{"confidence": float(p[0]), "mode": "logits"} for p in probs]
         out = []
         for text in self._generate(images, prompts):
-            ans = parse_json_answer(text)
-            applicable, conf = (ans or {}).get("applicable"), (ans or {}).get("confidence")
+            applicable, conf = answer_field(text, "applicable"), answer_field(text, "confidence")
             ok = isinstance(applicable, bool) and isinstance(conf, (int, float)) and not isinstance(conf, bool) and 0 <= conf <= 1
             out.append({"confidence": (float(conf) if applicable else 0.0) if ok else None, "parsed": ok, "raw": text, "mode": "json"})
         return out

@@ -160,7 +160,9 @@ def judge_pairs(
     for kind, key, pair, _, _ in questions:
         value = store.get(key)
         if kind == "qas":
-            grade = value.get("grade")
+            # the integer grade, as App. H grades: logits records kept the expectation in
+            # "grade" before issue 22 and carry the argmax beside it, so stored answers still apply
+            grade = value["argmax"] if "argmax" in value else value.get("grade")
             if grade is None:  # an unparsable JSON answer: NaN here, irrelevant in the metrics, and counted
                 unparsable.add(key)
                 grade = float("nan")

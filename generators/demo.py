@@ -135,13 +135,21 @@ def build_tiny_qwen(folder: Path) -> Path:
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     vocab = {c: i for i, c in enumerate(sorted(set(bytes_to_unicode().values())))}
+    # " true" / " false" as real BPE tokens (Ġ is the byte-level space), reached by merges
+    # under Qwen2's pre-tokenizer as in the real vocabulary, not as added tokens that would
+    # match anywhere: the judge must read them where the model writes them
+    merges = []
+    for word in ("Ġtrue", "Ġfalse"):
+        for end in range(2, len(word) + 1):
+            merges.append((word[:end - 1], word[end - 1]))
+            vocab.setdefault(word[:end], len(vocab))
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
     for s in specials:
         vocab[s] = len(vocab)
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                          padding_side="left", model_max_length=4096)
     tok.add_special_tokens({"additional_special_tokens": specials[1:]})
-    tok.add_tokens(["Yes", "No", "true", "false"])
+    tok.add_tokens(["Yes", "No"])
     kw = {}
     try:
         from transformers import Qwen2VLVideoProcessor

@@ -24,7 +24,9 @@ def test_prompts_are_app_g_verbatim():
     qas = _paper_text("You are evaluating image-to-text retrieval relevance.", '"reason": str }')
     assert QAS_PROMPT.replace("{{", "{").replace("}}", "}") == qas
     cas = _paper_text("You are evaluating whether an image contains a specific object", 'based only on visible evidence" }')
-    assert CAS_PROMPT.replace("{{", "{").replace("}}", "}") == cas
+    # the extraction lost a line break ("Target noun: {noun}Return JSON"): restored, nothing else changed
+    assert "{noun}Return" in cas and "{noun}Return" not in CAS_PROMPT
+    assert CAS_PROMPT.replace("{{", "{").replace("}}", "}") == cas.replace("{noun}Return", "{noun}\nReturn")
     assert QAS_PROMPT.format(query="a red car").count("a red car") == 1 and prompt_hash(QAS_PROMPT) != prompt_hash(CAS_PROMPT)
 
 
@@ -48,7 +50,7 @@ def test_qas_logits_equal_a_manual_computation(tiny_qwen):
             logits = judge.model(**inputs).logits[0, -1].float()
         digits = [judge.processor.tokenizer.encode(str(d), add_special_tokens=False)[0] for d in range(5)]
         p = torch.softmax(logits[digits], dim=-1).numpy()
-        assert g["grade"] == pytest.approx(float(p @ np.arange(5)), abs=1e-4) and g["argmax"] == int(p.argmax())
+        assert g["expected_grade"] == pytest.approx(float(p @ np.arange(5)), abs=1e-4) and g["grade"] == g["argmax"] == int(p.argmax())
         assert 0 <= g["grade"] <= 4 and sum(g["probs"]) == pytest.approx(1, abs=1e-5)
     conf = judge.attribute_noun(images[:2], ["car", "boat"], ["red", "blue"])
     assert all(0 < c["confidence"] < 1 for c in conf)
@@ -175,3 +177,67 @@ def test_sharded_judging_equals_one_process(shapes_dir, tiny_qwen, tmp_path):
     assert JudgmentStore(c1, judge_id).values == JudgmentStore(c2, judge_id).values
     made = [json.loads((tmp_path / r / "run.json").read_text())["diagnostics"]["vlm_relevance"]["judgements_made"] for r in ("one", "two")]
     assert made[0] == made[1] > 0
+
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="the paper's text is beside the checkout")
+def test_nac_verifier_question_is_app_f_verbatim():
+    from vgrc.evaluators.judges import QUESTION
+
+    assert f"\u201c{QUESTION}\u201d" in REFERENCE.read_text(encoding="utf-8")  # typographic quotes around {attr}, as printed
+
+
+def test_answer_tokens_are_read_where_qwen2_writes_them(tiny_qwen):
+    """Qwen2's pre-tokenizer writes '": true' as '":' + ' true': the judge reads ' true' /
+    ' false' right after the colon (the old prefix ended in a space, a boundary the model
+    never produces), and the digit after '": ' (a space token, then the digit)."""
+    from transformers import AutoProcessor
+
+    from vgrc.evaluators.vlm_judges import CAS_ANSWERS, CAS_PREFIX
+
+    tok = AutoProcessor.from_pretrained(tiny_qwen).tokenizer
+    enc = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731
+    for prefix, answers in ((CAS_PREFIX, CAS_ANSWERS), (QAS_PREFIX, [str(d) for d in range(5)])):
+        for answer in answers:
+            full = enc(prefix + answer + ', "confidence"')
+            assert full[: len(enc(prefix))] == enc(prefix) and full[len(enc(prefix))] == enc(answer)[0] and len(enc(answer)) == 1
+    assert enc('{"applicable": true')[: len(enc('{"applicable": '))] != enc('{"applicable": ')  # the old prefix: not a prefix
+
+
+def test_a_json_answer_cut_at_the_token_limit_keeps_its_grade():
+    from vgrc.evaluators.vlm_judges import JSON_MAX_NEW_TOKENS, answer_field
+
+    cut = '{ "relevance_score": 3, "confidence": 0.8, "matched_elements": ["red car", "str'
+    assert parse_json_answer(cut) is None and answer_field(cut, "relevance_score") == 3 and answer_field(cut, "confidence") == 0.8
+    assert answer_field('{"applicable": false, "confidence": 0.9, "reas', "applicable") is False
+    assert answer_field("no answer at all", "relevance_score") is None and JSON_MAX_NEW_TOKENS >= 256
+
+
+def test_ndcg_uses_the_integer_grade_not_the_expectation(tmp_path):
+    """App. H grades with integers 0–4. A logits judgement whose most likely digit is 0 but
+    whose expectation is 1.2 makes a list topped by it score nDCG@1 = 0, not 1 (the expected
+    grade is never 0, so nDCG@1 was 1.000 for every query). Stored records from before keep
+    the expectation in "grade" and the argmax beside it: they are read the same way."""
+    from PIL import Image
+
+    from vgrc.evaluators.metrics import ndcg_at_k
+    from vgrc.evaluators.vlm_judges import QAS_PROMPT
+    from vgrc.evaluators.vlm_relevance import judge_pairs
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (8, 8), (90 * i, 0, 0)).save(paths[-1])
+    import hashlib
+
+    sha = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    store = JudgmentStore(tmp_path, "judge@1")
+    qh = prompt_hash(QAS_PROMPT) + "logits"
+    store.add([(judgment_key("judge@1", qh, "a red car", sha[0]), {"grade": 1.2, "argmax": 0, "mode": "logits"}),   # a pre-issue-22 record
+               (judgment_key("judge@1", qh, "a red car", sha[1]), {"grade": 3, "argmax": 3, "expected_grade": 2.9, "mode": "logits"})])
+    judged = judge_pairs([(0, 0), (0, 1)], ["a red car"], [[]], paths, judge_factory=lambda: None, judge_id="judge@1",
+                         mode="logits", store_root=tmp_path)
+    grades, _, _ = judged.matrices(np.array([[0, 1]]))
+    assert grades.tolist() == [[0.0, 3.0]] and judged.made == 0
+    assert ndcg_at_k(grades, ks=(1, 2))["t2i_nDCG@1"] == 0.0
+    assert ndcg_at_k(grades, ks=(1, 2))["t2i_nDCG@2"] == pytest.approx((3 / np.log2(3)) / 3)

@@ -109,7 +109,7 @@ def test_judge_scores_with_tiny_qwen(tiny_qwen):
     proc = judge.processor
     text = proc.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION.format(noun="box", attr="open")}]}],
                                     tokenize=False, add_generation_prompt=True)
-    assert text.endswith("<|im_start|>assistant\n") and "exhibit the attribute 'open'" in text
+    assert text.endswith("<|im_start|>assistant\n") and "exhibit the attribute \u2018open\u2019" in text
     with torch.no_grad():
         logits = judge.model(**proc(text=[text], images=[imgs[0]], return_tensors="pt")).logits[0, -1]
     yes, no = (proc.tokenizer.convert_tokens_to_ids(w) for w in ("Yes", "No"))
