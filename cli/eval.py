@@ -119,7 +119,7 @@ def eval_command(
     surplus_cost: Annotated[Optional[float], typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches [default: the dataset's recommendation (1.0 for whole-scene captions: shapes, CLEVR-HOPE), else 0.0].", show_default=False)] = None,
     split: Split = None,
     fit_split: Annotated[Optional[str], typer.Option("--fit-split", help="Split used to fit ridge/steering [default: a seeded hold-out].", show_default=False)] = None,
-    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Share of the split held out for fitting (removed from queries and gallery).")] = 0.2,
+    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="--stage1 ridge / ridge+steer: share of the split held out to fit on (left out of their queries and gallery; other first stages evaluate the whole split).")] = 0.2,
     ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="L2 penalty λ of the ridge mapper.")] = 1.0,
     steer: Annotated[Optional[list[str]], typer.Option("--steer", help="SOURCE:TARGET steering pair, e.g. pentagon:hexagon (repeatable) [default: derived from cosine confusions on the fit rows, colour held fixed (App. E)].", show_default=False)] = None,
     steer_alpha: Annotated[float, typer.Option("--steer-alpha", help="Steering strength α of ridge+steer, objects-steer-avg, steer-min/-softmin and --task steering.")] = 0.5,

@@ -35,7 +35,7 @@ from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import parse_steer_pairs
 from vgrc.evaluators.ownership import check_run_folder, check_writable_folder
 from vgrc.evaluators.rerank import RERANKERS
-from vgrc.evaluators.registry import DEFAULT_TEMPLATES, RELEVANCE, STAGE1, TASKS, check_choice
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES, FIT_STAGES, RELEVANCE, STAGE1, TASKS, check_choice
 from vgrc.evaluators.runs import Timer
 
 __all__ = ["EvalConfig", "STAGE1", "TASKS", "DEFAULT_TEMPLATES", "list_stage1", "run_eval", "default_run_folder"]
@@ -46,6 +46,7 @@ def list_stage1() -> list[str]:
 
 #: (option, field, applies to this configuration?, where it does something)
 INERT_OPTIONS = (
+    ("--fit-fraction", "fit_fraction", lambda c: c.stage1 in FIT_STAGES, "only --stage1 ridge / ridge+steer hold rows out to fit on"),
     ("--fgw-alpha", "fgw_alpha", lambda c: c.rerank == "fgw", "only --rerank fgw uses it"),
     ("--solver", "solver", lambda c: c.rerank == "fgw", "only --rerank fgw uses it (Hungarian solves its assignment exactly)"),
     ("--epsilon", "epsilon", lambda c: c.rerank == "fgw" and c.solver == "sinkhorn", "only --rerank fgw --solver sinkhorn uses it"),
@@ -132,6 +133,14 @@ class EvalConfig:
             self.out = str(default_run_folder(self, manifest))
         if run_folder:
             check_run_folder(self.out, self.overwrite, run_kind or f"eval-{self.task}")
+
+    @property
+    def held_out_fraction(self) -> float:
+        """The share of the split held out of the evaluation to fit on: ``--fit-fraction``
+        for the ridge first stages, which fit on it; 0 for every other first stage, which
+        evaluates the whole split (the paper's 1,000 CLEVR-HOPE and Urban1K images, not 800).
+        docs/FIDELITY.md row 13."""
+        return self.fit_fraction if self.stage1 in FIT_STAGES else 0.0
 
     def resolve_costs(self, manifest: dict) -> None:
         """Hungarian's costs left unset take the dataset's recommendation (its manifest's

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-__all__ = ["STAGE1", "RERANKERS", "FGW_SOLVERS", "TASKS", "DEFAULT_TEMPLATES", "RELEVANCE", "check_choice", "load_entry"]
+__all__ = ["STAGE1", "FIT_STAGES", "RERANKERS", "FGW_SOLVERS", "TASKS", "DEFAULT_TEMPLATES", "RELEVANCE", "check_choice", "load_entry"]
 
 #: first stages (registry order = report order)
 STAGE1: dict[str, str] = {
@@ -19,6 +19,9 @@ STAGE1: dict[str, str] = {
     "objects-avg": "average of the query's per-object embeddings, unsteered (App. A)",
     "objects-steer-avg": "average of the query's per-object embeddings, each steered along its attribute direction (App. J)",
 }
+#: first stages fitted on held-out rows of the split (``--fit-fraction``) or on ``--fit-split``;
+#: every other first stage evaluates the whole split
+FIT_STAGES = ("ridge", "ridge+steer")
 #: second stages
 RERANKERS: dict[str, str] = {
     "none": "stage-1 order",

@@ -60,6 +60,13 @@ def _settings(cfg: dict) -> str:
     return f"k={cfg.get('k')}"
 
 
+def _counts(m: dict) -> str:
+    """The evaluated set's size, so runs on different sets are never compared unawares."""
+    if "n_queries" not in m:
+        return ""
+    return f" · {m['n_queries']:,.0f} queries / {m.get('n_gallery', m['n_queries']):,.0f} images"
+
+
 def _load_runs(runs: Sequence[str | Path]) -> tuple[list[tuple[Path, dict]], list[tuple[str, str]]]:
     loaded, skipped = [], []
     for r in runs:
@@ -103,9 +110,9 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
         cells = [path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank"))]
         cells += [f"{100 * m[c]:.1f}" if c in m else "—" for c in COLUMNS[:3]]
         cells += [f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS[3:]]  # nDCG and CAS
-        cells.append(_settings(cfg))
+        cells.append(_settings(cfg) + _counts(m))
         md.append("| " + " | ".join(cells) + " |")
-        csv.append(",".join([path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank")), _settings(cfg),
+        csv.append(",".join([path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank")), _settings(cfg) + _counts(m),
                              *(repr(float(m[c])) if c in m else "" for c in COLUMNS)]))
         for note in m.get("notes", []):
             notes.setdefault(note, []).append(path.name)

@@ -13,6 +13,7 @@ from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, confusion_pairs, cosine_topk, normalize, parse_steer_pairs, search_device
 from vgrc.evaluators.metrics import annotation_grades, first_relevant_rank, graded_metrics, recall_at_k
 from vgrc.evaluators.rerank import CANDIDATE_OBJECT_RERANKERS, PER_OBJECT_RERANKERS, ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
+from vgrc.evaluators.registry import FIT_STAGES
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, query_categories, require_objects, vocabulary
 from vgrc.evaluators.runs import claim_eval_folder, plot_recall, skipped_images_note, write_metric_tables, write_per_query, write_run_json
 
@@ -34,13 +35,13 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
                       "or pass a local folder: --judge-model PATH, or use --relevance symbolic")
     with timer("load_data"):
         ev, fit, data_info = load_retrieval(
-            config.data, config.split, fit_split=config.fit_split, fit_fraction=config.fit_fraction, limit=config.limit, seed=config.seed
+            config.data, config.split, fit_split=config.fit_split, fit_fraction=config.held_out_fraction, limit=config.limit, seed=config.seed
         )
         _require_annotations(config, ev)
         if config.steer:
             check_steer_words(parse_steer_pairs(config.steer), vocabulary(ev, fit))
     setup = EncodingSetup(config)
-    needs_fit = config.stage1 in ("ridge", "ridge+steer")  # ridge+steer's default pairs come from the fit rows too
+    needs_fit = config.stage1 in FIT_STAGES  # ridge+steer's default pairs come from the fit rows too
 
     # ---------------------------------------------------------------- encode images
     with timer("encode_images"):
@@ -177,6 +178,10 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
             notes.append(judged[1]["unparsable_note"])
         if bad:
             notes.append(skipped_images_note(bad))
+        if needs_fit and data_info.get("fit"):
+            notes.append(f"--stage1 {config.stage1} fits on {data_info['fit']}"
+                         + (": those rows are left out of the queries and the gallery, which other first stages evaluate whole"
+                            if not config.fit_split else ""))
 
     # ---------------------------------------------------------------- outputs
     from vgrc.evaluators import sharding
