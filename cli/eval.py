@@ -203,7 +203,7 @@ def eval_command(
 def report_command(
     runs: Annotated[list[Path], typer.Argument(help="Run folders written by vgrc eval (other paths, e.g. a previous table.csv, are skipped with a note).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Markdown table to write (a .csv is written beside it); its folder must exist.", show_default=False)],
-    paper: Annotated[Optional[int], typer.Option("--paper", help="Print the paper's Table N (1–7) with the matching runs beside it, cell by cell, with the difference.", show_default=False)] = None,
+    paper: Annotated[Optional[int], typer.Option("--paper", help="Print the paper's Table N (1–7) with the matching runs beside it, cell by cell, with the difference; 8–10: the paper's dataset statistics.", show_default=False)] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples for 95% intervals of every metric difference between runs on the same queries (0 = off; e.g. 1000). Written to OUT.bootstrap.csv too.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
     overwrite: Overwrite = False,

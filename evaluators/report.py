@@ -149,49 +149,130 @@ def _itm_table(runs: Sequence[tuple[Path, dict]], csv: list[str], notes: dict[st
     return md
 
 
-def _fmt_cell(metric: str, value: float | None) -> str:
+def _fmt_cell(metric: str, value: float | None, units: str = "percent1") -> str:
+    """A value in the paper table's own units and precision: Table 3 prints every metric
+    as a fraction with three decimals (0.091); the others print R@K in % and nDCG with one
+    decimal (3.5, 0.4)."""
     if value is None:
         return "—"
-    return f"{100 * value:.1f}" if metric.startswith("t2i_R@") else f"{value:.3f}"
+    if units == "fraction3":
+        return f"{value:.3f}"
+    return f"{100 * value:.1f}" if metric.startswith("t2i_R@") else f"{value:.1f}"
+
+
+def _fmt_diff(metric: str, diff: float, units: str) -> str:
+    if units == "fraction3":
+        return f"{diff:+.3f}"
+    return f"{100 * diff:+.1f}" if metric.startswith("t2i_R@") else f"{diff:+.1f}"
+
+
+def _same_model(run_model: str, paper_model: str) -> bool:
+    from vgrc.evaluators.model_refs import MODEL_ALIASES
+
+    arch, tag = MODEL_ALIASES[paper_model]
+    return run_model in (paper_model, f"{arch}:{tag}")
+
+
+def _differences(cfg: dict, m: dict, row: dict, dataset: str) -> list[str]:
+    """The settings in which a run departs from what the paper states for ``row``."""
+    from vgrc.evaluators.paper_tables import PAPER_FGW_SOLVER, PAPER_SETTINGS
+
+    paper = PAPER_SETTINGS.get(dataset, {})
+    out = []
+    if not _same_model(str(cfg.get("model")), row["model"]):
+        out.append(f"model: {cfg.get('model')} (paper: {row['model'].upper() if row['model'] == 'clip' else row['model']})")
+    relevance = cfg.get("relevance", "symbolic")
+    if "relevance" in paper and relevance != paper["relevance"]:
+        out.append(f"relevance: {relevance} (paper: {paper['relevance']})")
+    elif relevance == "vlm" and "judge_mode" in paper and cfg.get("judge_mode", "logits") != paper["judge_mode"]:
+        out.append(f"judge mode: {cfg.get('judge_mode', 'logits')} (paper: {paper['judge_mode']})")
+    if row["rerank"] == "fgw" and cfg.get("solver", "cg") != PAPER_FGW_SOLVER:
+        out.append(f"FGW solver: {cfg.get('solver', 'cg')} (paper: {PAPER_FGW_SOLVER})")
+    if "n_gallery" in paper and "n_gallery" in m and int(m["n_gallery"]) != paper["n_gallery"]:
+        out.append(f"gallery: {int(m['n_gallery']):,} images (paper: {paper['n_gallery']:,})")
+    return out
+
+
+def _run_notes(cfg: dict, m: dict) -> str:
+    """What stands behind a run's numbers, beside the paper's: relevance source, object
+    sets, evaluated set, k and the reranker's settings."""
+    relevance = cfg.get("relevance", "symbolic")
+    parts = [f"relevance: {relevance}" + (f" ({cfg.get('judge_mode', 'logits')})" if relevance == "vlm" else ""), _settings(cfg)]
+    objects = next((n.split(": ", 1)[1] for n in m.get("notes", []) if n.startswith("per-object sets")), None)
+    if objects:
+        parts.append(f"objects: {objects}")
+    if "n_queries" in m:
+        parts.append(f"{m['n_queries']:,.0f} queries / {m.get('n_gallery', m['n_queries']):,.0f} images")
+    return "; ".join(parts)
 
 
 def paper_comparison(runs: Sequence[str | Path], number: int) -> tuple[str, str, list[tuple[str, str]]]:
     """(markdown, csv, skipped): the paper's Table ``number`` with vgrc's matching runs
-    beside it, cell by cell: "vgrc / paper (Δ)". A run matches a paper row by dataset,
-    model, Stage 1 and Stage 2; runs that match no row are listed as skipped."""
-    from vgrc.evaluators.paper_tables import paper_table
+    beside it, cell by cell: "vgrc / paper (Δ)", in the table's own units.
+
+    A row's candidates are the retrieval runs (``--task retrieval``: the paper's tables
+    report retrieval, never steering or ITM) on its dataset with its Stage 1 and Stage 2.
+    Among them the run with the fewest departures from the paper's settings
+    (:data:`~vgrc.evaluators.paper_tables.PAPER_SETTINGS`: model, relevance source and judge
+    mode, FGW solver, gallery size) is shown, every departure named, never silently; each
+    row also gives the run's notes (relevance, objects, evaluated set, settings). Runs that
+    fit no row are listed as skipped with the reason."""
+    from vgrc.evaluators.paper_tables import APP_J_FIGURES, APP_J_VS_TABLE_3, PAPER_STATISTICS, paper_table, statistics_table
 
     table = paper_table(number)
+    if number in PAPER_STATISTICS:
+        loaded, skipped = _load_runs(runs)
+        md, csv = statistics_table(number)
+        return f"{REPORT_MARK}\n\n{md}\n", csv + "\n", skipped + [(str(p), f"Table {number} holds dataset statistics: no run is compared") for p, _ in loaded]
+    units = table.get("units", "percent1")
     loaded, skipped = _load_runs(runs)
     metrics = [c for c in COLUMNS if any(c in row["values"] for row in table["rows"])]
     used = set()
-    head = ["Dataset", "Model", "Stage 1", "Stage 2", *(c.removeprefix("t2i_") for c in metrics), "Run"]
-    md = [REPORT_MARK, "", f"{table['title']}: vgrc / paper (difference)" + (" — the table's dataset is inferred (see vgrc.evaluators.paper_tables)" if table["inferred"] else ""), "",
+    head = ["Dataset", "Model", "Stage 1", "Stage 2", *(c.removeprefix("t2i_") for c in metrics), "Run", "Differs from the paper", "Run's notes"]
+    unit_text = "fractions, as the table prints them" if units == "fraction3" else "R@K in %, nDCG as printed"
+    md = [REPORT_MARK, "", f"{table['title']}: vgrc / paper (difference), {unit_text}"
+          + (" — the table's dataset is inferred (see vgrc.evaluators.paper_tables)" if table["inferred"] else ""), "",
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    csv = [PAPER_CSV_HEADER]
+    csv = [PAPER_CSV_HEADER + ",differs"]
     for row in table["rows"]:
         datasets = (row["dataset"],) if "dataset" in row else table["datasets"]
-        match = next(((p, m) for p, m in loaded if _dataset(m["config"]) in datasets and m["config"].get("model") == row["model"]
-                      and m["config"].get("stage1") == row["stage1"] and m["config"].get("rerank") == row["rerank"]), None)
+        candidates = [(p, m) for p, m in loaded if _dataset(m["config"]) in datasets and m["config"].get("task", "retrieval") == "retrieval"
+                      and m["config"].get("stage1") == row["stage1"] and m["config"].get("rerank") == row["rerank"]]
+        scored = sorted(((len(_differences(m["config"], m, row, _dataset(m["config"]))), str(p), p, m) for p, m in candidates if p not in used),
+                        key=lambda t: (t[0], t[1]))
+        match = (scored[0][2], scored[0][3]) if scored else None
+        differs = _differences(match[1]["config"], match[1], row, _dataset(match[1]["config"])) if match else []
         cells = [datasets[0], row["model"], row["stage1"], row["rerank"]]
         for metric in metrics:
             paper = row["values"].get(metric)
             ours = match[1].get(metric) if match else None
             if ours is None:
-                cells.append(f"— / {_fmt_cell(metric, paper)}")
+                cells.append(f"— / {_fmt_cell(metric, paper, units)}")
             elif paper is None:
-                cells.append(f"{_fmt_cell(metric, ours)} / —")
+                cells.append(f"{_fmt_cell(metric, ours, units)} / —")
             else:
-                scale = 100 if metric.startswith("t2i_R@") else 1
-                cells.append(f"{_fmt_cell(metric, ours)} / {_fmt_cell(metric, paper)} ({scale * (ours - paper):+.{1 if scale == 100 else 3}f})")
+                cells.append(f"{_fmt_cell(metric, ours, units)} / {_fmt_cell(metric, paper, units)} ({_fmt_diff(metric, ours - paper, units)})")
             csv.append(",".join([str(number), datasets[0], row["model"], row["stage1"], row["rerank"], metric,
                                  "" if paper is None else repr(paper), "" if ours is None else repr(float(ours)),
-                                 "" if paper is None or ours is None else repr(float(ours) - paper), match[0].name if match else ""]))
-        cells.append(match[0].name if match else "—")
+                                 "" if paper is None or ours is None else repr(float(ours) - paper), match[0].name if match else "",
+                                 '"' + "; ".join(differs) + '"']))
+        cells += [match[0].name if match else "—", "; ".join(differs) or ("none" if match else "—"),
+                  _run_notes(match[1]["config"], match[1]) if match else "—"]
         if match:
             used.add(match[0])
         md.append("| " + " | ".join(cells) + " |")
-    skipped += [(str(p), f"matches no row of the paper's Table {number}") for p, _ in loaded if p not in used]
+    for p, m in loaded:
+        if p in used:
+            continue
+        task = m["config"].get("task", "retrieval")
+        why = (f"--task {task}: the paper's Table {number} reports retrieval" if task != "retrieval"
+               else f"matches no row of the paper's Table {number} (dataset, Stage 1 and Stage 2), or another run took its row")
+        skipped.append((str(p), why))
+    if number == 3:
+        md += ["", "App. J's figures on CLEVR-HOPE given in prose (the paper's sentence beside each):", "",
+               "| Figure | Paper | Sentence |", "|---|---|---|"]
+        md += [f"| {what} | {value} | \u201c{sentence}\u201d |" for what, value, sentence in APP_J_FIGURES]
+        md += ["", f"- {APP_J_VS_TABLE_3}"]
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", skipped
 
 

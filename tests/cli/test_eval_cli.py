@@ -1,6 +1,8 @@
 """`vgrc eval` and `vgrc report` through the CLI: success and every bad-input path."""
 
 
+from pathlib import Path
+
 import pytest
 from helpers import one_error_line
 from typer.testing import CliRunner
@@ -129,13 +131,15 @@ def test_report_paper_puts_runs_beside_the_papers_table(tmp_path):
     md = (tmp_path / "t1.md").read_text()
     assert "Table 1 (§6.1): Synthetic Shapes, CLIP" in md and "inferred" in md
     row = next(line for line in md.splitlines() if line.startswith("| shapes | clip | cosine | none |"))
-    assert "4.0 / 3.5 (+0.5)" in row and "13.4 / 13.4 (+0.0)" in row and "0.450 / 0.400 (+0.050)" in row and "— / 21.3" in row
+    # Table 1's own units: R@K in % with one decimal, nDCG with one decimal (0.450 vs 0.4)
+    assert "4.0 / 3.5 (+0.5)" in row and "13.4 / 13.4 (+0.0)" in row and "0.5 / 0.4 (+0.0)" in row and "— / 21.3" in row
     assert "5.1 / 5.1 (+0.0)" in next(line for line in md.splitlines() if line.startswith("| shapes | clip | cosine | fgw |"))
     assert "| shapes | clip | ridge | none | — / 72.3" in md  # a paper row without a run
     assert "matches no row of the paper's Table 1" in result.stderr and "urban" in result.stderr
+    assert "| clip-none | none | relevance: symbolic; k=50 |" in row  # matches the paper's settings; its notes beside it
     csv = (tmp_path / "t1.csv").read_text().splitlines()
     assert csv[0].startswith("paper_table,dataset,model") and "1,shapes,clip,cosine,none,t2i_R@1,0.035,0.04," in "\n".join(csv)
-    assert "--paper 9: the paper has Tables 1, 2, 3, 4, 5, 6, 7" in one_error_line(run("report", a, "--out", tmp_path / "t9.md", "--paper", "9"))
+    assert "--paper 11: the paper has Tables 1, 2, 3, 4, 5, 6, 7, 8, 9, 10" in one_error_line(run("report", a, "--out", tmp_path / "t9.md", "--paper", "11"))
 
 
 def test_sharded_eval_equals_one_process(shapes_dir, tmp_path):
@@ -252,3 +256,60 @@ def test_hungarian_costs_default_to_the_datasets_recommendation(base, tmp_path):
     assert "surplus candidate object 0 (given)" in md and "this dataset recommends --unmatched-cost 1 --surplus-cost 1" in md
     ranks = [json.loads((tmp_path / r / "metrics.json").read_text())["t2i_R@1"] for r in "ab"]
     assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["surplus_cost"] == 0.0 and len(ranks) == 2
+
+
+def test_report_paper_puts_a_steering_run_in_no_row_and_names_every_difference(tmp_path):
+    """Issue 22 §1: on CLEVR-HOPE, a --task steering run (recorded with stage1 cosine and
+    rerank none) no longer fills Table 3's "Baseline CLIP" row: the retrieval run does. A
+    tiny-random run sits beside the CLIP row with the model named; Table 3 prints fractions
+    with three decimals; the gallery size is compared with the paper's 1,000."""
+    def run_folder(name, model, stage1, rerank, task="retrieval", n=1000, **metrics):
+        folder = _fake_run(tmp_path / name, "clevr-hope", model, stage1, rerank, **metrics, n_queries=n, n_gallery=n)
+        import json
+
+        m = json.loads((folder / "metrics.json").read_text())
+        m["config"]["task"] = task
+        (folder / "metrics.json").write_text(json.dumps(m))
+        return folder
+
+    steer = run_folder("steer", "clip", "cosine", "none", task="steering", **{"t2i_R@1": 0.9})
+    base = run_folder("base", "clip", "cosine", "none", n=800, **{"t2i_R@1": 0.05, "t2i_nDCG@1": 0.061})
+    tiny = run_folder("tiny", "tiny-random", "cosine", "hungarian", **{"t2i_R@1": 0.7})
+    result = run("report", steer, base, tiny, "--out", tmp_path / "t3.md", "--paper", "3")
+    assert result.exit_code == 0, result.output
+    rows = {line.split(" | ")[2] + "/" + line.split(" | ")[3]: line for line in (tmp_path / "t3.md").read_text().splitlines()
+            if line.startswith("| clevr-hope |")}
+    baseline = rows["cosine/none"]
+    assert "| base |" in baseline and "0.050 / 0.050 (+0.000)" in baseline and "0.061 / 0.054 (+0.007)" in baseline
+    assert "gallery: 800 images (paper: 1,000)" in baseline and "800 queries / 800 images" in baseline
+    assert "| tiny |" in rows["cosine/hungarian"] and "model: tiny-random (paper: CLIP)" in rows["cosine/hungarian"]
+    assert "steer" in result.stderr and "--task steering: the paper's Table 3 reports retrieval" in result.stderr
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared" / "reference" / "geometry-aware-clip-retrieval.txt").exists(), reason="the paper beside the checkout")
+def test_the_papers_statistics_and_app_j_figures_are_its_own_words(tmp_path):
+    """Tables 8-10 and App. J's prose figures, transcribed: each table cell and each quoted
+    sentence is in the reference text, and report prints them (Table 3 with App. J's
+    figures and the 0.521 vs 0.682 disagreement)."""
+    import re
+
+    from vgrc.evaluators.paper_tables import APP_J_FIGURES, PAPER_STATISTICS
+
+    paper = (Path(__file__).resolve().parents[3] / "shared" / "reference" / "geometry-aware-clip-retrieval.txt").read_text(encoding="utf-8")
+    flat = re.sub(r"\s+", " ", paper)
+    for number in (8, 9):
+        for row in PAPER_STATISTICS[number]["rows"]:
+            assert "| " + " | ".join(row) + " |" in paper, row
+    for row in PAPER_STATISTICS[10]["rows"]:
+        for noun in row[1].split(", "):
+            assert noun in paper, noun
+    for _, value, sentence in APP_J_FIGURES:
+        for part in sentence.split(" ... "):
+            assert part in flat, part
+    a = _fake_run(tmp_path / "runs" / "a", "clevr-hope", "clip", "cosine", "fgw", **{"t2i_R@10": 0.6})
+    result = run("report", a, "--out", tmp_path / "t8.md", "--paper", "8")
+    assert result.exit_code == 0, result.output
+    assert "| Visual Genome | 108,077 | Real-world | Dense grounding |" in (tmp_path / "t8.md").read_text()
+    assert run("report", a, "--out", tmp_path / "t3.md", "--paper", "3").exit_code == 0
+    t3 = (tmp_path / "t3.md").read_text()
+    assert "| FGW R@10 | 0.521 |" in t3 and "Table 3 gives FGW R@10 = 0.682" in t3
