@@ -125,6 +125,13 @@ class EvalConfig:
             raise InvalidInputError("--data is required here (the CLI builds Synthetic Shapes when it is left out)")
         manifest = read_manifest(self.data)
         self.resolve_costs(manifest)
+        circular = manifest.get("image_objects_from_captions") or str(manifest.get("objects_source", "")).startswith("parsed from the positive captions")
+        if self.task == "itm" and self.rerank != "none" and circular:
+            raise InvalidInputError(
+                f"--task itm --rerank {self.rerank} on {self.data}: its images' objects were parsed from their positive captions, so the "
+                "positive caption always matches at cost 0 and accuracy is 1 - ties (circular); import SugarCrepe with "
+                "--coco-annotations instances_val2017.json, or use --rerank none"
+            )
         if self.split is not None and self.split not in manifest["splits"]:
             raise InvalidInputError(f"--split {self.split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
         if self.fit_split is not None and self.fit_split not in manifest["splits"]:

@@ -9,7 +9,7 @@ distance by 85%, but leave structural alignment essentially unchanged
 identity mapping on single-item pairs".
 
 The items are the dataset's *primitives*: single-object rows (Synthetic Shapes: the 42
-reference images, 7 shapes × 6 colours; elsewhere, every single-object row of the split),
+reference images, 6 shapes × 7 colours; elsewhere, every single-object row of the split),
 one item per object phrase. For item i:
 
 - text :math:`t_i` = the phrase's embedding, Eq. 3/7 (template-averaged, normalised);

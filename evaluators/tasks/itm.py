@@ -15,7 +15,7 @@ Metrics: ``itm_acc_<category>`` per category, ``itm_acc_add`` / ``_replace`` / `
 ``itm_acc_macro`` (mean over categories); ``itm_ties`` counts tied pairs (coarse
 Hungarian costs tie often, §4.4). Rows without a ``category`` form one category ``all``.
 
-Also the paper's Table 4 image → text direction, by cosine: ``i2t_R@1/5/10`` with every
+Also vgrc's own image → text direction (the paper reports none; its Table 4 is SugarCrepe text → image retrieval), by cosine: ``i2t_R@1/5/10`` with every
 distinct image as a query and ALL captions, positives and hard negatives, as the
 gallery; an image's relevant captions are the positive captions of its rows.
 """

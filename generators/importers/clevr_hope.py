@@ -14,7 +14,7 @@ skipped; the draw continues so the subset stays full when it can.
 
 Rows: ``objects`` = one entry per scene object, noun = shape, attributes = [size, colour,
 material] with CLEVR's "metal" written "metallic" as in the paper's example; captions
-from ``--template`` (default ``"a photo of {objects}"``, objects joined as "a large red
+from ``--template`` (default ``"a photo of {objects}."``, the paper's, final period included, objects joined as "a large red
 rubber sphere and a small blue metallic cube", with commas before the last "and" for
 three or more); ``caption_objects`` = ``objects`` (whole-scene queries);
 ``relationships`` kept as released; ``image_index``, ``split``.
@@ -32,7 +32,7 @@ from vgrc.generators.json_stream import iter_json_array
 
 __all__ = ["import_clevr_hope", "scene_caption", "DEFAULT_TEMPLATE"]
 
-DEFAULT_TEMPLATE = "a photo of {objects}"
+DEFAULT_TEMPLATE = "a photo of {objects}."  # §3: "a photo of a large red rubber sphere and a small blue metallic cube."
 MATERIAL_WORDS = {"metal": "metallic", "rubber": "rubber"}
 SPLIT = "scenes"
 
@@ -53,7 +53,7 @@ def scene_objects(scene: dict, where: str) -> list[dict]:
 
 
 def scene_caption(objects: list[dict], template: str = DEFAULT_TEMPLATE) -> str:
-    """``"a photo of a large red rubber sphere and a small blue metallic cube"``."""
+    """``"a photo of a large red rubber sphere and a small blue metallic cube."``."""
     phrases = [" ".join([*o["attributes"], o["noun"]]) for o in objects]
     named = [f"{_article(p)} {p}" for p in phrases]
     joined = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]

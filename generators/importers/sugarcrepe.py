@@ -127,7 +127,8 @@ def import_sugarcrepe(
         out, "sugarcrepe", record, {SPLIT: rows}, card="sugarcrepe", command=command, sources=sources, counts=total,
         card_values={"records": f"{len(rows):,}", "images": f"{total['images']:,}", "category_table": table, "objects_source": objects_source},
         objects_source=objects_source, recommended={"unmatched_cost": 1.0, "surplus_cost": 0.0}, overwrite=overwrite,
-        extra={"source": SOURCE},
+        # without COCO's instances, an image's objects ARE its positive caption's: reranked ITM would be circular
+        extra={"source": SOURCE, "image_objects_from_captions": not coco},
     )
     result.missing_images = sum(missing.values())
     return result

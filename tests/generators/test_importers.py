@@ -1,6 +1,7 @@
 """`vgrc import …` on hand-made fixtures in each release's real format, with its quirks."""
 
 import json
+from pathlib import Path
 import re
 
 import numpy as np
@@ -48,6 +49,17 @@ def sugarcrepe(tmp_path):
             recs["5"] = {"filename": "000000000099.jpg", "caption": "missing image", "negative_caption": "still missing"}
         (data / f"{cat}.json").write_text(json.dumps(recs))
     return tmp_path / "sugar-crepe", coco
+
+
+def _coco_instances(tmp_path) -> Path:
+    """COCO instances for the fixture's four images (a man and a horse; two dogs), so that
+    reranked ITM compares captions with annotated objects, not with the positive caption."""
+    images = [{"id": i, "file_name": f"00000000000{i}.jpg"} for i in range(4)]
+    cats = [{"id": 1, "name": "man"}, {"id": 19, "name": "horse"}, {"id": 18, "name": "dog"}]
+    anns = [{"image_id": i, "category_id": c, "bbox": [1, 2, 3, 4]} for i in range(4) for c in ((18, 18) if i == 1 else (1, 19))]
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(json.dumps({"images": images, "categories": cats, "annotations": anns}))
+    return path
 
 
 def test_sugarcrepe_rows_counts_whitespace_and_hashes(sugarcrepe, tmp_path):
@@ -136,8 +148,8 @@ def test_clevr_query_text_objects_and_counts(clevr, tmp_path):
     r = import_clevr_hope(scenes, images, tmp_path / "out", subset=100)
     assert r.counts == {"scenes_in_file": 9, "eligible": 7, "images_missing": 1, "rows": 7, "objects_per_image": {"2": 3, "3": 4}}
     rows = [json.loads(line) for line in (tmp_path / "out" / "scenes" / "metadata.jsonl").read_text().splitlines()]
-    assert rows[0]["caption"] == "a photo of a large red rubber sphere and a small blue metallic cube"  # the paper's example
-    assert rows[1]["caption"] == "a photo of a large red rubber sphere, a small blue metallic cube and a small gray rubber cylinder"
+    assert rows[0]["caption"] == "a photo of a large red rubber sphere and a small blue metallic cube."  # the paper's example, its period too
+    assert rows[1]["caption"] == "a photo of a large red rubber sphere, a small blue metallic cube and a small gray rubber cylinder."
     assert rows[0]["objects"][1] == {"noun": "cube", "attributes": ["small", "blue", "metallic"], "bbox": None, "source": "annotation"}
     assert rows[0]["caption_objects"] == rows[0]["objects"] and "left" in rows[0]["relationships"]
     assert r.manifest["recommended"]["surplus_cost"] == 1.0
@@ -312,7 +324,7 @@ def test_sharded_itm_equals_one_process(sugarcrepe, tmp_path):
     from helpers import eval_one_and_sharded
 
     src, coco = sugarcrepe
-    import_sugarcrepe(src, coco, tmp_path / "sugar")
+    import_sugarcrepe(src, coco, tmp_path / "sugar", coco_annotations=_coco_instances(tmp_path))
     one, two = eval_one_and_sharded(tmp_path, "--data", tmp_path / "sugar", "--model", "tiny-random", "--task", "itm", "--rerank", "fgw", "--batch-size", "1")
     assert one == two and one["n_pairs"] == 14 and "stage1_itm_acc_macro" in one
 
@@ -326,7 +338,7 @@ def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, reran
     from vgrc.evaluators.pipeline import EvalConfig, run_eval
 
     src, coco = sugarcrepe
-    import_sugarcrepe(src, coco, tmp_path / "sugar")
+    import_sugarcrepe(src, coco, tmp_path / "sugar", coco_annotations=_coco_instances(tmp_path))
     out = tmp_path / f"itm-{rerank}"
     m = run_eval(EvalConfig(data=str(tmp_path / "sugar"), out=str(out), model="tiny-random", task="itm", rerank=rerank, cache_dir=str(tmp_path / "cache")))
     rows = [json.loads(line) for line in (tmp_path / "sugar" / "test" / "metadata.jsonl").read_text().splitlines()]
@@ -350,10 +362,10 @@ def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, reran
     frame = __import__("pandas").read_parquet(out / "per_query.parquet")
     assert (frame.correct_final == (frame.score_pos_final > frame.score_neg_final)).all()
     if rerank != "none":
-        # "red horse" vs "blue horse" on an image annotated (parsed) as "man, red horse":
-        # the positive caption's objects match the image's exactly: cost 0, a strict win
+        # the image's objects are COCO's ("man", "horse"), not the positive caption's ("man", "red horse"):
+        # the positive no longer matches at cost 0 by construction (issue 22 §4: that was circular)
         row = frame[frame.query_id == "add_att-0"].iloc[0]
-        assert row.score_pos_final == pytest.approx(0.0, abs=1e-6) and row.correct_final
+        assert row.score_pos_final < -1e-6 and row.score_pos_final != row.score_neg_final
 
 
 # --------------------------------------------------------------------------- llm / spacy object parsers
@@ -450,3 +462,16 @@ def test_load_hf_gives_imported_images_an_image_column(tmp_path):
 
     with Image.open(tmp_path / "photos" / "p1.jpg") as want:
         assert ds["images"][1]["image"].size == want.size and ds["images"][1]["caption"] == "a blue boat"
+
+
+
+def test_reranked_itm_without_coco_annotations_is_refused_as_circular(sugarcrepe, tmp_path):
+    """Issue 22 §4: without COCO's instances the image's objects are parsed from the positive
+    caption, so the positive matches at cost 0: accuracy would be 1 - ties. One line, before
+    any encoding; cosine ITM on the same import still runs."""
+    src, coco = sugarcrepe
+    import_sugarcrepe(src, coco, tmp_path / "sugar")
+    args = ["eval", "--data", str(tmp_path / "sugar"), "--model", "tiny-random", "--task", "itm", "--cache-dir", str(tmp_path / "c")]
+    line = one_error_line(runner.invoke(app, [*args, "--rerank", "hungarian", "--out", str(tmp_path / "r1")]))
+    assert "circular" in line and "--coco-annotations" in line and not (tmp_path / "c").exists() and not (tmp_path / "r1").exists()
+    assert runner.invoke(app, [*args, "--rerank", "none", "--out", str(tmp_path / "r2"), "-q"]).exit_code == 0
