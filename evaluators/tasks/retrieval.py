@@ -347,6 +347,9 @@ def _write_outputs(out: Path, config, metrics: dict, ev: RetrievalSet, rank1, ra
             "rank_final": rank_final,
             "top1_stage1": [ev.ids[i] for i in topk[:, 0]],
             "top1_final": [ev.ids[i] for i in final_lists[:, 0]],
+            # the reported lists themselves (ids), so every list metric can be recomputed from the outputs
+            "top10_stage1": [[ev.ids[i] for i in row] for row in topk[:, :TOP]],
+            "top10_final": [[ev.ids[i] for i in row] for row in final_lists[:, :TOP]],
             "steered": steered,
             **(extra_columns or {}),
         }
