@@ -54,7 +54,7 @@ def test_output_files_and_columns(shapes_dir, tmp_path, cache_dir):
     run_eval(config(shapes_dir, out, cache_dir, stage1="ridge+steer", rerank="fgw", steer=["pentagon:hexagon"]))
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "metrics.json", "metrics.md", "per_query.parquet", "recall_curve.png", "run.json"]
     frame = pd.read_parquet(out / "per_query.parquet")
-    assert list(frame.columns) == ["query_id", "caption", "rank_stage1", "rank_final", "top1_stage1", "top1_final", "steered",
+    assert list(frame.columns) == ["query_id", "caption", "rank_stage1", "rank_final", "top1_stage1", "top1_final", "top10_stage1", "top10_final", "steered",
                                    "ndcg@10", "cas_gen@10", "cas_noun@10", "categories"]
     # the per-query graded columns average to the run's metrics; categories are the query's shapes
     for column, name in (("ndcg@10", "t2i_nDCG@10"), ("cas_gen@10", "t2i_CAS-gen@10"), ("cas_noun@10", "t2i_CAS-noun@10")):
