@@ -151,18 +151,21 @@ def run_retrieval(config, out: Path, progress, timer) -> dict:
             diagnostics["vlm_relevance"] = judged[1]
     with timer("metrics"):
         graded = any(ev.query_objects) or judged is not None
-        index = AnnotationIndex(ev.query_objects, ev.objects) if graded and judged is None else None
+        # CAS-noun is defined on annotated object tuples: with a VLM judge too, wherever both sides carry them
+        annotated = all(ev.query_objects) and all(ev.objects)
+        index = AnnotationIndex(ev.query_objects, ev.objects) if (graded and judged is None) or annotated else None
+        annotations = (ev.query_objects, ev.objects, index) if annotated else None
         metrics: dict[str, float] = {}
         metrics.update(recall_at_k(rank_final))
         if judged is not None:
-            metrics.update(_judged_metrics(judged[0], final_lists[:, :TOP], "t2i"))
+            metrics.update(_judged_metrics(judged[0], final_lists[:, :TOP], "t2i", annotations))
         elif graded:
             final_grades = annotation_grades(final_lists[:, :TOP], ev.query_objects, ev.objects, index)
             metrics.update(graded_metrics(*final_grades, prefix="t2i"))
         metrics[f"t2i_shortlist_recall@{config.k}"] = float(np.mean((rank1 >= 0) & (rank1 < k)))
         metrics.update({f"stage1_{n}": v for n, v in recall_at_k(rank1).items()})
         if judged is not None:
-            metrics.update({f"stage1_{n}": v for n, v in _judged_metrics(judged[0], topk[:, :TOP], "t2i").items()})
+            metrics.update({f"stage1_{n}": v for n, v in _judged_metrics(judged[0], topk[:, :TOP], "t2i", annotations).items()})
         elif graded:
             stage1_grades = annotation_grades(topk[:, :TOP], ev.query_objects, ev.objects, index)
             metrics.update({f"stage1_{n}": v for n, v in graded_metrics(*stage1_grades, prefix="t2i").items()})
@@ -233,18 +236,25 @@ def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.n
     return judged, info
 
 
-def _judged_metrics(judged, lists: np.ndarray, prefix: str) -> dict[str, float]:
-    """nDCG@K from the QAS grades (App. H), CAS-gen@K and CAS-noun@K from the judges."""
+def _judged_metrics(judged, lists: np.ndarray, prefix: str, annotations: tuple | None = None) -> dict[str, float]:
+    """nDCG@K from the QAS grades (App. H) and CAS-gen@K from the judge. CAS-noun@K is the
+    paper's, from the annotations' object tuples (App. J, §5) when ``annotations`` =
+    (query objects, gallery objects, index) is given; the VLM's attribute-noun judgement of
+    it is reported apart, as CAS-noun-vlm@K (App. G's prompt; docs/FIDELITY.md row 19)."""
     from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k
 
     grade, gen, noun = judged.matrices(lists, unparsable=np.nan)
     out = ndcg_at_k(np.nan_to_num(grade), prefix=prefix)
-    out.update(cas_at_k(np.nan_to_num(gen), np.nan_to_num(noun), prefix=prefix))
+    cas = cas_at_k(np.nan_to_num(gen), np.nan_to_num(noun), prefix=prefix)
+    out.update({n.replace("CAS-noun@", "CAS-noun-vlm@"): v for n, v in cas.items()})
+    if annotations is not None:
+        annotated_noun = annotation_grades(lists, *annotations)[2]
+        out.update({n: v for n, v in cas_at_k(annotated_noun, annotated_noun, prefix=prefix).items() if "CAS-noun@" in n})
     # a metric with no valid judgement behind it is missing, not 0
     if np.isnan(grade).all():
         out = {n: v for n, v in out.items() if "nDCG" not in n and "CAS-gen" not in n}
     if np.isnan(noun).all():
-        out = {n: v for n, v in out.items() if "CAS-noun" not in n}
+        out = {n: v for n, v in out.items() if "CAS-noun-vlm" not in n}
     return out
 
 
@@ -317,7 +327,8 @@ def _notes(config, data_info: dict, graded: bool, per_object: bool) -> list[str]
         notes.append(f"{OBJECTS_NOTE}: {data_info.get('objects_source')}")
     if config.relevance == "vlm":
         notes.append(f"nDCG@K and CAS@K use VLM-judged relevance (App. G prompts, {config.judge_mode} scoring) by {config.judge_model}: "
-                     "QAS grade 0–4 for nDCG, grade/4 for CAS-gen, the attribute–noun judge for CAS-noun")
+                     "QAS grade 0–4 (the most likely integer) for nDCG, grade/4 for CAS-gen; CAS-noun from the annotations' object tuples "
+                     "where both sides carry them (the paper's definition), the attribute–noun judge's own figure as CAS-noun-vlm")
     elif not graded:
         notes.append("nDCG@K and CAS@K are not reported: the dataset's rows carry no `objects` annotations to grade relevance")
     else:

@@ -205,7 +205,9 @@ def test_unparsable_judge_answers_are_reported_and_leave_metrics_missing_not_zer
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "judge answers could not be parsed (json mode)" in warnings[0]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert not [n for n in metrics if "nDCG" in n or "CAS" in n], metrics  # missing, not 0
+    # every judge-based metric is missing, not 0; CAS-noun comes from the annotations and stays
+    assert not [n for n in metrics if "nDCG" in n or "CAS-gen" in n or "CAS-noun-vlm" in n], metrics
+    assert "t2i_CAS-noun@10" in metrics
     assert "t2i_R@1" in metrics and "nDCG" not in result.stdout
     info = json.loads((out / "run.json").read_text())["diagnostics"]["vlm_relevance"]
     assert info["judgements_made"] + info["judgements_reused"] == info["judgements"] == info["unparsable_answers"] > 0

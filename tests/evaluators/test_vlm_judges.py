@@ -241,3 +241,16 @@ def test_ndcg_uses_the_integer_grade_not_the_expectation(tmp_path):
     assert grades.tolist() == [[0.0, 3.0]] and judged.made == 0
     assert ndcg_at_k(grades, ks=(1, 2))["t2i_nDCG@1"] == 0.0
     assert ndcg_at_k(grades, ks=(1, 2))["t2i_nDCG@2"] == pytest.approx((3 / np.log2(3)) / 3)
+
+
+def test_cas_noun_stays_the_papers_annotation_measure_under_a_vlm_judge(shapes_dir, tiny_qwen, tmp_path):
+    """Issue 22 §2: CAS-noun is defined on the scene graph's object tuples (App. J). With
+    --relevance vlm on an annotated dataset it equals the symbolic run's (same lists), and the
+    attribute-noun judge's figure is reported apart as CAS-noun-vlm."""
+    from vgrc.evaluators.pipeline import run_eval
+
+    vlm = run_eval(_vlm_config(shapes_dir, tmp_path / "vlm", tmp_path / "cache", tiny_qwen))
+    sym = run_eval(_vlm_config(shapes_dir, tmp_path / "sym", tmp_path / "cache", tiny_qwen, relevance="symbolic"))
+    for prefix in ("", "stage1_"):
+        assert vlm[f"{prefix}t2i_CAS-noun@10"] == pytest.approx(sym[f"{prefix}t2i_CAS-noun@10"])
+        assert 0 <= vlm[f"{prefix}t2i_CAS-noun-vlm@10"] <= 1 and f"{prefix}t2i_CAS-noun-vlm@10" not in sym
