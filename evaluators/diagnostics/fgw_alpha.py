@@ -82,7 +82,8 @@ def run_fgw_alpha(config, *, fgw_alphas="0,0.25,0.5,0.75,1", progress=None) -> d
         sweep.append({"fgw_alpha": alpha, **metrics, "tied_top1": tied})
     progress("FGW α sweep", len(alphas), len(alphas))
     best = max(sweep, key=lambda r: (r["R@1"], r["R@10"]))
-    summary = {"queries": len(prep.ev), "k": k, "solver": config.solver, "sweep": sweep, "best": best, "references": references}
+    summary = {"queries": len(prep.ev), "k": k, "solver": config.solver, "sweep": sweep, "best": best, "references": references,
+               "hungarian_costs": {"unmatched_cost": config.unmatched_cost, "surplus_cost": config.surplus_cost, "from": config.costs_from}}
 
     out = DiagnosticOutput(config.out, "fgw-alpha", FILES, config, config.overwrite)
     cols = ["R@1", "R@5", "R@10", "nDCG@10", "CAS-noun@10"]

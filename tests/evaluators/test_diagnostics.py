@@ -350,3 +350,17 @@ def test_targeted_steering_corrects_a_colour_swap_in_an_additive_space():
     # x ∝ c + (1 − α) b + α r: nearer "red cube" than "blue cube" once α > 1/2
     assert _targeted(prep, slots, word_emb, emb, present, 0.4, None)[0] == 0.0
     assert _targeted(prep, slots, word_emb, emb, present, 1.5, None)[0] == 1.0
+
+
+def test_fgw_alpha_hungarian_reference_takes_the_datasets_costs_and_the_option(shapes_dir, tmp_path):
+    """Issue 22 §4: the Hungarian reference of the α sweep used surplus 0.0 whatever the
+    dataset; it now takes Synthetic Shapes' recommended 1.0, and --surplus-cost when given."""
+    args = ["diagnose", "fgw-alpha", "--data", str(shapes_dir), "--model", "tiny-random", "--fgw-alpha", "0.5", "--k", "10",
+            "--cache-dir", str(tmp_path / "c"), "-q"]
+    runs = {}
+    for name, extra in (("default", []), ("zero", ["--surplus-cost", "0"])):
+        result = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads((tmp_path / name / "run.json").read_text())["summary"]["hungarian_costs"]
+    assert runs["default"]["surplus_cost"] == 1.0 and runs["default"]["from"]["surplus_cost"] == "the dataset's recommendation"
+    assert runs["zero"]["surplus_cost"] == 0.0 and runs["zero"]["from"]["surplus_cost"] == "given"
