@@ -319,6 +319,13 @@ def test_diagnose_composition_cli(shapes_dir, tmp_path):
     for name in ("per_object.csv", "baselines.csv", "pairing_errors.csv", "interference.csv", "interference_pairs.csv", "composition.md"):
         assert (out / name).stat().st_size > 0
     assert (out / "composition.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # App. J's two-stage rows (issue 22 §4) equal vgrc eval's steer-min / steer-softmin with the same pool
+    from vgrc.evaluators.pipeline import EvalConfig, run_eval
+
+    for name in ("steer-min", "steer-softmin"):
+        row = s["baselines"][f"two-stage {name} (pool 60)"]
+        m = run_eval(EvalConfig(data=str(shapes_dir), out=str(tmp_path / name), model="tiny-random", rerank=name, k=60, cache_dir=str(tmp_path / "c")))
+        assert row["R@10"] == pytest.approx(m["t2i_R@10"]) and row["R@1"] == pytest.approx(m["t2i_R@1"]) and row["pool_recall"] == 1.0
 
 
 def test_targeted_steering_corrects_a_colour_swap_in_an_additive_space():
