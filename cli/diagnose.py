@@ -142,7 +142,7 @@ def k_sweep_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     k_values: Annotated[str, typer.Option("--k-values", help="Shortlist sizes k to sweep (comma-separated).")] = "5,10,20,30,40,50,75,100",
     k: K = 50,
-    fgw_alpha: Annotated[float, typer.Option("--fgw-alpha", help="FGW trade-off α, fixed over the sweep (App. D: the main run's best).")] = 0.5,
+    fgw_alpha: Annotated[Optional[float], typer.Option("--fgw-alpha", help="FGW trade-off α, fixed over the sweep [default: App. D's rule, the best α of the main FGW run over 0, 0.25, 0.5, 0.75, 1].", show_default=False)] = None,
     solver: Solver = "cg", unmatched_cost: Unmatched = None, surplus_cost: Surplus = None,
     trajectories: Annotated[int, typer.Option("--trajectories", help="Disagreement queries drawn in the per-query trajectory plot (Fig. 3).")] = 8,
     split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
@@ -152,6 +152,7 @@ def k_sweep_command(
 
     Example:
 
+        vgrc diagnose k-sweep --k-values 5,10,20,50,100               # α: the main run's best (App. D)
         vgrc diagnose k-sweep --k-values 5,10,20,50,100 --fgw-alpha 0.5
     """
     def line(s):
@@ -162,8 +163,9 @@ def k_sweep_command(
                 + ", ".join(f"{r['fgw_recovery']:.2f}@k={r['k']}" for r in rows[:4]) + (" …" if len(rows) > 4 else ""))
 
     _run("k-sweep", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                            fit_fraction=0.0, k=k, fgw_alpha=fgw_alpha, solver=solver, unmatched_cost=unmatched_cost, surplus_cost=surplus_cost, decode_workers=decode_workers, preprocess=preprocess),
-         {"k_values": k_values, "trajectories": trajectories}, quiet, debug, line)
+                            fit_fraction=0.0, k=k, fgw_alpha=0.5 if fgw_alpha is None else fgw_alpha, solver=solver,
+                            unmatched_cost=unmatched_cost, surplus_cost=surplus_cost, decode_workers=decode_workers, preprocess=preprocess),
+         {"k_values": k_values, "trajectories": trajectories, "best_alpha": fgw_alpha is None}, quiet, debug, line)
 
 
 @diagnose_app.command("alpha-sweep")

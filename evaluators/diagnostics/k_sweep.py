@@ -34,7 +34,11 @@ __all__ = ["run_k_sweep", "check_options", "ground_truth_ranks", "disagreement_s
 FILES = ("k_sweep.csv", "trajectories.csv", "k_sweep.png", "trajectories.png", "k_sweep.md", "run.json")
 
 
-def check_options(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int = 8) -> dict:
+#: App. D fixes FGW's α "to the best value from the main FGW run": the grid it is chosen from
+ALPHA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def check_options(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int = 8, best_alpha: bool = False) -> dict:
     from vgrc.evaluators.errors import InvalidInputError
 
     if config.k < 1:
@@ -42,7 +46,7 @@ def check_options(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: i
     if trajectories < 0:
         raise InvalidInputError(f"--trajectories must be ≥ 0, got {trajectories}")
     ks = k_values if isinstance(k_values, list) else parse_grid("--k-values", k_values, low=1, integer=True)
-    return {"k_values": ks, "trajectories": trajectories}
+    return {"k_values": ks, "trajectories": trajectories, "best_alpha": best_alpha}
 
 
 def ground_truth_ranks(topk: np.ndarray, scores: np.ndarray, k: int, relevant, rank1: np.ndarray) -> np.ndarray:
@@ -82,10 +86,10 @@ def disagreement_sweep(topk, rank1, relevant, main_k: int, ks, H_main, F_main, s
             "fgw_only_r1": int(np.sum((f_main == 0) & (h_main != 0)))}
 
 
-def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int = 8, progress=None) -> dict:
+def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int = 8, best_alpha: bool = False, progress=None) -> dict:
     from vgrc.evaluators.rerank import rerank_scores
 
-    opts = check_options(config, k_values=k_values, trajectories=trajectories)
+    opts = check_options(config, k_values=k_values, trajectories=trajectories, best_alpha=best_alpha)
     progress = progress or (lambda phase, done, total: None)
     prep = prepare(config, progress, needed_by="the k sweep")
     n_gallery = len(prep.images)
@@ -94,14 +98,18 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
     kmax = max(ks + [main_k])
     topk, cos_scores, rank1 = prep.cosine(kmax)
     relevant = prep.ev.relevant
-    ctx = prep.context()
-
-    # the main run: every query, shortlist --k
-    progress("main run (hungarian, fgw)", 0, 2)
-    H = rerank_scores("hungarian", ctx, topk[:, :main_k], cos_scores[:, :main_k])
-    progress("main run (hungarian, fgw)", 1, 2)
-    F = rerank_scores("fgw", ctx, topk[:, :main_k], cos_scores[:, :main_k])
-    progress("main run (hungarian, fgw)", 2, 2)
+    # the main run: every query, shortlist --k; FGW's α given, or App. D's: the main run's best R@1 over ALPHA_GRID
+    alphas = ALPHA_GRID if opts["best_alpha"] else (config.fgw_alpha,)
+    progress("main run (hungarian, fgw)", 0, 1 + len(alphas))
+    H = rerank_scores("hungarian", prep.context(), topk[:, :main_k], cos_scores[:, :main_k])
+    runs = []
+    for i, alpha in enumerate(alphas, 2):
+        scores = rerank_scores("fgw", prep.context(fgw_alpha=alpha), topk[:, :main_k], cos_scores[:, :main_k])
+        runs.append((float(np.mean(ground_truth_ranks(topk, scores, main_k, relevant, rank1) == 0)), -alpha, alpha, scores))
+        progress("main run (hungarian, fgw)", i, 1 + len(alphas))
+    _, _, alpha, F = max(runs, key=lambda r: (r[0], r[1]))  # ties: the smaller α
+    ctx = prep.context(fgw_alpha=alpha)
+    alpha_from = f"the main FGW run's best R@1 over α ∈ {{{', '.join(f'{a:g}' for a in ALPHA_GRID)}}} (App. D)" if opts["best_alpha"] else "given"
 
     def sweep_scores(D):  # the disagreement subset only; every candidate of the largest shortlist solved once
         progress("k sweep (disagreement subset)", 0, 2)
@@ -116,7 +124,7 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
     h_main, f_main, reverse = result["hungarian_main"], result["fgw_main"], result["fgw_only_r1"]
     traj = [(prep.ev.ids[q], k, hr, fr) for q, k, hr, fr in result["trajectories"]]
     drawn = [prep.ev.ids[q] for q in np.random.default_rng(config.seed).permutation(D)[: opts["trajectories"]]] if D.size else []
-    summary = {"queries": len(prep.ev), "k": main_k, "fgw_alpha": config.fgw_alpha, "disagreements": int(D.size),
+    summary = {"queries": len(prep.ev), "k": main_k, "fgw_alpha": alpha, "fgw_alpha_from": alpha_from, "disagreements": int(D.size),
                "fgw_only_r1": reverse, "hungarian_R@1": float(np.mean(h_main == 0)), "fgw_R@1": float(np.mean(f_main == 0)),
                "sweep": rows, "trajectory_queries": drawn}
 
@@ -129,7 +137,7 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
     fig, ax = new_figure(figsize=(5.5, 3.6), dpi=120)
     if D.size:
         ax.plot([r["k"] for r in rows], [r["hungarian_recovery"] for r in rows], marker="o", label="Hungarian")
-        ax.plot([r["k"] for r in rows], [r["fgw_recovery"] for r in rows], marker="s", label=f"FGW (α={config.fgw_alpha:g})")
+        ax.plot([r["k"] for r in rows], [r["fgw_recovery"] for r in rows], marker="s", label=f"FGW (α={alpha:g})")
         ax.legend()
     else:  # an empty plot would show an axis of -0.04…0.04 and no line: say why instead
         ax.text(0.5, 0.5, none.replace(": ", ":\n", 1), ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
@@ -145,7 +153,7 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
         ax.legend(fontsize=6)
     out.figure("trajectories.png", fig)
     out.text("k_sweep.md", "\n\n".join([
-        f"# Hungarian vs FGW across k (App. D): {prep.info.get('dataset')} · {config.model} · FGW α={config.fgw_alpha:g}",
+        f"# Hungarian vs FGW across k (App. D): {prep.info.get('dataset')} · {config.model} · FGW α={alpha:g} ({alpha_from})",
         f"Main run at k={main_k}: Hungarian R@1 {summary['hungarian_R@1']:.3f}, FGW R@1 {summary['fgw_R@1']:.3f}. "
         f"**{D.size}** of {len(prep.ev):,} queries are at rank 0 under Hungarian and not under FGW "
         f"({reverse} the other way round).",

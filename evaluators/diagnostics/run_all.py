@@ -57,7 +57,8 @@ def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
     with shared_preparation():
         for name in analyses:
             try:
-                results[name] = get_diagnostic(name)(configs[name], progress=progress)
+                extra = {"best_alpha": True} if name == "k-sweep" else {}  # App. D's α, as the k-sweep command's default
+                results[name] = get_diagnostic(name)(configs[name], progress=progress, **extra)
             except (InvalidInputError, DatasetFolderError) as exc:
                 results[name] = {"skipped": str(exc)}
     return results

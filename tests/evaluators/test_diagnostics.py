@@ -371,3 +371,19 @@ def test_fgw_alpha_hungarian_reference_takes_the_datasets_costs_and_the_option(s
         runs[name] = json.loads((tmp_path / name / "run.json").read_text())["summary"]["hungarian_costs"]
     assert runs["default"]["surplus_cost"] == 1.0 and runs["default"]["from"]["surplus_cost"] == "the dataset's recommendation"
     assert runs["zero"]["surplus_cost"] == 0.0 and runs["zero"]["from"]["surplus_cost"] == "given"
+
+
+def test_k_sweep_fixes_alpha_at_the_main_runs_best_by_default(shapes_dir, tmp_path):
+    """Issue 22 §4 (App. D: α "fixed to the best value from the main FGW run"): without
+    --fgw-alpha, k-sweep's α is the one whose main-run R@1 is the best over the grid, which
+    diagnose fgw-alpha measures on the same shortlist independently."""
+    base = ["--data", str(shapes_dir), "--model", "tiny-random", "--k", "10", "--cache-dir", str(tmp_path / "c"), "-q"]
+    assert CliRunner().invoke(app, ["diagnose", "k-sweep", *base, "--k-values", "5,10", "--out", str(tmp_path / "ks")]).exit_code == 0
+    assert CliRunner().invoke(app, ["diagnose", "fgw-alpha", *base, "--fgw-alpha", "0,0.25,0.5,0.75,1", "--out", str(tmp_path / "fa")]).exit_code == 0
+    ks = json.loads((tmp_path / "ks" / "run.json").read_text())["summary"]
+    sweep = {r["fgw_alpha"]: r["R@1"] for r in json.loads((tmp_path / "fa" / "run.json").read_text())["summary"]["sweep"]}
+    assert "best R@1" in ks["fgw_alpha_from"] and ks["fgw_alpha"] in sweep
+    assert ks["fgw_R@1"] == pytest.approx(max(sweep.values())) == pytest.approx(sweep[ks["fgw_alpha"]])
+    assert ks["fgw_alpha"] == min(a for a, r in sweep.items() if r == max(sweep.values()))  # ties: the smaller α
+    given = CliRunner().invoke(app, ["diagnose", "k-sweep", *base, "--k-values", "5,10", "--fgw-alpha", "0.75", "--out", str(tmp_path / "ks2")])
+    assert given.exit_code == 0 and json.loads((tmp_path / "ks2" / "run.json").read_text())["summary"]["fgw_alpha"] == 0.75
