@@ -230,8 +230,9 @@ def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.n
     if judged.unparsable:
         from vgrc.evaluators.errors import warn
 
-        info["unparsable_note"] = (f"{judged.unparsable} of {judged.distinct} judge answers could not be parsed ({config.judge_mode} mode) "
-                                   "and count as irrelevant; a metric none of whose answers parsed is not reported")
+        info["unparsable_note"] = (f"{judged.unparsable} of {judged.distinct} judge answers could not be parsed ({config.judge_mode} mode); "
+                                   "a query with one in its top 10 is left out of nDCG, CAS-gen and CAS-noun-vlm (t2i_judged_queries "
+                                   "counts the queries judged in full), and a metric with none is not reported")
         warn(info["unparsable_note"])
     return judged, info
 
@@ -244,17 +245,19 @@ def _judged_metrics(judged, lists: np.ndarray, prefix: str, annotations: tuple |
     from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k
 
     grade, gen, noun = judged.matrices(lists, unparsable=np.nan)
-    out = ndcg_at_k(np.nan_to_num(grade), prefix=prefix)
-    cas = cas_at_k(np.nan_to_num(gen), np.nan_to_num(noun), prefix=prefix)
-    out.update({n.replace("CAS-noun@", "CAS-noun-vlm@"): v for n, v in cas.items()})
+    # a query with an unparsable judgement in its list is left out of the judge's averages (not
+    # scored 0); a metric with no query judged in full is missing, not 0
+    qas_ok, noun_ok = ~np.isnan(grade).any(axis=1), ~np.isnan(noun).any(axis=1)
+    out = {}
+    if qas_ok.any():
+        out.update(ndcg_at_k(grade[qas_ok], prefix=prefix))
+        out.update({n: v for n, v in cas_at_k(gen[qas_ok], gen[qas_ok], prefix=prefix).items() if "CAS-gen" in n})
+    if noun_ok.any():
+        out.update({n.replace("CAS-noun@", "CAS-noun-vlm@"): v for n, v in cas_at_k(noun[noun_ok], noun[noun_ok], prefix=prefix).items() if "CAS-noun@" in n})
+    out[f"{prefix}_judged_queries"] = float(qas_ok.sum())
     if annotations is not None:
         annotated_noun = annotation_grades(lists, *annotations)[2]
         out.update({n: v for n, v in cas_at_k(annotated_noun, annotated_noun, prefix=prefix).items() if "CAS-noun@" in n})
-    # a metric with no valid judgement behind it is missing, not 0
-    if np.isnan(grade).all():
-        out = {n: v for n, v in out.items() if "nDCG" not in n and "CAS-gen" not in n}
-    if np.isnan(noun).all():
-        out = {n: v for n, v in out.items() if "CAS-noun-vlm" not in n}
     return out
 
 

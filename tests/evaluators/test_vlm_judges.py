@@ -254,3 +254,32 @@ def test_cas_noun_stays_the_papers_annotation_measure_under_a_vlm_judge(shapes_d
     for prefix in ("", "stage1_"):
         assert vlm[f"{prefix}t2i_CAS-noun@10"] == pytest.approx(sym[f"{prefix}t2i_CAS-noun@10"])
         assert 0 <= vlm[f"{prefix}t2i_CAS-noun-vlm@10"] <= 1 and f"{prefix}t2i_CAS-noun-vlm@10" not in sym
+
+
+def test_a_query_with_an_unparsable_judgement_is_left_out_not_scored_zero(tmp_path):
+    """Issue 22 §2: json mode, two queries; q1's second image got an unparsable answer. nDCG
+    averages over q0 alone (scoring the unparsable one 0 would lower q1's nDCG and the mean)."""
+    import hashlib
+
+    from PIL import Image
+
+    from vgrc.evaluators.metrics import ndcg_at_k
+    from vgrc.evaluators.tasks.retrieval import _judged_metrics
+    from vgrc.evaluators.vlm_judges import QAS_PROMPT
+    from vgrc.evaluators.vlm_relevance import judge_pairs
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (8, 8), (0, 90 * i, 0)).save(paths[-1])
+    sha = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    qh = prompt_hash(QAS_PROMPT) + "json"
+    answers = {("q0", 0): 4, ("q0", 1): 1, ("q1", 0): 2, ("q1", 1): None}
+    JudgmentStore(tmp_path, "j@1").add([(judgment_key("j@1", qh, q, sha[g]), {"grade": a, "parsed": a is not None, "mode": "json"})
+                                        for (q, g), a in answers.items()])
+    judged = judge_pairs([(0, 0), (0, 1), (1, 0), (1, 1)], ["q0", "q1"], [[], []], paths, judge_factory=lambda: None, judge_id="j@1",
+                         mode="json", store_root=tmp_path)
+    m = _judged_metrics(judged, np.array([[0, 1], [0, 1]]), "t2i")
+    assert judged.unparsable == 1 and m["t2i_judged_queries"] == 1.0
+    assert m["t2i_nDCG@1"] == 1.0 and m["t2i_nDCG@5"] == pytest.approx(ndcg_at_k(np.array([[4.0, 1.0]]), ks=(5,))["t2i_nDCG@5"])
+    assert m["t2i_CAS-gen@10"] == pytest.approx((4 / 4 + 1 / 4) / 10 * 10 / 2)  # q0's two grades / 4, averaged over its list
