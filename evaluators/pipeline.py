@@ -235,8 +235,8 @@ class EvalConfig:
         if self.relevance == "vlm":
             from vgrc.evaluators.model_refs import check_model_reference
 
-            if self.task != "retrieval":
-                raise InvalidInputError(f"--relevance vlm grades retrieval lists; --task {self.task} has its own relevance")
+            if self.task not in ("retrieval", "steering"):
+                raise InvalidInputError(f"--relevance vlm grades retrieval and steering lists; --task {self.task} has its own relevance")
             check_model_reference("--judge-model", self.judge_model, kind="transformers")
         if not self.templates or any("{}" not in t for t in self.templates):
             bad = next((t for t in self.templates if "{}" not in t), "")

@@ -155,8 +155,48 @@ def steering_metrics(inputs: SteeringInputs, top: np.ndarray, rank: np.ndarray, 
     return metrics
 
 
+def _judge_steering(config, inputs: SteeringInputs, lists: list[np.ndarray], progress):
+    """App. H's steering CAS with App. G's attribute-noun judge: every (steered query,
+    image) pair of the reported top-10 lists is asked whether the image shows the row's
+    noun with its TARGET attribute (a steering row is a query whose one object is
+    ``{noun, target attribute}``; the judge's QAS of the target query is asked too and kept
+    in the store). Returns the judgements and their run record."""
+    from vgrc.evaluators.sharding import rank_device
+    from vgrc.evaluators.vlm_judges import QwenAppGJudge
+    from vgrc.evaluators.vlm_relevance import judge_identity, judge_pairs
+
+    rows = [inputs.rows[i] for i in inputs.sel]
+    captions = [r["target_query"] for r in rows]
+    objects = [[{"noun": str(r.get("noun") or r["target_query"]), "attributes": [str((r.get("target") or [""])[0])]}] for r in rows]
+    pairs = sorted({(q, int(g)) for top in lists for q, row in enumerate(top) for g in row})
+    judge_id = judge_identity(config.judge_model, config.judge_mode)
+    judged = judge_pairs(
+        pairs, captions, objects, inputs.gallery.image_paths,
+        judge_factory=lambda: QwenAppGJudge(config.judge_model, device=rank_device(config.device), batch_size=config.judge_batch_size),
+        judge_id=judge_id, mode=config.judge_mode, store_root=inputs.setup.cache_root, batch_size=config.judge_batch_size,
+        on_progress=lambda d, t: progress("judging", d, t),
+    )
+    info = {"judge_model": config.judge_model, "judge_id": judge_id, "mode": config.judge_mode, "pairs": len(pairs),
+            "judgements": judged.distinct, "judgements_made": judged.made, "judgements_reused": judged.reused,
+            "unparsable_answers": judged.unparsable}
+    return judged, info
+
+
+def steering_cas_vlm(judged, top: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """CAS-vlm@10: the attribute-noun judge's confidence, averaged over each query's top 10
+    and over the queries whose ten answers all parsed (none: missing, not 0)."""
+    _, _, noun = judged.matrices(top[:, :TOP], unparsable=np.nan)
+    ok = ~np.isnan(noun).any(axis=1)
+    return {f"{prefix}t2i_CAS-vlm@{TOP}": float(noun[ok].mean())} if ok.any() else {}
+
+
 def run_steering_eval(config, out: Path, progress, timer) -> dict:
     """Run the steering evaluation (see the module documentation) and write ``out``."""
+    if config.relevance == "vlm":  # the judge's weights, before any encoding
+        from vgrc.evaluators.model_refs import require_model
+
+        require_model("--judge-model", config.judge_model, "transformers", "judge model",
+                      "or pass a local folder: --judge-model PATH, or use --relevance symbolic")
     inputs = prepare_steering(config, progress, timer)
     rows, sel, setup, data_info, bad = inputs.rows, inputs.sel, inputs.setup, inputs.data_info, inputs.bad
     positives, usable, images = inputs.positives, inputs.usable, inputs.images
@@ -171,6 +211,12 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         metrics["steer_alpha"] = float(config.steer_alpha)
         metrics["n_queries"] = float(len(sel))
         metrics["n_gallery"] = float(len(images))
+    diagnostics: dict = {}
+    if config.relevance == "vlm":
+        with timer("judge"):
+            judged, diagnostics["vlm_relevance"] = _judge_steering(config, inputs, [top0[:, :TOP], top1[:, :TOP]], progress)
+        metrics.update(steering_cas_vlm(judged, top1))
+        metrics.update(steering_cas_vlm(judged, top0, "stage1_"))
 
     from vgrc.evaluators import sharding
 
@@ -184,6 +230,12 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
                  f"steering: q' = normalize(q + {config.steer_alpha:g}·d), d = normalize(e(target_query) − e(source_query))"]
         if bad:
             notes.append(skipped_images_note(bad))
+        if config.relevance == "vlm":
+            notes.append(f"CAS-vlm@10 (App. H, steering): App. G's attribute–noun judge ({config.judge_model}, {config.judge_mode}) asked "
+                         "whether each top-10 image shows the row's noun with its target attribute, confidence averaged; "
+                         "R@K, nDCG and CAS@10 stay annotation-based")
+            if diagnostics["vlm_relevance"]["unparsable_answers"]:
+                notes.append(f"{diagnostics['vlm_relevance']['unparsable_answers']} judge answers could not be parsed; their queries are left out of CAS-vlm")
         write_metric_tables(out, config, metrics, f"{config.model} · steering (steer_alpha={config.steer_alpha:g})", notes, {"task": "steering"}, data_info.get("dataset"))
         frame = pd.DataFrame(
             {
@@ -199,5 +251,5 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         write_per_query(out, frame)
         plot_recall(out / "recall_curve.png", rank0, rank1, TOP, f"{config.model}: steering α={config.steer_alpha:g}")
         skipped = {"images": bad, "steering_rows_without_positives": [rows[i]["id"] for i in np.flatnonzero(~usable)]}
-        write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {"notes": notes}, timer)
+        write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {**diagnostics, "notes": notes}, timer)
     return metrics

@@ -146,3 +146,21 @@ def test_sharded_steering_equals_one_process(vg_data, tmp_path):
 
     one, two = eval_one_and_sharded(tmp_path, "--data", vg_data, "--model", "tiny-random", "--task", "steering", "--skip-bad", "--batch-size", "1", "--steer-alpha", "0.7")
     assert one == two and one["n_queries"] > 0
+
+
+def test_steering_with_a_vlm_judge_reports_app_h_cas(vg_data, tiny_qwen, tmp_path):
+    """Issue 22 §2: --task steering --relevance vlm asks App. G's attribute-noun judge about
+    each steered query's top-10 images (noun + target attribute) and reports CAS-vlm@10;
+    the annotation metrics are the symbolic run's; a re-run asks nothing and agrees."""
+    cache = tmp_path / "c"
+    vlm = run(vg_data, tmp_path / "vlm", cache, relevance="vlm", judge_model=str(tiny_qwen), judge_batch_size=4)
+    sym = run(vg_data, tmp_path / "sym", cache)
+    for name in ("t2i_R@1", "t2i_R@10", "t2i_CAS@10", "stage1_t2i_R@10"):
+        assert vlm[name] == sym[name]
+    assert 0 <= vlm["t2i_CAS-vlm@10"] <= 1 and 0 <= vlm["stage1_t2i_CAS-vlm@10"] <= 1 and "t2i_CAS-vlm@10" not in sym
+    info = json.loads((tmp_path / "vlm" / "run.json").read_text())["diagnostics"]["vlm_relevance"]
+    assert info["judgements_made"] > 0 and info["judgements_made"] + info["judgements_reused"] == info["judgements"]
+    assert "CAS-vlm@10 (App. H, steering)" in (tmp_path / "vlm" / "metrics.md").read_text()
+    again = run(vg_data, tmp_path / "again", cache, relevance="vlm", judge_model=str(tiny_qwen), judge_batch_size=4)
+    assert again["t2i_CAS-vlm@10"] == vlm["t2i_CAS-vlm@10"]
+    assert json.loads((tmp_path / "again" / "run.json").read_text())["diagnostics"]["vlm_relevance"]["judgements_made"] == 0

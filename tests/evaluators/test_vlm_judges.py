@@ -156,8 +156,8 @@ def test_relevance_vlm_on_an_imported_dataset_and_bad_judge(tiny_qwen, tmp_path)
     with pytest.raises(ModelUnavailableError, match="judge model 'Qwen/nope' is not available offline"):
         run_eval(_vlm_config(tmp_path / "mine", tmp_path / "run2", tmp_path / "cache2", "Qwen/nope", limit=None, fit_fraction=0))
     assert not (tmp_path / "run2").exists() and not (tmp_path / "cache2").exists()  # failed before any encoding
-    with pytest.raises(VgrcError, match="--relevance vlm grades retrieval lists"):
-        _vlm_config(tmp_path / "mine", tmp_path / "r", tmp_path / "c3", tiny_qwen, task="steering").check()
+    with pytest.raises(VgrcError, match="--relevance vlm grades retrieval and steering lists; --task itm"):
+        _vlm_config(tmp_path / "mine", tmp_path / "r", tmp_path / "c3", tiny_qwen, task="itm").check()
 
 
 def test_sharded_judging_equals_one_process(shapes_dir, tiny_qwen, tmp_path):
