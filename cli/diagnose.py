@@ -203,6 +203,8 @@ def fgw_alpha_command(
     data: Data = None, out: Out = None, model: Model = "clip", pretrained: Pretrained = None,
     fgw_alpha: Annotated[str, typer.Option("--fgw-alpha", help="FGW trade-offs α in [0, 1] to sweep (comma-separated).")] = "0,0.25,0.5,0.75,1",
     k: K = 50, solver: Solver = "cg", unmatched_cost: Unmatched = None, surplus_cost: Surplus = None,
+    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Hold this share of the split out and choose the best α on it (0: the best α is picked on the evaluated queries, and said so).")] = 0.0,
+    fit_split: Annotated[Optional[str], typer.Option("--fit-split", help="Choose the best α on this split instead.", show_default=False)] = None,
     split: Split = None, limit: Limit = None, seed: Seed = 0, device: Device = "cpu", batch_size: BatchSize = 64, decode_workers: DecodeWorkers = None, preprocess: PreprocessMode = "exact",
     precision: Precision = "fp32", cache_dir: CacheDir = None, overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -217,12 +219,13 @@ def fgw_alpha_command(
     def line(s):
         best = s["best"]
         first, last = s["sweep"][0], s["sweep"][-1]
-        return (f"best α={best['fgw_alpha']:g} (R@1 {best['R@1']:.3f}); α={first['fgw_alpha']:g}: {first['R@1']:.3f}, "
+        where = "fit rows" if s["best_chosen_on"].startswith("the ") and "fit rows" in s["best_chosen_on"] else "evaluated queries"
+        return (f"best α={best['fgw_alpha']:g} (chosen on the {where}; R@1 {best['R@1']:.3f}); α={first['fgw_alpha']:g}: {first['R@1']:.3f}, "
                 f"α={last['fgw_alpha']:g}: {last['R@1']:.3f}")
 
     _run("fgw-alpha", _common(data, out, model, pretrained, split, limit, seed, device, batch_size, precision, cache_dir, overwrite,
-                              fit_fraction=0.0, k=k, solver=solver, unmatched_cost=unmatched_cost, surplus_cost=surplus_cost,
-                              decode_workers=decode_workers, preprocess=preprocess), {"fgw_alphas": fgw_alpha}, quiet, debug, line)
+                              fit_fraction=fit_fraction, fit_split=fit_split, k=k, solver=solver, unmatched_cost=unmatched_cost,
+                              surplus_cost=surplus_cost, decode_workers=decode_workers, preprocess=preprocess), {"fgw_alphas": fgw_alpha}, quiet, debug, line)
 
 
 @diagnose_app.command("all")

@@ -185,6 +185,18 @@ def _prepare(config, progress, *, objects: bool, fit: bool, needed_by: str) -> P
         config.resolve_costs(read_manifest(config.data))
     ev, fit_rows, info = load_retrieval(config.data, config.split, fit_split=config.fit_split,
                                         fit_fraction=config.fit_fraction if fit else 0.0, limit=config.limit, seed=config.seed)
+    return prepare_rows(config, progress, ev, fit_rows, info, objects=objects, needed_by=needed_by, t0=t0)
+
+
+def prepare_rows(config, progress, ev, fit_rows, info: dict, *, objects: bool = True, needed_by: str = "this analysis", t0: float | None = None) -> Prepared:
+    """:func:`prepare` for given rows ``ev`` (queries and gallery): encode them through the
+    embedding cache and build their object tables. Used for the fit rows too (an analysis
+    that chooses a setting on them, then reports it on the evaluated rows)."""
+    from vgrc.evaluators.encoding import EncodingSetup
+    from vgrc.evaluators.rerank import ObjectTable
+    from vgrc.evaluators.retrieval_data import object_phrase, require_objects
+
+    t0 = time.perf_counter() if t0 is None else t0
     if objects:
         require_objects(ev, "query", needed_by)
         require_objects(ev, "image", needed_by)

@@ -387,3 +387,30 @@ def test_k_sweep_fixes_alpha_at_the_main_runs_best_by_default(shapes_dir, tmp_pa
     assert ks["fgw_alpha"] == min(a for a, r in sweep.items() if r == max(sweep.values()))  # ties: the smaller α
     given = CliRunner().invoke(app, ["diagnose", "k-sweep", *base, "--k-values", "5,10", "--fgw-alpha", "0.75", "--out", str(tmp_path / "ks2")])
     assert given.exit_code == 0 and json.loads((tmp_path / "ks2" / "run.json").read_text())["summary"]["fgw_alpha"] == 0.75
+
+
+def test_fgw_alpha_chooses_its_best_alpha_on_fit_rows_when_given(shapes_dir, tmp_path):
+    """Issue 22 §4: with --fit-fraction, the best α is the one with the best R@1 on the
+    held-out fit rows (ranked among themselves), computed here independently; without, the
+    summary says the pick was made on the evaluated queries."""
+    from vgrc.evaluators.diagnostics._common import prepare_rows
+    from vgrc.evaluators.diagnostics.fgw_alpha import _final, ranked_metrics
+    from vgrc.evaluators.pipeline import EvalConfig
+    from vgrc.evaluators.rerank import order_by_scores, rerank_scores
+    from vgrc.evaluators.retrieval_data import load_retrieval
+
+    base = ["diagnose", "fgw-alpha", "--data", str(shapes_dir), "--model", "tiny-random", "--k", "10", "--fgw-alpha", "0,0.5,1",
+            "--cache-dir", str(tmp_path / "c"), "-q"]
+    assert CliRunner().invoke(app, [*base, "--fit-fraction", "0.3", "--out", str(tmp_path / "fit")]).exit_code == 0
+    s = json.loads((tmp_path / "fit" / "run.json").read_text())["summary"]
+    assert "fit rows" in s["best_chosen_on"] and s["queries"] == 42  # 60 rows less the 30% hold-out
+    config = EvalConfig(data=str(shapes_dir), model="tiny-random", k=10, cache_dir=str(tmp_path / "c"), fit_fraction=0.3)
+    config.resolve_costs({"recommended": {"unmatched_cost": 1.0, "surplus_cost": 1.0}})
+    _, fit_rows, info = load_retrieval(str(shapes_dir), fit_fraction=0.3, seed=0)
+    fit = prepare_rows(config, lambda *a: None, fit_rows, None, info)
+    topk, scores, rank1 = fit.cosine(10)
+    best = max((ranked_metrics(fit, _final(topk, order_by_scores(topk, rerank_scores("fgw", fit.context(fgw_alpha=a), topk, scores))), rank1, 10)[0]["R@1"], -a)
+               for a in (0.0, 0.5, 1.0))
+    assert s["best"]["fgw_alpha"] == -best[1]
+    assert CliRunner().invoke(app, [*base, "--out", str(tmp_path / "nofit")]).exit_code == 0
+    assert "evaluated queries (optimistic" in json.loads((tmp_path / "nofit" / "run.json").read_text())["summary"]["best_chosen_on"]
