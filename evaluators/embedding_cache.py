@@ -150,6 +150,90 @@ class EncodeStats:
         return self
 
 
+class _ChunkRun:
+    """:func:`encode_cached`'s encoding of this process's chunks: each claimed first (when
+    ``claims`` is given: other processes share the cache), read one chunk ahead of the
+    encoder, stored as a shard; chunks another process holds are waited for at the end and
+    only what it did not write is encoded here. ``failed``: keys whose row came back NaN;
+    ``encoded``: items this process encoded. :meth:`release_all` lets go of every claim
+    still held, however the loop ended."""
+
+    def __init__(self, cache: EmbeddingCache, encode, claims: ChunkClaims | None, total: int, on_progress):
+        self.cache, self.encode, self.claims, self.total, self.on_progress = cache, encode, claims, total, on_progress
+        self.failed: dict[str, np.ndarray] = {}
+        self.encoded = self.done = 0
+        self.deferred: list[list[str]] = []
+        self.held: list = []
+
+    def _next(self, queue):
+        """The next chunk to encode and its claim (None without claims); None at the end."""
+        for part in queue:
+            if self.claims is None:
+                return part, None
+            claim = self.claims.try_claim(part)
+            if claim is None:
+                self.deferred.append(part)  # another process is encoding it now
+                continue
+            self.held.append(claim)
+            self.cache.refresh()  # another process may have finished this chunk before we claimed it
+            rest = [k for k in part if self.cache.get(k) is None]
+            if rest:
+                return rest, claim
+            self._release(claim)
+        return None
+
+    def _release(self, claim) -> None:
+        if claim is not None:
+            claim.release()
+            self.held.remove(claim)
+
+    def release_all(self) -> None:
+        for claim in list(self.held):
+            self._release(claim)
+
+    def _store(self, part: list[str], emb: np.ndarray) -> None:
+        ok = np.isfinite(emb).all(axis=1)
+        self.cache.add([k for k, good in zip(part, ok) if good], emb[ok])
+        self.failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
+        self.encoded += len(part)
+
+    def _progress(self, n: int) -> None:
+        self.done += n
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
+
+    def encode_all(self, parts: list[list[str]], loader) -> None:
+        queue = iter(parts)
+        current = self._next(queue)
+        pending = loader.submit(current[0]) if current else None
+        j = 0
+        while current is not None:
+            part, claim = current
+            items = loader.results(pending)
+            following = self._next(queue) if j > 0 else None
+            pending = loader.submit(following[0]) if following else None
+            emb = np.asarray(self.encode(items), dtype=np.float32)
+            del items
+            if j == 0:  # no read runs while the first encode call may fork workers
+                following = self._next(queue)
+                pending = loader.submit(following[0]) if following else None
+            self._store(part, emb)
+            self._release(claim)
+            self._progress(len(part))
+            current, j = following, j + 1
+        for part in self.deferred:  # chunks another process held: wait for it, take what it wrote
+            claim = self.claims.wait(part)
+            self.held.append(claim)
+            self.cache.refresh()
+            rest = [k for k in part if self.cache.get(k) is None]
+            if rest:  # it died or failed on some items: encode them here
+                self._store(rest, np.asarray(self.encode(loader.results(loader.submit(rest))), dtype=np.float32))
+            self._release(claim)
+            self._progress(len(part))
+        if self.on_progress and self.claims is not None and self.total and self.done < self.total:
+            self.on_progress(self.total, self.total)  # chunks another process finished count as done
+
+
 def encode_cached(
     keys: Sequence[str],
     load: Callable[[int], object],
@@ -186,102 +270,35 @@ def encode_cached(
         this rank's chunks, then wait for the others and read theirs from the cache.
     load_threads : int
         Threads that ``load`` the items (0: inline). With threads, the next chunk is loaded
-        while the current one is encoded (from the second chunk on: the first encode call
-        may fork worker processes, and no read is under way then), so at most two chunks'
-        items are held at once. Errors still surface in item order, after the chunks before
-        them are cached.
+        while the current one is encoded (from the second chunk on: the first encode call may
+        fork workers, and no read is under way then): at most two chunks' items are held at
+        once. Errors surface in item order, after the chunks before them are cached.
     """
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
         first.setdefault(k, i)
     missing = [k for k in first if cache.get(k) is None]
     stats = EncodeStats(requested=len(keys), unique=len(first), encoded=len(missing))
-    failed: dict[str, np.ndarray] = {}
     from vgrc.evaluators import sharding
+    from vgrc.evaluators.io_threads import OrderedLoader
 
     rank, size = sharding.world() if sharded else (0, 1)
     if size > 1:  # every rank lists what is missing before any writes: the same list, hence the same chunks
         sharding.barrier()
-    from vgrc.evaluators.io_threads import OrderedLoader
 
     # another rank encodes the chunks not listed here (the same chunks, hence batches, as one process)
     parts = [missing[s : s + chunk] for c, s in enumerate(range(0, len(missing), chunk)) if c % size == rank]
     # one process: other processes sharing this cache claim chunks too, and each chunk is encoded once
-    claims = ChunkClaims(cache.folder) if size == 1 and parts else None
-    deferred: list[list[str]] = []
-    held: list = []  # claims this process holds: all released however the loop ends
-    queue = iter(parts)
-
-    def next_claimed():
-        for part in queue:
-            if claims is None:
-                return part, None
-            claim = claims.try_claim(part)
-            if claim is None:
-                deferred.append(part)  # another process is encoding it now
-                continue
-            held.append(claim)
-            cache.refresh()  # another process may have finished this chunk before we claimed it
-            rest = [k for k in part if cache.get(k) is None]
-            if rest:
-                return rest, claim
-            release(claim)
-        return None
-
-    def release(claim) -> None:
-        if claim is not None:
-            claim.release()
-            held.remove(claim)
-
-    done = encoded_here = 0
-
-    def store(part: list[str], emb: np.ndarray) -> None:
-        nonlocal encoded_here
-        ok = np.isfinite(emb).all(axis=1)
-        cache.add([k for k, good in zip(part, ok) if good], emb[ok])
-        failed.update({k: e for k, e, good in zip(part, emb, ok) if not good})
-        encoded_here += len(part)
-
+    run = _ChunkRun(cache, encode, ChunkClaims(cache.folder) if size == 1 and parts else None, len(missing), on_progress)
     try:
         with OrderedLoader(lambda k: load(first[k]), load_threads if parts else 0) as loader:
-            current = next_claimed()
-            pending = loader.submit(current[0]) if current else None
-            j = 0
-            while current is not None:
-                part, claim = current
-                items = loader.results(pending)
-                following = next_claimed() if j > 0 else None
-                pending = loader.submit(following[0]) if following else None
-                emb = np.asarray(encode(items), dtype=np.float32)
-                del items
-                if j == 0:  # no read runs while the first encode call may fork workers
-                    following = next_claimed()
-                    pending = loader.submit(following[0]) if following else None
-                store(part, emb)
-                release(claim)
-                done += len(part)
-                if on_progress:
-                    on_progress(done, len(missing))
-                current, j = following, j + 1
-            for part in deferred:  # chunks another process held: wait for it, take what it wrote
-                claim = claims.wait(part)
-                held.append(claim)
-                cache.refresh()
-                rest = [k for k in part if cache.get(k) is None]
-                if rest:  # it died or failed on some items: encode them here
-                    store(rest, np.asarray(encode(loader.results(loader.submit(rest))), dtype=np.float32))
-                release(claim)
-                done += len(part)
-                if on_progress:
-                    on_progress(done, len(missing))
-            if on_progress and missing and done < len(missing) and size == 1:  # chunks another process finished count as done
-                on_progress(len(missing), len(missing))
+            run.encode_all(parts, loader)
     finally:
-        for claim in list(held):
-            release(claim)
+        run.release_all()
+    failed = run.failed
     if size == 1:  # what this process encoded (another process sharing the cache may have done the rest)
-        stats.encoded = encoded_here
-    if size > 1:  # every rank reads what the others wrote
+        stats.encoded = run.encoded
+    else:  # every rank reads what the others wrote
         sharding.barrier()
         if on_progress and missing:  # every chunk is done now, this rank's and the others'
             on_progress(len(missing), len(missing))
