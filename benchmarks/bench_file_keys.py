@@ -92,7 +92,7 @@ def main() -> None:
         try:
             (tmp / "pp").mkdir()
             (tmp / "pp" / "vgrc").symlink_to(tmp / "baseline")
-            base = [sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(tmp / "data"), "--model", "tiny-random", "--fit-fraction", "0",
+            base = [sys.executable, "-m", "vgrc.cli.main", "eval", "--data", str(tmp / "data"), "--model", "tiny-random",
                     "--cache-dir", str(tmp / "cache"), "-q", "--overwrite"]
             here = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
             old = {**here, "PYTHONPATH": str(tmp / "pp")}

@@ -50,7 +50,7 @@ main()
 def pair(variant: str, data: Path, work: Path, args) -> tuple[float, int, int, list[dict]]:
     cache = work / f"cache-{variant}"
     base = ["eval", "--data", str(data), "--model", args.model, "--rerank", "none", "--batch-size", str(args.batch_size),
-            "--cache-dir", str(cache), "--fit-fraction", "0", "-q"]
+            "--cache-dir", str(cache), "-q"]
     t0 = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, variant, *base, "--out", str(work / f"{variant}-{i}")]) for i in range(2)]
     for p in procs:
