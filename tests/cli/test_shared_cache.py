@@ -9,17 +9,27 @@ import numpy as np
 from vgrc.evaluators.chunk_claims import ChunkClaims
 from vgrc.evaluators.embedding_cache import EmbeddingCache, encode_cached
 
-# `vgrc eval`, with every shard write slowed down so that the two runs overlap for sure
+# `vgrc eval` with every shard write slowed down. The first run ("lead") signals when it has
+# stored its first shard; the second ("follow") imports everything first, then waits for
+# that signal before it starts: the two overlap for certain, whatever the start-up jitter
 SLOW = """
-import sys, time
+import os, sys, time
+role, signal_file = sys.argv[1], sys.argv[2]
 import vgrc.evaluators.embedding_cache as ec
+from vgrc.cli.main import main
 real = ec.EmbeddingCache.add
 def slow(self, keys, emb):
+    out = real(self, keys, emb)
+    if role == "lead" and not os.path.exists(signal_file):
+        open(signal_file, "w").close()
     time.sleep(0.4)
-    return real(self, keys, emb)
+    return out
 ec.EmbeddingCache.add = slow
-sys.argv = ["vgrc", *sys.argv[1:]]
-from vgrc.cli.main import main
+if role == "follow":
+    deadline = time.time() + 120
+    while not os.path.exists(signal_file) and time.time() < deadline:
+        time.sleep(0.01)
+sys.argv = ["vgrc", *sys.argv[3:]]
 main()
 """
 
@@ -27,8 +37,9 @@ main()
 def test_two_evals_on_one_fresh_cache_encode_each_image_once(shapes_dir, tmp_path):
     cache = tmp_path / "cache"
     args = ["eval", "--data", str(shapes_dir), "--model", "tiny-random", "--rerank", "none", "--batch-size", "1", "--cache-dir", str(cache), "-q"]
-    procs = [subprocess.Popen([sys.executable, "-c", SLOW, *args, "--out", str(tmp_path / name)], stderr=subprocess.PIPE, text=True)
-             for name in ("a", "b")]
+    signal_file = tmp_path / "lead-stored-a-shard"
+    procs = [subprocess.Popen([sys.executable, "-c", SLOW, role, str(signal_file), *args, "--out", str(tmp_path / name)], stderr=subprocess.PIPE, text=True)
+             for role, name in (("lead", "a"), ("follow", "b"))]
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
     runs = [json.loads((tmp_path / name / "run.json").read_text()) for name in ("a", "b")]
