@@ -29,6 +29,7 @@ __all__ = [
     "is_fresh_folder",
     "clear_record_temporaries",
     "check_writable_folder",
+    "check_parts_folder",
     "check_output_file",
     "RUN_FORMAT",
     "RUN_FILES",
@@ -169,6 +170,19 @@ def check_writable_folder(option: str, folder: str | os.PathLike) -> None:
     except OSError as exc:
         where = "" if probe == folder else f" (it would be created in {probe})"
         raise OutputError(f"{option} {folder} is not writable{where}: {exc.strerror or exc}; choose another folder") from None
+
+
+def check_parts_folder(out: str | os.PathLike, is_part, what: str) -> None:
+    """``out`` is new, empty, or holds only sub-folders ``is_part(name)`` accepts (a command
+    that writes each of its parts into a folder of its own: ``diagnose all``, ``demo``);
+    anything else is refused with one line, as every command refuses a folder of the
+    user's files. Writes nothing."""
+    out = Path(out)
+    if is_fresh_folder(out):
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not (p.is_dir() and not p.is_symlink() and is_part(p.name)))
+    if foreign:
+        raise DatasetFolderError(f"--out {out} is not empty and is not a vgrc {what} folder (it holds {foreign[0]!r}); choose an empty or new folder")
 
 
 def check_output_file(path: str | os.PathLike, overwrite: bool, written_by_vgrc, writer: str) -> None:

@@ -60,11 +60,11 @@ def _settings(cfg: dict) -> str:
     return f"k={cfg.get('k')}"
 
 
-def _counts(m: dict) -> str:
+def _counts(m: dict, sep: str = " · ") -> str:
     """The evaluated set's size, so runs on different sets are never compared unawares."""
     if "n_queries" not in m:
         return ""
-    return f" · {m['n_queries']:,.0f} queries / {m.get('n_gallery', m['n_queries']):,.0f} images"
+    return f"{sep}{m['n_queries']:,.0f} queries / {m.get('n_gallery', m['n_queries']):,.0f} images"
 
 
 def _load_runs(runs: Sequence[str | Path]) -> tuple[list[tuple[Path, dict]], list[tuple[str, str]]]:
@@ -202,7 +202,7 @@ def _run_notes(cfg: dict, m: dict) -> str:
     if objects:
         parts.append(f"objects: {objects}")
     if "n_queries" in m:
-        parts.append(f"{m['n_queries']:,.0f} queries / {m.get('n_gallery', m['n_queries']):,.0f} images")
+        parts.append(_counts(m, sep=""))
     return "; ".join(parts)
 
 

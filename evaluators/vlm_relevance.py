@@ -88,6 +88,37 @@ def _image_sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _read_answers(store, questions, result: JudgedRelevance) -> None:
+    """Fill ``result``'s per-pair grades from the store: the integer QAS grade (NaN when
+    its answer did not parse), grade / 4 for CAS-gen, and the mean attribute-noun
+    confidence of the pair's questions for CAS-noun-vlm; count distinct unparsable answers."""
+    per_pair_cas: dict[tuple[int, int], list[float]] = {}
+    unparsable: set[str] = set()
+    for kind, key, pair, _, _ in questions:
+        value = store.get(key)
+        if kind == "qas":
+            # the integer grade, as App. H grades: logits records kept the expectation in
+            # "grade" before issue 22 and carry the argmax beside it, so stored answers still apply
+            grade = value["argmax"] if "argmax" in value else value.get("grade")
+            if grade is None:  # an unparsable JSON answer: NaN here (its query leaves the judged metrics), and counted
+                unparsable.add(key)
+                grade = float("nan")
+            result.grade[pair] = float(grade)
+            result.cas_gen[pair] = float(grade) / 4.0
+        else:
+            conf = value.get("confidence")
+            if conf is None:
+                unparsable.add(key)
+                continue
+            per_pair_cas.setdefault(pair, []).append(float(conf))
+    asked_cas = {pair for kind, _, pair, _, _ in questions if kind == "cas"}
+    for pair in result.grade:
+        values = per_pair_cas.get(pair)
+        # no attribute to ask about: 0 as before; asked but no answer parsed: NaN
+        result.cas_noun[pair] = float(np.mean(values)) if values else (float("nan") if pair in asked_cas else 0.0)
+    result.unparsable = len(unparsable)
+
+
 def judge_pairs(
     pairs: Sequence[tuple[int, int]],
     captions: Sequence[str],
@@ -155,30 +186,6 @@ def judge_pairs(
         sharding.barrier()
         store = JudgmentStore(store_root, judge_id, writer=rank)
         result.made = int(sharding.gather_rows(np.array([result.made])).sum())  # every rank's questions
-    per_pair_cas: dict[tuple[int, int], list[float]] = {}
-    unparsable: set[str] = set()
-    for kind, key, pair, _, _ in questions:
-        value = store.get(key)
-        if kind == "qas":
-            # the integer grade, as App. H grades: logits records kept the expectation in
-            # "grade" before issue 22 and carry the argmax beside it, so stored answers still apply
-            grade = value["argmax"] if "argmax" in value else value.get("grade")
-            if grade is None:  # an unparsable JSON answer: NaN here, irrelevant in the metrics, and counted
-                unparsable.add(key)
-                grade = float("nan")
-            result.grade[pair] = float(grade)
-            result.cas_gen[pair] = float(grade) / 4.0
-        else:
-            conf = value.get("confidence")
-            if conf is None:
-                unparsable.add(key)
-                continue
-            per_pair_cas.setdefault(pair, []).append(float(conf))
-    asked_cas = {pair for kind, _, pair, _, _ in questions if kind == "cas"}
-    for pair in result.grade:
-        values = per_pair_cas.get(pair)
-        # no attribute to ask about: 0 as before; asked but no answer parsed: NaN
-        result.cas_noun[pair] = float(np.mean(values)) if values else (float("nan") if pair in asked_cas else 0.0)
-    result.unparsable = len(unparsable)
+    _read_answers(store, questions, result)
     result.total_seconds = time.perf_counter() - t_start
     return result

@@ -45,17 +45,10 @@ PARTS = ("visual_genome", "tiny-flux", "tiny-qwen", "tiny-llm")
 
 
 def check_demo_folder(out: str | Path) -> None:
-    """``out`` is new, empty, or holds demo parts only (a rerun completes it); anything
-    else is refused with one line. Writes nothing."""
-    from vgrc.evaluators.errors import DatasetFolderError
-    from vgrc.evaluators.ownership import is_fresh_folder
+    """``out`` is new, empty, or holds demo parts only (a rerun completes it). Writes nothing."""
+    from vgrc.evaluators.ownership import check_parts_folder
 
-    out = Path(out)
-    if is_fresh_folder(out):
-        return
-    foreign = sorted(p.name for p in out.iterdir() if not (p.is_dir() and not p.is_symlink() and (p.name in PARTS or _partial(p.name))))
-    if foreign:
-        raise DatasetFolderError(f"--out {out} is not empty and is not a vgrc demo folder (it holds {foreign[0]!r}); choose an empty or new folder")
+    check_parts_folder(out, lambda name: name in PARTS or _partial(name), "demo")
 
 
 def _partial(name: str) -> bool:

@@ -26,18 +26,10 @@ def _config_for(config, name: str):
 
 def check_all_folder(out) -> None:
     """``--out`` of ``diagnose all`` holds nothing but its analyses' subfolders (each checked
-    as a run folder on its own): a folder of the user's files is refused, as every other
-    command refuses one. Writes nothing."""
-    from vgrc.evaluators.errors import DatasetFolderError
-    from vgrc.evaluators.ownership import is_fresh_folder
+    as a run folder on its own). Writes nothing."""
+    from vgrc.evaluators.ownership import check_parts_folder
 
-    out = Path(out)
-    if is_fresh_folder(out):
-        return
-    foreign = sorted(p.name for p in out.iterdir() if not (p.is_dir() and not p.is_symlink() and p.name in ALL_ORDER))
-    if foreign:
-        raise DatasetFolderError(f"--out {out} is not empty and is not a vgrc diagnose folder (it holds {foreign[0]!r}); "
-                                 "choose an empty or new folder")
+    check_parts_folder(out, lambda name: name in ALL_ORDER, "diagnose")
 
 
 def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
