@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import one_error_line, tree_digest
+from helpers import coco_instances as _coco_instances, jpeg as _jpeg, one_error_line, tree_digest, write_sugarcrepe
 from typer.testing import CliRunner
 
 from vgrc.cli.main import app
@@ -21,45 +21,11 @@ from vgrc.generators.object_parsers import parse_rules, split_parts
 runner = CliRunner()
 
 
-def _jpeg(path, shade):
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (20, 16), (shade % 256, (3 * shade) % 256, 120)).save(path, format="JPEG")
-
-
-# --------------------------------------------------------------------------- SugarCrepe
-
-
 @pytest.fixture
 def sugarcrepe(tmp_path):
     """Two records per category (keys "0" and "2": one deleted upstream), stray white space,
     COCO images reused across records, one record whose image is missing."""
-    data = tmp_path / "sugar-crepe" / "data"
-    data.mkdir(parents=True)
-    coco = tmp_path / "val2017"
-    for i in range(4):
-        _jpeg(coco / f"00000000000{i}.jpg", 40 * i)
-    for n, cat in enumerate(CATEGORIES):
-        recs = {
-            "0": {"filename": f"00000000000{n % 4}.jpg", "caption": f"  A man riding a red  horse{n}.\n", "negative_caption": f"A man riding a blue horse{n}. "},
-            "2": {"filename": "000000000001.jpg", "caption": f"Two dogs on a green lawn {n}", "negative_caption": f"Two cats on a green lawn {n}"},
-        }
-        if cat == "swap_obj":
-            recs["5"] = {"filename": "000000000099.jpg", "caption": "missing image", "negative_caption": "still missing"}
-        (data / f"{cat}.json").write_text(json.dumps(recs))
-    return tmp_path / "sugar-crepe", coco
-
-
-def _coco_instances(tmp_path) -> Path:
-    """COCO instances for the fixture's four images (a man and a horse; two dogs), so that
-    reranked ITM compares captions with annotated objects, not with the positive caption."""
-    images = [{"id": i, "file_name": f"00000000000{i}.jpg"} for i in range(4)]
-    cats = [{"id": 1, "name": "man"}, {"id": 19, "name": "horse"}, {"id": 18, "name": "dog"}]
-    anns = [{"image_id": i, "category_id": c, "bbox": [1, 2, 3, 4]} for i in range(4) for c in ((18, 18) if i == 1 else (1, 19))]
-    path = tmp_path / "instances_val2017.json"
-    path.write_text(json.dumps({"images": images, "categories": cats, "annotations": anns}))
-    return path
+    return write_sugarcrepe(tmp_path)
 
 
 def test_sugarcrepe_rows_counts_whitespace_and_hashes(sugarcrepe, tmp_path):
