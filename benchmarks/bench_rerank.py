@@ -19,7 +19,18 @@ largest absolute difference, and the share of queries (groups of 10 candidates) 
 candidate ranking is identical. Also: how often ``solver="global"`` finds a lower
 minimum than conditional gradient.
 
-Last line: ``RESULT fgw_speedup_vs_pot_n3=<x> fgw_speedup_vs_pot_n6=<x>
+Regression check against an older commit (issue 23): ``--baseline REV`` checks REV out into
+a temporary git worktree and times the same solver calls (FGW at n = 3, 6 and mixed ≤ 10,
+and the assignment batch, on the same generated problems) under both commits, alternating
+``--repeat`` times in fresh processes, and prints the ratio of their best times:
+
+    python benchmarks/bench_rerank.py --baseline 95cddbf --problems 650000
+
+ending ``RESULT baseline=REV fgw_n3_ratio=<new/old> … assignment_ratio=<new/old>`` (1.0 =
+as fast as REV; above 1 = slower). The old commit is imported from the worktree through a
+``vgrc`` package folder that links its source folders, so nothing is installed.
+
+Last line (without --baseline): ``RESULT fgw_speedup_vs_pot_n3=<x> fgw_speedup_vs_pot_n6=<x>
 fgw_speedup_vs_pot_mixed10=<x> fgw_speedup_vs_pot_batch=<x> assignment_seconds_650k=<s>
 max_abs_diff=<d> rank_agreement=<r>``
 """
@@ -95,12 +106,85 @@ def time_vgrc_full(rng, n, m, mixed, total):
     return seconds
 
 
+def solver_seconds(problems: int, seed: int) -> dict[str, float]:
+    """Seconds of vgrc's FGW (n = 3, 6, mixed ≤ 10) and assignment (n = 3) calls on
+    ``problems`` generated problems each, generation excluded; whichever vgrc is imported."""
+    from vgrc.evaluators.solvers import assignment_cost
+
+    rng = np.random.default_rng(seed)
+    out = {f"fgw_{label}": time_vgrc_full(rng, n, n, mixed, problems) for label, n, mixed in (("n3", 3, False), ("n6", 6, False), ("mixed10", 10, True))}
+    M3 = np.concatenate([make(rng, min(CHUNK, problems - s), 3, 3)[0] for s in range(0, problems, CHUNK)])
+    assignment_cost(M3[:10])
+    t0 = time.perf_counter()
+    assignment_cost(M3)
+    out["assignment"] = time.perf_counter() - t0
+    return out
+
+
+def _baseline_package(rev: str, root: "Path") -> "Path":
+    """``rev`` checked out in a git worktree under ``root``, and a folder holding a ``vgrc``
+    package whose sub-packages link to it (put first on PYTHONPATH to import that commit)."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    tree = root / "tree"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(tree), rev], check=True)
+    shim = root / "shim" / "vgrc"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("")
+    for name in ("cli", "evaluators", "generators", "data_cards"):
+        if (tree / name).exists():
+            (shim / name).symlink_to(tree / name)
+    return shim.parent
+
+
+def compare_with_baseline(rev: str, problems: int, seed: int, repeat: int) -> None:
+    """Alternate fresh processes of this checkout and of ``rev``; best time each; ratios."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, __file__, "--times-only", "--problems", str(problems), "--seed", str(seed)]
+    with tempfile.TemporaryDirectory(prefix="vgrc-bench-baseline-") as tmp:
+        shim = _baseline_package(rev, Path(tmp))
+        try:
+            best: dict[str, dict[str, float]] = {"current": {}, rev: {}}
+            for r in range(repeat):
+                for who, env in (("current", {}), (rev, {"PYTHONPATH": str(shim)})):
+                    run = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+                    times = json.loads(run.stdout.strip().splitlines()[-1])
+                    print(f"run {r + 1} {who:>10s}: " + "  ".join(f"{k} {v:.3f} s" for k, v in times.items()), flush=True)
+                    for k, v in times.items():
+                        best[who][k] = min(v, best[who].get(k, float("inf")))
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(Path(tmp) / "tree")], check=False)
+    ratios = {k: best["current"][k] / best[rev][k] for k in best["current"]}
+    print(f"best of {repeat}: " + "  ".join(f"{k} {best['current'][k]:.3f} s vs {best[rev][k]:.3f} s" for k in ratios))
+    print(f"RESULT baseline={rev} " + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=650_000)
     parser.add_argument("--pot-sample", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", metavar="REV", help="time the solvers of this commit beside the current code (git worktree) and print the ratios")
+    parser.add_argument("--repeat", type=int, default=3, help="--baseline: alternating runs of each")
+    parser.add_argument("--times-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.times_only:
+        import json
+
+        print(json.dumps(solver_seconds(args.problems, args.seed)))
+        return
+    if args.baseline:
+        compare_with_baseline(args.baseline, args.problems, args.seed, args.repeat)
+        return
 
     import ot
     from scipy.optimize import linear_sum_assignment

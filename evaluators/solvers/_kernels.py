@@ -546,10 +546,15 @@ def fgw_global_batch(M, C1, C2, p, q, alpha, max_n, out_cost, exact, plans, stor
 
 
 @njit(cache=True, parallel=True)
-def assignment_batch(M, p, q, out_cost, plans, store_plan, n_blocks):
-    """Minimum-cost one-to-one matching of the active rows/columns; mean matched cost.
+def assignment_batch(M, p, q, out_cost, plans, store_plan, n_blocks, unmatched, surplus):
+    """Minimum-cost one-to-one matching of the active rows/columns; the padded-square cost
+    per query object: (matched cost + ``unmatched`` per query object left over + ``surplus``
+    per candidate object left over) / n.
 
     The working matrix is oriented with the smaller side as rows (Hungarian needs n <= m).
+    The penalty is added here, in the operation order of the numpy expression it replaced
+    (mean matched cost × pairs + penalties, / n), so values are bit-identical to it without
+    five passes over the batch (issue 23: assignment 0.055 s -> 0.114 s for 650,000).
     """
     B, N, K = M.shape
     L = max(N, K)
@@ -591,7 +596,8 @@ def assignment_batch(M, p, q, out_cost, plans, store_plan, n_blocks):
                             plans[b, ri[c], ci[r]] = 1.0
                         else:
                             plans[b, ri[r], ci[c]] = 1.0
-            out_cost[b] = total / rows
+            mean = total / rows
+            out_cost[b] = (mean * rows + unmatched * max(n - m, 0) + surplus * max(m - n, 0)) / n
 
 
 # --------------------------------------------------------------------------- validation

@@ -91,12 +91,7 @@ def _solve(M, p, q, store_plan: bool, unmatched_cost: float = UNMATCHED_COST, su
     plan = np.zeros((B, n, m)) if store_plan else np.zeros((1, 1, 1))
     for s in range(0, B, CHUNK):
         sl = slice(s, min(B, s + CHUNK))
-        K.assignment_batch(Mn[sl], pn[sl], qn[sl], cost[sl], plan[sl] if store_plan else plan, store_plan, n_blocks(sl.stop - sl.start))
-    # the kernel gives the mean over the min(n, m) matched pairs; add the padding penalty
-    n_q = (pn > 0).sum(axis=1)
-    n_c = (qn > 0).sum(axis=1)
-    matched = np.minimum(n_q, n_c)
-    cost = (cost * matched + u * np.maximum(n_q - n_c, 0) + sc * np.maximum(n_c - n_q, 0)) / n_q
+        K.assignment_batch(Mn[sl], pn[sl], qn[sl], cost[sl], plan[sl] if store_plan else plan, store_plan, n_blocks(sl.stop - sl.start), u, sc)
     return cost, (plan if store_plan else None), kind
 
 
