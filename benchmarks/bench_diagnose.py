@@ -60,7 +60,7 @@ def baselines(data: Path, cache: Path, sample: int) -> dict[str, float]:
 
     from vgrc.evaluators.diagnostics._common import prepare
     from vgrc.evaluators.diagnostics.composition import slot_scores
-    from vgrc.evaluators.first_stage import normalize
+    from vgrc.evaluators.first_stage.search import normalize
     from vgrc.evaluators.pipeline import EvalConfig
 
     prep = prepare(EvalConfig(data=str(data), model="tiny-random", cache_dir=str(cache), fit_fraction=0.0), lambda *a: None)
@@ -165,7 +165,7 @@ def main() -> None:
         tmp = Path(tmp)
         data = args.data
         if data is None:
-            from vgrc.generators.shapes import ShapesConfig, build_shapes
+            from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
             print("building the full Synthetic Shapes set …", flush=True)
             data = tmp / "shapes"

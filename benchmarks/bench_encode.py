@@ -111,7 +111,8 @@ def _best(fn, repeats: int, device: str) -> float:
 
 def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png, jpg, preprocess: str = "exact") -> dict:
     """Images/s of decoding + preprocessing alone: one process, and the worker pool."""
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     enc = ClipEncoder(resolve_model(model), device="cpu", batch_size=batch, decode_workers=workers if workers is not None else 0, preprocess=preprocess)
     enc.load()
@@ -122,7 +123,7 @@ def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png
         for n, d in sample:
             enc._decode(d, n)
         out[f"{preprocess}_one_process_{fmt}"] = len(sample) / (time.perf_counter() - t0)
-    n_workers = workers if workers is not None else __import__("vgrc.evaluators.encode_workers", fromlist=["x"]).default_workers(device)
+    n_workers = workers if workers is not None else __import__("vgrc.evaluators.encoders.workers", fromlist=["x"]).default_workers(device)
     if n_workers:
         enc.decode_workers = n_workers
         pool = enc._decode_workers()
@@ -140,7 +141,7 @@ def decode_ceiling(model: str, device: str, workers: int | None, batch: int, png
 def sharing_model(encoder, **options):
     """Another ClipEncoder with ``encoder``'s settings and ``options``, on the same loaded
     model (same weights, no second load)."""
-    from vgrc.evaluators.encoders import ClipEncoder
+    from vgrc.evaluators.encoders.clip import ClipEncoder
 
     kwargs = {"device": encoder.device, "precision": encoder.precision, "batch_size": encoder.batch_size, **options}
     other = ClipEncoder(encoder.spec, **kwargs)
@@ -177,8 +178,9 @@ def device_ceiling(model: str, device: str, threads: int | None, batch: int, png
     """Images/s of ``--preprocess device``'s decoding + resizing alone (no model): on CUDA,
     nvJPEG for the JPEGs and host threads + GPU resize for the PNGs; ``mixed`` (PNG, JPEG)
     pictures of many sizes give the ``_mixed`` figures."""
-    from vgrc.evaluators.device_pixels import DevicePixels, default_threads
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.device_pixels import DevicePixels, default_threads
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     enc = ClipEncoder(resolve_model(model), device="cpu").load()
     n = threads or default_threads()
@@ -208,8 +210,8 @@ def group_dispatch(device: str, groups: int = 256, repeats: int = 5) -> tuple[fl
     from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Resize
     from torchvision.transforms.v2 import functional as F
 
-    from vgrc.evaluators.device_pixels import DevicePixels
-    from vgrc.evaluators.pixels import vertical_first
+    from vgrc.evaluators.encoders.device_pixels import DevicePixels
+    from vgrc.evaluators.encoders.pixels import vertical_first
 
     prep = DevicePixels.from_pil_steps(Compose([Resize(4, interpolation=InterpolationMode.BICUBIC), CenterCrop(4)]), device)
     g = torch.Generator().manual_seed(0)
@@ -235,7 +237,8 @@ def group_dispatch(device: str, groups: int = 256, repeats: int = 5) -> tuple[fl
 def measure(model: str, precision: str, device: str, workers: int | None, batch: int, png, jpg, texts, repeats: int) -> dict:
     import torch
 
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     spec = resolve_model(model)
     procs = ClipEncoder(spec, device=device, precision=precision, batch_size=batch, decode_workers=workers).load()

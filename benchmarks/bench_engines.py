@@ -45,7 +45,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def _encode_block(items: list) -> np.ndarray:
     import torch
 
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     torch.set_num_threads(1)  # one core per worker: the workers share the machine's cores
     return ClipEncoder(resolve_model("tiny-random"), batch_size=64, decode_workers=0).encode_image_bytes(items)

@@ -57,7 +57,8 @@ def encode_efficiency(model: str, items, batch_size: int) -> tuple[float, float,
     """(efficiency, pipeline images/s, bare images/s)."""
     import torch
 
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     enc = ClipEncoder(resolve_model(model), batch_size=batch_size).load()
     batches = [items[s : s + batch_size] for s in range(0, len(items), batch_size)]
@@ -80,11 +81,12 @@ def pot_rerank_per_problem(data: Path, cache: Path, k: int, n_queries: int, alph
     """Seconds per (query, candidate) problem for POT, on the run's own shortlist problems."""
     import ot
 
-    from vgrc.evaluators.embedding_cache import EmbeddingCache, content_key
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
-    from vgrc.evaluators.first_stage import cosine_topk, normalize
+    from vgrc.evaluators.encoders.cache import EmbeddingCache, content_key
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
+    from vgrc.evaluators.first_stage.search import cosine_topk, normalize
     from vgrc.evaluators.pipeline import DEFAULT_TEMPLATES
-    from vgrc.evaluators.rerank import ObjectTable, RerankContext, _problems
+    from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, _problems
     from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase
 
     ev, _, _ = load_retrieval(data, fit_fraction=0)
@@ -116,8 +118,8 @@ def build_vg_like(out: Path, rows: int, seed: int = 0) -> dict:
     sets. Returns the set-size statistics."""
     from vgrc.evaluators.dataset import finish_dataset, prepare_output, write_jsonl
     from vgrc.evaluators.retrieval_data import object_phrase
-    from vgrc.generators.png import encode_rgb_png
-    from vgrc.generators.vg import caption_objects
+    from vgrc.generators._util.png import encode_rgb_png
+    from vgrc.generators.vg.build import caption_objects
 
     rng = np.random.default_rng(seed)
     nouns = [f"noun{i}" for i in range(150)]
@@ -191,7 +193,7 @@ def main() -> None:
                 return
         data = args.data
         if data is None:
-            from vgrc.generators.shapes import ShapesConfig, build_shapes
+            from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
             data = tmp / "shapes"
             build_shapes(data, ShapesConfig(), command="bench_eval.py")

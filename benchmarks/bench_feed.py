@@ -50,8 +50,8 @@ def measure(folder: Path, args, scratch: Path) -> dict:
     """One variant, in this process: listing files/s, encode_images img/s, encoder img/s."""
     from bench_encode import _sync  # benchmarks/ is on sys.path when run as a script
 
-    from vgrc.evaluators.encoding import EncodingSetup
-    from vgrc.evaluators.file_keys import FileKeys
+    from vgrc.evaluators.encoders.setup import EncodingSetup
+    from vgrc.evaluators.encoders.file_keys import FileKeys
     from vgrc.evaluators.pipeline import EvalConfig
 
     paths = sorted(folder.iterdir())

@@ -53,7 +53,7 @@ def _noise_png(job: tuple[str, int, int]) -> int:
 
 def build_gallery(out: Path, images: int, side: int) -> int:
     """Shapes with its composition images replaced by noise; the gallery's size in bytes."""
-    from vgrc.generators.shapes import ShapesConfig, build_shapes
+    from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
     build_shapes(out, ShapesConfig(size=64, limit=images, seed=0))
     rows = [json.loads(line) for line in (out / "compositions" / "metadata.jsonl").read_text().splitlines()]

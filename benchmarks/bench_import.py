@@ -47,7 +47,7 @@ def vgrc_cmd() -> list[str]:
 def tiny_png(seed: int) -> bytes:
     import numpy as np
 
-    from vgrc.generators.png import encode_rgb_png
+    from vgrc.generators._util.png import encode_rgb_png
 
     return encode_rgb_png(np.full((8, 8, 3), seed % 256, dtype=np.uint8))
 

@@ -38,8 +38,8 @@ def main() -> None:
     from PIL import Image
     from tiny_models import build_tiny_qwen
 
-    from vgrc.evaluators.vlm_judges import QwenAppGJudge
-    from vgrc.evaluators.vlm_relevance import judge_identity, judge_pairs
+    from vgrc.evaluators.judges.vlm import QwenAppGJudge
+    from vgrc.evaluators.judges.relevance import judge_identity, judge_pairs
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-judge-"))
     try:

@@ -41,9 +41,9 @@ def main() -> None:
     from diffusers import FluxPipeline
     from tiny_models import build_tiny_flux, build_tiny_qwen
 
-    import vgrc.generators.nac as nac
-    from vgrc.evaluators import judges
-    from vgrc.generators.nac import NACConfig, build_nac
+    import vgrc.generators.nac.generate as nac
+    from vgrc.evaluators.judges import verify as judges
+    from vgrc.generators.nac.generate import NACConfig, build_nac
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-nac-"))
     flux, qwen = build_tiny_flux(tmp / "flux"), build_tiny_qwen(tmp / "qwen")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -121,7 +122,7 @@ def solver_seconds(problems: int, seed: int) -> dict[str, float]:
     return out
 
 
-def _baseline_package(rev: str, root: "Path") -> "Path":
+def _baseline_package(rev: str, root: Path) -> Path:
     """``rev`` checked out in a git worktree under ``root``, and a folder holding a ``vgrc``
     package whose sub-packages link to it (put first on PYTHONPATH to import that commit)."""
     import subprocess

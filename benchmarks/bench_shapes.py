@@ -5,7 +5,7 @@ composition SVG → ``PIL.Image.open`` → ``convert("RGB")`` → ``save`` as PN
 a sample of compositions spread over the whole enumeration and extrapolated to the full
 set; its images are checked to have exactly the same pixels as vgrc's, so both sides do
 the same work (vgrc's PNG bytes differ: it uses its own faster encoder, see
-``vgrc.generators.png``).
+``vgrc.generators._util.png``).
 
 vgrc: ``build_shapes`` of the full 13,244 compositions + 42 references into a fresh folder
 with ``--workers`` processes. Peak memory is the largest summed RSS of the process tree
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="build into this folder and keep it")
     args = parser.parse_args()
 
-    from vgrc.generators.shapes import (
+    from vgrc.generators.shapes.build import (
         ShapesConfig,
         build_shapes,
         composition_row,
@@ -90,7 +90,7 @@ def main() -> None:
         count_compositions,
         iter_compositions,
     )
-    from vgrc.generators.shapes_svg import select_vocabulary
+    from vgrc.generators.shapes.svg import select_vocabulary
 
     prims = select_vocabulary()
     total = count_compositions(len(prims))

@@ -3,7 +3,7 @@
 A lab queue often starts several evaluations of the same model on the same gallery at once
 (one per reranker). Before chunk claims, each of them encoded every image; now each chunk
 is claimed by one process and the others read its shard
-(:mod:`vgrc.evaluators.chunk_claims`).
+(:mod:`vgrc.evaluators.encoders.chunk_claims`).
 
 Both variants run in the same invocation, on the same dataset and model, each pair of runs
 on a new cache:
@@ -39,7 +39,7 @@ from pathlib import Path
 CHILD = """
 import sys
 if sys.argv[1] == "baseline":
-    from vgrc.evaluators.chunk_claims import Claim, ChunkClaims
+    from vgrc.evaluators.encoders.chunk_claims import Claim, ChunkClaims
     ChunkClaims.try_claim = lambda self, keys: Claim(None, None)  # every process encodes every chunk
 sys.argv = ["vgrc", *sys.argv[2:]]
 from vgrc.cli.main import main
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vgrc-bench-shared-"))
     try:
-        from vgrc.generators.shapes import ShapesConfig, build_shapes
+        from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
         data = work / "shapes"
         build_shapes(data, ShapesConfig(limit=args.limit, seed=0))

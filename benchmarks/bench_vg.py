@@ -35,8 +35,8 @@ from bench_shapes import PeakTreeRSS  # benchmarks/ is on sys.path when run as a
 NAIVE = r"""
 import json, sys
 from collections import Counter, defaultdict
-from vgrc.generators.vg import normalize_record
-from vgrc.generators.vg_contrasts import load_contrasts
+from vgrc.generators.vg.build import normalize_record
+from vgrc.generators.vg.contrasts import load_contrasts
 from vgrc.evaluators.dataset import dumps_row
 path, out = sys.argv[1], sys.argv[2]
 pairs = load_contrasts()
@@ -93,7 +93,7 @@ def quirk(word: str, r: random.Random) -> str:
 
 def write_synthetic(path: Path, images: int, seed: int = 0) -> int:
     """Write the synthetic attributes.json; return the number of attribute mentions."""
-    from vgrc.generators.vg_contrasts import load_contrasts
+    from vgrc.generators.vg.contrasts import load_contrasts
 
     rng = np.random.default_rng(seed)
     r = random.Random(seed)

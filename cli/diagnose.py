@@ -20,9 +20,10 @@ from typing import Annotated, Optional
 import typer
 
 from vgrc.cli.console import phase_progress, stdout, user_errors
+from vgrc.cli.component_options import choices_help
 from vgrc.cli.eval import use_default_dataset
 from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, PreprocessMode, Pretrained, Quiet, Seed, Split
-from vgrc.evaluators.model_refs import MODEL_ALIASES
+from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
 
 diagnose_app = typer.Typer(name="diagnose", help="The paper's analyses: tables, plots and Markdown in an output folder.", no_args_is_help=True)
 
@@ -30,7 +31,7 @@ Data = Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset fold
 Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: results/diagnose-ANALYSIS-DATASET-MODEL].", show_default=False)]
 Model = Annotated[str, typer.Option("--model", "-m", help=f"open_clip model: {', '.join(MODEL_ALIASES)}, ARCH:TAG, hf-hub:ORG/NAME.")]
 K = Annotated[int, typer.Option("--k", help="Shortlist size reranked by the second stage.")]
-Solver = Annotated[str, typer.Option("--solver", help="FGW solver: cg (exact steps, default), global, pot or sinkhorn.")]
+Solver = Annotated[str, typer.Option("--solver", help=choices_help("solver", "FGW solver"))]
 Unmatched = Annotated[Optional[float], typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks [default: the dataset's recommendation, else 1.0].", show_default=False)]
 Surplus = Annotated[Optional[float], typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches [default: the dataset's recommendation, else 0.0].", show_default=False)]
 

@@ -11,17 +11,9 @@ import typer
 
 from vgrc.cli.console import stdout, user_errors
 from vgrc.evaluators.errors import warn
-from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, PreprocessMode, Pretrained, Quiet, Seed, Split
-from vgrc.evaluators.index import INDEXES
-from vgrc.evaluators.model_refs import MODEL_ALIASES
-from vgrc.evaluators.registry import DEFAULT_TEMPLATES, FGW_SOLVERS, RERANKERS, STAGE1, TASKS
-
-STAGE1_HELP = "First stage: " + "; ".join(f"{name}: {what}" for name, what in STAGE1.items()) + "."
-RERANK_HELP = (
-    f"Second stage over per-object embeddings: {', '.join(RERANKERS)}. hungarian / fgw match query objects with "
-    "candidate objects; min / softmin (App. A) and steer-min / steer-softmin (App. J, steered objects) score query objects against the image."
-)
-MODEL_HELP = f"open_clip model: {', '.join(MODEL_ALIASES)}, an open_clip ARCH:TAG, hf-hub:ORG/NAME, or ARCH with --pretrained PATH."
+from vgrc.cli.component_options import command_signature
+from vgrc.cli.options import Debug, Overwrite, Quiet
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES
 
 
 def use_default_dataset(config, quiet: bool) -> None:
@@ -30,8 +22,8 @@ def use_default_dataset(config, quiet: bool) -> None:
     if config.data is not None:
         return
     from vgrc.cli.console import progress_bar
-    from vgrc.evaluators.encoders import check_weights
-    from vgrc.generators.shapes import default_shapes_dataset
+    from vgrc.evaluators.encoders.models import check_weights
+    from vgrc.generators.shapes.build import default_shapes_dataset
 
     with progress_bar("default dataset: Synthetic Shapes", quiet) as on_progress:
         config.data = str(default_shapes_dataset(
@@ -103,55 +95,14 @@ def _launch_shards(shards: int, config) -> int:
                     os.environ[k] = v
 
 
-def eval_command(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder built by a vgrc builder [default: Synthetic Shapes, built once under the cache folder].", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder [default: results/DATASET-MODEL-STAGE1-RERANK].", show_default=False)] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "clip",
-    pretrained: Pretrained = None,
-    stage1: Annotated[str, typer.Option("--stage1", help=STAGE1_HELP)] = "cosine",
-    rerank: Annotated[str, typer.Option("--rerank", help=RERANK_HELP)] = "none",
-    k: Annotated[int, typer.Option("--k", help="Shortlist size reranked by the second stage.")] = 50,
-    fgw_alpha: Annotated[float, typer.Option("--fgw-alpha", help="FGW trade-off α in [0, 1]: 0 = object features only, 1 = structure only (Eq. 4).")] = 0.5,
-    solver: Annotated[str, typer.Option("--solver", help="FGW solver: " + "; ".join(f"{n}: {w}" for n, w in FGW_SOLVERS.items()) + ".")] = "cg",
-    epsilon: Annotated[float, typer.Option("--epsilon", help="Entropic regularisation of --solver sinkhorn.")] = 0.01,
-    tau: Annotated[float, typer.Option("--tau", help="Temperature of the softmin rerankers.")] = 0.05,
-    unmatched_cost: Annotated[Optional[float], typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks (1 = an orthogonal pair) [default: the dataset's recommendation, else 1.0].", show_default=False)] = None,
-    surplus_cost: Annotated[Optional[float], typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches [default: the dataset's recommendation (1.0 for whole-scene captions: shapes, CLEVR-HOPE), else 0.0].", show_default=False)] = None,
-    split: Split = None,
-    fit_split: Annotated[Optional[str], typer.Option("--fit-split", help="Split used to fit ridge/steering [default: a seeded hold-out].", show_default=False)] = None,
-    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="--stage1 ridge / ridge+steer: share of the split held out to fit on (left out of their queries and gallery; other first stages evaluate the whole split).")] = 0.2,
-    ridge_lambda: Annotated[float, typer.Option("--ridge-lambda", help="L2 penalty λ of the ridge mapper.")] = 1.0,
-    steer: Annotated[Optional[list[str]], typer.Option("--steer", help="SOURCE:TARGET steering pair, e.g. pentagon:hexagon (repeatable) [default: derived from cosine confusions on the fit rows, colour held fixed (App. E)].", show_default=False)] = None,
-    steer_alpha: Annotated[float, typer.Option("--steer-alpha", help="Steering strength α of ridge+steer, objects-steer-avg, steer-min/-softmin and --task steering.")] = 0.5,
-    steer_top: Annotated[int, typer.Option("--steer-top", help="Confusion pairs derived when no --steer is given.")] = 3,
-    template: Annotated[Optional[list[str]], typer.Option("--template", help=f"Prompt template for object phrases, with {{}} (repeatable) [default: {' | '.join(DEFAULT_TEMPLATES)}].", show_default=False)] = None,
-    limit: Limit = None,
-    seed: Seed = 0,
-    device: Device = "cpu",
-    batch_size: BatchSize = 64,
-    decode_workers: DecodeWorkers = None,
-    preprocess: PreprocessMode = "exact",
-    index: Annotated[str, typer.Option("--index", help="Stage-1 search: " + "; ".join(f"{n}: {w}" for n, w in INDEXES.items()) + ".")] = "exact",
-    nprobe: Annotated[int, typer.Option("--nprobe", help="--index ivf: inverted lists searched per query.")] = 32,
-    ef_search: Annotated[int, typer.Option("--ef-search", help="--index hnsw: candidates kept per query while searching.")] = 128,
-    precision: Precision = "fp32",
-    cache_dir: CacheDir = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip missing or damaged images (recorded in run.json) instead of stopping.")] = False,
-    task: Annotated[str, typer.Option("--task", help=f"{', '.join(TASKS)}: captions as queries; the dataset's steering.jsonl with --steer-alpha; or SugarCrepe's positive-vs-negative caption accuracy (with --rerank none, hungarian or fgw).")] = "retrieval",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the vgrc run already in --out (never anything else).")] = False,
-    relevance: Annotated[str, typer.Option("--relevance", help="Graded relevance of nDCG@K and CAS@K: symbolic (from the annotations, App. H) or vlm (App. G's judges on the pairs of every reported top 10, cached in --cache-dir).")] = "symbolic",
-    judge_model: Annotated[str, typer.Option("--judge-model", help="Qwen2.5-VL-Instruct judge of --relevance vlm: hub id or local folder (the paper's NAC verifier is the 32B).")] = "Qwen/Qwen2.5-VL-7B-Instruct",
-    judge_batch_size: Annotated[int, typer.Option("--judge-batch-size", help="(image, prompt) pairs per judge forward pass.")] = 8,
-    judge_mode: Annotated[str, typer.Option("--judge-mode", help="logits (read the answer field's next-token distribution) or json (the paper's generated JSON).")] = "logits",
-    shards: Annotated[int, typer.Option("--shards", help="Processes on this machine (one per GPU with --device cuda) that share the encoding, the judging and the reranking, launched with torch.distributed (torchrun); same results as 1. Across machines, start vgrc eval under torchrun yourself (README).")] = 1,
-    quiet: Quiet = False,
-    debug: Debug = False,
-) -> None:
+def eval_command(**options) -> None:
     """Evaluate text-to-image retrieval: first stage, reranking, metrics on disk.
 
     Writes metrics.json / .csv / .md, per_query.parquet, run.json and recall_curve.png to
     the run folder. Embeddings are cached, so re-runs with other stages or rerankers
-    encode nothing. Every option is checked before any model loads.
+    encode nothing. Every option is checked before any model loads. The options of each
+    stage 1, reranker, index, relevance source and task are declared on that component
+    (plug-ins included: README, "Extending vgrc").
 
     Examples:
 
@@ -166,16 +117,13 @@ def eval_command(
     from vgrc.cli.console import phase_progress
     from vgrc.evaluators.pipeline import EvalConfig, run_eval  # numpy and friends, after --help
 
+    quiet, debug, shards = options.pop("quiet"), options.pop("debug"), options.pop("shards")
     with user_errors(debug):
-        config = EvalConfig(
-            data=None if data is None else str(data), out=None if out is None else str(out), model=model, pretrained=pretrained,
-            stage1=stage1, rerank=rerank, k=k, fgw_alpha=fgw_alpha, solver=solver, epsilon=epsilon, tau=tau,
-            unmatched_cost=unmatched_cost, surplus_cost=surplus_cost, split=split, fit_split=fit_split, fit_fraction=fit_fraction,
-            ridge_lambda=ridge_lambda, steer=list(steer or []), steer_alpha=steer_alpha, steer_top=steer_top,
-            templates=list(template or DEFAULT_TEMPLATES), limit=limit, seed=seed, device=device, batch_size=batch_size, decode_workers=decode_workers, preprocess=preprocess, index=index, nprobe=nprobe, ef_search=ef_search,
-            precision=precision, cache_dir=None if cache_dir is None else str(cache_dir), skip_bad=skip_bad, task=task, overwrite=overwrite,
-            relevance=relevance, judge_model=judge_model, judge_batch_size=judge_batch_size, judge_mode=judge_mode,
-        )
+        for name in ("data", "out", "cache_dir"):
+            options[name] = None if options[name] is None else str(options[name])
+        options["templates"] = list(options.pop("template") or DEFAULT_TEMPLATES)
+        options["steer"] = list(options.get("steer") or [])
+        config = EvalConfig(**options)
         config.check_options()  # before building or loading anything
         for line in config.inert_options():
             warn(line)
@@ -195,9 +143,12 @@ def eval_command(
         if int(os.environ.get("RANK", 0)) > 0:
             return
     if not quiet:
-        shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{k}", "t2i_CAS@10", "stage1_t2i_CAS@10",
+        shown = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", f"t2i_shortlist_recall@{config.k}", "t2i_CAS@10", "stage1_t2i_CAS@10",
                  "itm_acc_add", "itm_acc_replace", "itm_acc_swap", "itm_acc_macro", "stage1_itm_acc_macro")
         stdout.print(f"{config.out}: " + "  ".join(f"{n}={metrics[n]:.4f}" for n in shown if n in metrics))
+
+
+eval_command.__signature__ = command_signature()
 
 
 def report_command(

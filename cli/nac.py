@@ -46,7 +46,7 @@ def build_nac_command(
     Resumable; split the work with --num-shards/--shard-index or `accelerate launch`,
     then run once more with --merge. --dry-run writes prompts.jsonl only.
     """
-    from vgrc.generators.nac import NACConfig, build_nac
+    from vgrc.generators.nac.generate import NACConfig, build_nac
 
     if not verbose:
         quiet_libraries()
@@ -99,7 +99,7 @@ def propose_nac_command(
     """
     from vgrc.evaluators.dataset import atomic_write_text
     from vgrc.evaluators.ownership import check_output_file
-    from vgrc.generators.mit_states import HEADER, contrasts_yaml, propose_contrasts
+    from vgrc.generators.importers.mit_states import HEADER, contrasts_yaml, propose_contrasts
 
     with user_errors(debug):
         check_output_file(out, overwrite, lambda first: first == HEADER, "vgrc propose-nac")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vgrc.evaluators.pixels import PREPROCESS_MODES
+from vgrc.evaluators.encoders.pixels import PREPROCESS_MODES
 
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.", show_default=False)]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice; same command + seed → same bytes.")]

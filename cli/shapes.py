@@ -8,7 +8,7 @@ import typer
 
 from vgrc.cli.console import command_line, progress_bar, stdout, user_errors
 from vgrc.cli.options import Debug, Limit, OutDir, Overwrite, Quiet, Seed, Workers
-from vgrc.generators.shapes_svg import list_colors, list_shapes
+from vgrc.generators.shapes.svg import list_colors, list_shapes
 
 _SUBSET = "Repeat the option or give a comma-separated list."
 
@@ -40,7 +40,7 @@ def gen_shapes(
     Interrupt it at any time: running the same command again resumes and gives the same
     bytes as an uninterrupted run.
     """
-    from vgrc.generators.shapes import ShapesConfig, build_shapes
+    from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
     with user_errors(debug):
         config = ShapesConfig(size=size, shapes=tuple(shapes or ()), colors=tuple(colors or ()), limit=limit, seed=seed)

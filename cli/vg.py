@@ -30,7 +30,7 @@ def build_vg_command(
     that qualify for each of the contrastive pairs, and writes images/metadata.jsonl,
     steering.jsonl, stats.csv / stats.md, the dataset card and the manifest.
     """
-    from vgrc.generators.vg import VGConfig, build_vg
+    from vgrc.generators.vg.build import VGConfig, build_vg
 
     with user_errors(debug):
         config = VGConfig(

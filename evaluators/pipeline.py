@@ -1,8 +1,9 @@
 """``vgrc eval``: its options (:class:`EvalConfig`, every check before any heavy import)
-and :func:`run_eval`, which dispatches to the task (``vgrc.evaluators.tasks``: retrieval,
-steering, itm). The retrieval task loads the dataset, encodes it with caching, runs the
-first stage and the reranker, computes the metrics at both stages, and writes the output
-folder:
+and :func:`run_eval`, which runs the chosen task component (retrieval, steering, itm).
+
+The retrieval task loads the dataset, encodes it with caching, runs the first stage and
+the reranker, computes the metrics at both stages, and writes the output folder through
+:mod:`vgrc.evaluators.runs`:
 
 ``metrics.json``
     flat name -> value (final ranking: ``t2i_R@1``…; first stage: ``stage1_t2i_R@1``…), plus
@@ -14,8 +15,9 @@ folder:
     relevant image in the full ranking; -1 when no relevant image is in the gallery),
     ``top1_stage1``, ``top1_final``, ``steered``.
 ``run.json``
-    full config, package versions, git commit, seed, timings, encode statistics,
-    skipped items, data partition, ridge/steering diagnostics.
+    full config (grouped: data, encode, output, and each chosen component with its own
+    options and package), package versions, git commit, seed, timings, encode
+    statistics, skipped items, data partition, ridge/steering diagnostics.
 ``recall_curve.png``
     R@K for K = 1…k, before and after reranking.
 
@@ -25,92 +27,153 @@ query whose relevant image is not shortlisted keeps its stage-1 rank.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
+from vgrc.evaluators import registry
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.evaluators.first_stage import parse_steer_pairs
 from vgrc.evaluators.ownership import check_run_folder, check_writable_folder
-from vgrc.evaluators.rerank import RERANKERS
-from vgrc.evaluators.registry import DEFAULT_TEMPLATES, FIT_STAGES, RELEVANCE, STAGE1, TASKS, check_choice
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES, SELECTED, check_choice, declared_options, default_of, option_fields
 from vgrc.evaluators.runs import Timer
 
-__all__ = ["EvalConfig", "STAGE1", "TASKS", "DEFAULT_TEMPLATES", "list_stage1", "run_eval", "default_run_folder"]
-
-def list_stage1() -> list[str]:
-    return list(STAGE1)
-
-
-#: (option, field, applies to this configuration?, where it does something)
-INERT_OPTIONS = (
-    ("--fit-fraction", "fit_fraction", lambda c: c.stage1 in FIT_STAGES, "only --stage1 ridge / ridge+steer hold rows out to fit on"),
-    ("--fgw-alpha", "fgw_alpha", lambda c: c.rerank == "fgw", "only --rerank fgw uses it"),
-    ("--solver", "solver", lambda c: c.rerank == "fgw", "only --rerank fgw uses it (Hungarian solves its assignment exactly)"),
-    ("--epsilon", "epsilon", lambda c: c.rerank == "fgw" and c.solver == "sinkhorn", "only --rerank fgw --solver sinkhorn uses it"),
-    ("--tau", "tau", lambda c: c.rerank in ("softmin", "steer-softmin"), "only --rerank softmin / steer-softmin use it"),
-    ("--unmatched-cost", "unmatched_cost", lambda c: c.rerank == "hungarian", "only --rerank hungarian uses it"),
-    ("--surplus-cost", "surplus_cost", lambda c: c.rerank == "hungarian", "only --rerank hungarian uses it"),
-    ("--nprobe", "nprobe", lambda c: c.index == "ivf", "only --index ivf uses it"),
-    ("--ef-search", "ef_search", lambda c: c.index == "hnsw", "only --index hnsw uses it"),
-    ("--judge-model", "judge_model", lambda c: c.relevance == "vlm", "only --relevance vlm uses it"),
-    ("--judge-mode", "judge_mode", lambda c: c.relevance == "vlm", "only --relevance vlm uses it"),
-    ("--judge-batch-size", "judge_batch_size", lambda c: c.relevance == "vlm", "only --relevance vlm uses it"),
-)
+__all__ = ["EvalConfig", "DataOptions", "EncodeOptions", "Choices", "OutputOptions", "run_eval", "default_run_folder"]
 
 
 @dataclass
-class EvalConfig:
-    """All options of ``vgrc eval`` (see ``vgrc eval --help`` for their meaning).
-
-    Names carry one meaning each: ``fgw_alpha`` is FGW's feature/structure trade-off,
-    ``ridge_lambda`` the ridge mapper's L2 penalty, ``steer_alpha`` the steering strength.
-    """
+class DataOptions:
+    """Which rows: the dataset folder, its split, the fit rows, a seeded subset."""
 
     data: str | None = None
-    out: str | None = None
-    model: str = "clip"
-    pretrained: str | None = None
-    stage1: str = "cosine"
-    rerank: str = "none"
-    k: int = 50
-    fgw_alpha: float = 0.5
-    solver: str = "cg"
-    epsilon: float = 0.01
-    tau: float = 0.05
-    #: Hungarian's costs; None: the dataset's recommendation (manifest ``recommended``), else 1.0 / 0.0
-    unmatched_cost: float | None = None
-    surplus_cost: float | None = None
     split: str | None = None
     fit_split: str | None = None
-    fit_fraction: float = 0.2
-    ridge_lambda: float = 1.0
-    steer: list[str] = field(default_factory=list)
-    steer_alpha: float = 0.5
-    steer_top: int = 3
-    templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
     limit: int | None = None
     seed: int = 0
+    skip_bad: bool = False
+    templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
+
+
+@dataclass
+class EncodeOptions:
+    """How images and texts become embeddings (and where they are cached)."""
+
+    model: str = "clip"
+    pretrained: str | None = None
     device: str = "cpu"
     batch_size: int = 64
     decode_workers: int | None = None
     preprocess: str = "exact"
-    index: str = "exact"
-    nprobe: int = 32
-    ef_search: int = 128
     precision: str = "fp32"
     cache_dir: str | None = None
-    skip_bad: bool = False
+
+
+@dataclass
+class Choices:
+    """Which component of each kind runs, and the shortlist size between the stages."""
+
     task: str = "retrieval"
-    overwrite: bool = False
+    stage1: str = "cosine"
+    rerank: str = "none"
+    k: int = 50
+    index: str = "exact"
     relevance: str = "symbolic"
-    judge_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    judge_batch_size: int = 8
-    judge_mode: str = "logits"
-    #: where each of Hungarian's costs came from (set by :meth:`resolve_costs`; not an option)
-    costs_from: dict | None = None
+
+
+@dataclass
+class OutputOptions:
+    out: str | None = None
+    overwrite: bool = False
+
+
+GROUPS = {"data": DataOptions, "encode": EncodeOptions, "choices": Choices, "output": OutputOptions}
+
+
+class EvalConfig:
+    """All options of ``vgrc eval``, grouped: :class:`DataOptions`, :class:`EncodeOptions`,
+    :class:`Choices` (which component of each kind), :class:`OutputOptions`, and the
+    chosen components' own options, each declared once on its component (``fgw_alpha`` on
+    FGW, ``tau`` on the softmin rerankers …; :meth:`options_of` gives a component its own
+    ``Options``).
+
+    Built from flat keywords (``EvalConfig(data=…, rerank="fgw", fgw_alpha=0.3)``), each
+    routed to its group; reading ``config.fgw_alpha`` reads it there. Names carry one
+    meaning each: ``fgw_alpha`` is FGW's feature/structure trade-off, ``ridge_lambda``
+    the ridge mapper's L2 penalty, ``steer_alpha`` the steering strength.
+    """
+
+    def __init__(self, **values):
+        groups = {name: cls() for name, cls in GROUPS.items()}
+        object.__setattr__(self, "_groups", groups)
+        object.__setattr__(self, "_options", {name: default_of(f) for name, (f, _) in declared_options().items()})
+        #: where each of Hungarian's costs came from (set by :meth:`resolve_costs`; not an option)
+        object.__setattr__(self, "costs_from", values.pop("costs_from", None))
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def _home(self, name: str):
+        for group in self._groups.values():
+            if name in group.__dataclass_fields__:
+                return group
+        return None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        group = self._home(name)
+        if group is not None:
+            return getattr(group, name)
+        if name in self._options:
+            return self._options[name]
+        raise AttributeError(f"EvalConfig has no option {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        group = self._home(name)
+        if group is not None:
+            setattr(group, name, value)
+        elif name in self._options:
+            self._options[name] = value
+        elif name == "costs_from":
+            object.__setattr__(self, name, value)
+        else:
+            raise TypeError(f"EvalConfig got an unknown option {name!r}")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, EvalConfig) and self.flat() == other.flat()
+
+    def flat(self) -> dict:
+        """Every option by name (groups and component options together)."""
+        out = {k: v for group in self._groups.values() for k, v in asdict(group).items()}
+        return {**out, **self._options, "costs_from": self.costs_from}
+
+    def replace(self, **changes) -> "EvalConfig":
+        """A copy with ``changes`` (``dataclasses.replace`` for this class)."""
+        return EvalConfig(**{**self.flat(), **changes})
+
+    @property
+    def group(self) -> dict:
+        return dict(self._groups)
+
+    def component(self, kind: str):
+        """The chosen component of ``kind`` (``reranker`` → ``--rerank``'s)."""
+        return registry.get(kind, getattr(self, SELECTED[kind]))
+
+    def options_of(self, kind: str):
+        """The chosen component's own ``Options``, filled from this config."""
+        component = self.component(kind)
+        return component.Options(**{f.name: self._options[f.name] for f in option_fields(component.Options)})
+
+    def record(self) -> dict:
+        """``run.json``'s config: the groups, and each chosen component with its options and
+        package (a plug-in names its distribution and version)."""
+        out = {name: asdict(group) for name, group in self._groups.items()}
+        for kind in SELECTED:
+            out[kind] = self.component(kind).record(self.options_of(kind))
+        out["costs_from"] = self.costs_from
+        return out
+
+    # ------------------------------------------------------------------------- checks
 
     def check(self, *, run_folder: bool = True, run_kind: str | None = None) -> None:
         """Validate every option before any work or heavy import (``check_inputs`` style).
@@ -132,22 +195,80 @@ class EvalConfig:
                 "positive caption always matches at cost 0 and accuracy is 1 - ties (circular); import SugarCrepe with "
                 "--coco-annotations instances_val2017.json, or use --rerank none"
             )
-        if self.split is not None and self.split not in manifest["splits"]:
-            raise InvalidInputError(f"--split {self.split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
-        if self.fit_split is not None and self.fit_split not in manifest["splits"]:
-            raise InvalidInputError(f"--fit-split {self.fit_split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
+        for option, split in (("--split", self.split), ("--fit-split", self.fit_split)):
+            if split is not None and split not in manifest["splits"]:
+                raise InvalidInputError(f"{option} {split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
         if self.out is None:
             self.out = str(default_run_folder(self, manifest))
         if run_folder:
             check_run_folder(self.out, self.overwrite, run_kind or f"eval-{self.task}")
 
+    def check_options(self) -> None:
+        """Every check that needs neither the dataset nor the output folder."""
+        from vgrc.evaluators.encoders.model_refs import check_clip_model
+        from vgrc.evaluators.encoders.models import PRECISIONS
+        from vgrc.evaluators.encoders.pixels import PREPROCESS_MODES
+
+        for kind, attr in SELECTED.items():
+            check_choice(registry.KINDS[kind], getattr(self, attr), registry.names(kind))
+        check_choice("--precision", self.precision, PRECISIONS)
+        task, stage1 = self.component("task"), self.component("stage1")
+        task.check_stages(stage1, self.component("reranker"))
+        check_clip_model("--model", self.model, self.pretrained)
+        dev = self.device
+        if not (dev in ("cpu", "mps", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise InvalidInputError(f"--device {dev!r}: expected cpu, cuda, cuda:N or mps")
+        for option, value in (("--k", self.k), ("--batch-size", self.batch_size), ("--limit", 1 if self.limit is None else self.limit)):
+            if value < 1:
+                raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
+        self._check_option_values()
+        if self.component("relevance").judged and not task.judged_relevance:
+            raise InvalidInputError(f"--relevance {self.relevance} grades retrieval and steering lists; --task {self.task} has its own relevance")
+        if self.component("index").faiss and not task.searches:
+            raise InvalidInputError(f"--index {self.index} searches the retrieval task's gallery; --task {self.task} has its own search")
+        if self.decode_workers is not None and self.decode_workers < 0:
+            raise InvalidInputError(f"--decode-workers must be ≥ 0, got {self.decode_workers}")
+        check_choice("--preprocess", self.preprocess, PREPROCESS_MODES)
+        for kind in SELECTED:
+            self.component(kind).check(self.options_of(kind), None)
+        if not self.templates or any("{}" not in t for t in self.templates):
+            bad = next((t for t in self.templates if "{}" not in t), "")
+            raise InvalidInputError(f"--template {bad!r} has no '{{}}' where the object phrase goes, e.g. 'a photo of a {{}}.'")
+        if stage1.needs_fit and self.fit_fraction <= 0 and not self.fit_split:
+            raise InvalidInputError(f"--stage1 {self.stage1} needs fit rows: give --fit-split or a --fit-fraction > 0")
+        if self.steer and "steer" not in {f.name for f in option_fields(stage1.Options)}:
+            raise InvalidInputError(f"--steer applies to {_users_text(declared_options()['steer'][1])} only")
+        from vgrc.evaluators.encoders.cache import default_cache_dir
+
+        # before a model loads or a picture is encoded: a cache that cannot take shards fails now, not after the work
+        check_writable_folder("--cache-dir", self.cache_dir if self.cache_dir is not None else default_cache_dir())
+
+    def _check_option_values(self) -> None:
+        """Ranges and choices of every component option, chosen component or not (a bad
+        value is refused even where it would do nothing)."""
+        for name, (f, _) in declared_options().items():
+            meta, value = f.metadata, self._options[name]
+            if meta["choices"] is not None:
+                check_choice(meta["flag"], value, registry.names(meta["choices"]) if isinstance(meta["choices"], str) else meta["choices"])
+            if value is None or meta["minimum"] is None or isinstance(value, (bool, str, list)):
+                continue
+            lo, hi = meta["minimum"], meta["maximum"]
+            finite = not isinstance(value, float) or math.isfinite(value)
+            if hi is not None:
+                if not (finite and lo <= value and (value < hi if meta["open_max"] else value <= hi)):
+                    raise InvalidInputError(f"{meta['flag']} must be in [{lo:g}, {hi:g}{')' if meta['open_max'] else ']'}, got {value}")
+            elif meta["open_min"] and not (finite and value > lo):
+                raise InvalidInputError(f"{meta['flag']} must be > {lo:g}, got {value}")
+            elif not (finite and value >= lo):
+                raise InvalidInputError(f"{meta['flag']} must be ≥ {lo:g}, got {value}")
+
     @property
     def held_out_fraction(self) -> float:
         """The share of the split held out of the evaluation to fit on: ``--fit-fraction``
-        for the ridge first stages, which fit on it; 0 for every other first stage, which
-        evaluates the whole split (the paper's 1,000 CLEVR-HOPE and Urban1K images, not 800).
-        docs/FIDELITY.md row 13."""
-        return self.fit_fraction if self.stage1 in FIT_STAGES else 0.0
+        for the first stages that fit (``needs_fit``: ridge, ridge+steer); 0 for every
+        other first stage, which evaluates the whole split (the paper's 1,000 CLEVR-HOPE
+        and Urban1K images, not 800). docs/FIDELITY.md row 13."""
+        return self.fit_fraction if self.component("stage1").needs_fit else 0.0
 
     def resolve_costs(self, manifest: dict) -> None:
         """Hungarian's costs left unset take the dataset's recommendation (its manifest's
@@ -164,92 +285,23 @@ class EvalConfig:
         self.costs_from = sources
 
     def inert_options(self) -> list[str]:
-        """One line per option set to a non-default value that does nothing here."""
-        from dataclasses import fields
-
-        defaults = {f.name: f.default for f in fields(self)}
+        """One line per component option set to a non-default value that does nothing
+        here: no chosen component declares it, or the one that does ignores it with its
+        other options (FGW's ``--epsilon`` without ``--solver sinkhorn``)."""
+        used = set()
+        for kind in SELECTED:
+            component, options = self.component(kind), self.options_of(kind)
+            used |= {f.name for f in option_fields(component.Options)} - set(component.unused_options(options))
         lines = []
-        for option, name, applies, where in INERT_OPTIONS:
-            if getattr(self, name) not in (defaults[name], None) and not applies(self):
-                lines.append(f"{option} {getattr(self, name)} does nothing here: {where}")
+        for name, (f, users) in declared_options().items():
+            value = self._options[name]
+            if value in (default_of(f), None) or name in used:
+                continue
+            hint = f.metadata["unused_hint"]
+            where = hint if hint.startswith("only ") else f"only {_users_text(users)} " + (
+                hint if hint and not hint.startswith("(") else ("uses it" if len(users) == 1 else "use it") + (f" {hint}" if hint else ""))
+            lines.append(f"{f.metadata['flag']} {value} does nothing here: {where}")
         return lines
-
-    def check_options(self) -> None:
-        """Every check that needs neither the dataset nor the output folder."""
-        import math
-
-        from vgrc.evaluators.encoders import PRECISIONS
-        from vgrc.evaluators.model_refs import check_clip_model
-        from vgrc.evaluators.solvers import list_fgw_solvers
-
-        check_choice("--task", self.task, TASKS)
-        check_choice("--stage1", self.stage1, STAGE1)
-        check_choice("--rerank", self.rerank, RERANKERS)
-        check_choice("--solver", self.solver, list_fgw_solvers())
-        check_choice("--precision", self.precision, PRECISIONS)
-        if self.task == "steering" and (self.stage1 != "cosine" or self.rerank != "none"):
-            raise InvalidInputError("--task steering scores steered queries by cosine: use it without --stage1 / --rerank")
-        if self.task == "itm" and (self.stage1 != "cosine" or self.rerank not in ("none", "hungarian", "fgw")):
-            raise InvalidInputError(f"--task itm compares two captions per image by cosine, or by --rerank hungarian / fgw; not --stage1 {self.stage1} --rerank {self.rerank}")
-        check_clip_model("--model", self.model, self.pretrained)
-        dev = self.device
-        if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            raise InvalidInputError(f"--device {dev!r}: expected cpu, cuda, cuda:N or mps")
-        for option, value in (("--k", self.k), ("--batch-size", self.batch_size)):
-            if value < 1:
-                raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
-        if self.limit is not None and self.limit < 1:
-            raise InvalidInputError(f"--limit must be ≥ 1, got {self.limit}")
-        for option, value, lo, hi in (("--fgw-alpha", self.fgw_alpha, 0.0, 1.0), ("--fit-fraction", self.fit_fraction, 0.0, 0.999999)):
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise InvalidInputError(f"{option} must be in [{lo:g}, {1 if hi < 1 else hi:g}{')' if hi < 1 else ']'}, got {value}")
-        for option, value in (("--tau", self.tau), ("--epsilon", self.epsilon)):
-            if not (math.isfinite(value) and value > 0):
-                raise InvalidInputError(f"{option} must be > 0, got {value}")
-        for option, value in (("--unmatched-cost", self.unmatched_cost or 0.0), ("--surplus-cost", self.surplus_cost or 0.0), ("--ridge-lambda", self.ridge_lambda), ("--steer-alpha", self.steer_alpha)):
-            if not (math.isfinite(value) and value >= 0):
-                raise InvalidInputError(f"{option} must be ≥ 0, got {value}")
-        if self.steer_top < 0:
-            raise InvalidInputError(f"--steer-top must be ≥ 0, got {self.steer_top}")
-        check_choice("--relevance", self.relevance, RELEVANCE)
-        check_choice("--judge-mode", self.judge_mode, ("logits", "json"))
-        from vgrc.evaluators.index import INDEXES
-
-        check_choice("--index", self.index, INDEXES)
-        if self.index != "exact":
-            from vgrc.evaluators.index.faiss_index import require_faiss
-
-            if self.task != "retrieval" or self.stage1 not in ("cosine", "ridge", "ridge+steer", "objects-avg", "objects-steer-avg"):
-                raise InvalidInputError(f"--index {self.index} searches the retrieval task's gallery; --task {self.task} has its own search")
-            require_faiss()
-        for option, value in (("--nprobe", self.nprobe), ("--ef-search", self.ef_search)):
-            if value < 1:
-                raise InvalidInputError(f"{option} must be ≥ 1, got {value}")
-        if self.decode_workers is not None and self.decode_workers < 0:
-            raise InvalidInputError(f"--decode-workers must be ≥ 0, got {self.decode_workers}")
-        from vgrc.evaluators.pixels import PREPROCESS_MODES
-
-        check_choice("--preprocess", self.preprocess, PREPROCESS_MODES)
-        if self.judge_batch_size < 1:
-            raise InvalidInputError(f"--judge-batch-size must be ≥ 1, got {self.judge_batch_size}")
-        if self.relevance == "vlm":
-            from vgrc.evaluators.model_refs import check_model_reference
-
-            if self.task not in ("retrieval", "steering"):
-                raise InvalidInputError(f"--relevance vlm grades retrieval and steering lists; --task {self.task} has its own relevance")
-            check_model_reference("--judge-model", self.judge_model, kind="transformers")
-        if not self.templates or any("{}" not in t for t in self.templates):
-            bad = next((t for t in self.templates if "{}" not in t), "")
-            raise InvalidInputError(f"--template {bad!r} has no '{{}}' where the object phrase goes, e.g. 'a photo of a {{}}.'")
-        if self.stage1 in ("ridge", "ridge+steer") and self.fit_fraction <= 0 and not self.fit_split:
-            raise InvalidInputError(f"--stage1 {self.stage1} needs fit rows: give --fit-split or a --fit-fraction > 0")
-        if self.steer and self.stage1 != "ridge+steer":
-            raise InvalidInputError("--steer applies to --stage1 ridge+steer only")
-        parse_steer_pairs(self.steer)
-        from vgrc.evaluators.embedding_cache import default_cache_dir
-
-        # before a model loads or a picture is encoded: a cache that cannot take shards fails now, not after the work
-        check_writable_folder("--cache-dir", self.cache_dir if self.cache_dir is not None else default_cache_dir())
 
     def run_name(self, dataset: str) -> str:
         """``shapes-clip-cosine-fgw``: names the default output folder."""
@@ -259,6 +311,14 @@ class EvalConfig:
         if self.task == "itm":
             return f"{dataset}-{model}-itm-{self.rerank}"
         return f"{dataset}-{model}-{self.stage1.replace('+', '-')}-{self.rerank}"
+
+
+def _users_text(users: list[tuple[str, str]]) -> str:
+    """``--stage1 ridge / ridge+steer, --rerank steer-min``: the components that use an option."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, name in users:
+        by_kind.setdefault(registry.KINDS[kind] or kind, []).append(name)
+    return ", ".join(f"{flag} {' / '.join(names)}" for flag, names in by_kind.items())
 
 
 def default_run_folder(config: EvalConfig, manifest: dict) -> Path:
@@ -271,12 +331,9 @@ def run_eval(config: EvalConfig, *, on_progress: Callable[[str, int, int], None]
 
     ``on_progress(phase, done, total)`` reports long phases (encoding, reranking). Nothing
     is written before every check has passed and the metrics exist: the output folder is
-    created (or a previous run in it cleared, with ``overwrite``) only at the end.
+    claimed only when the task writes.
     """
     config.check()
     timer = Timer()
     progress = on_progress or (lambda phase, done, total: None)
-    out = Path(config.out)
-    from vgrc.evaluators.tasks import get_task_runner
-
-    return get_task_runner(config.task)(config, out, progress, timer)
+    return config.component("task").run(config, Path(config.out), progress, timer)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from vgrc.evaluators import registry
 from vgrc.evaluators.dataset import atomic_write_text
 from vgrc.evaluators.errors import DatasetFolderError, OutputError
 from vgrc.evaluators.ownership import check_output_file
@@ -23,8 +24,6 @@ from vgrc.evaluators.ownership import check_output_file
 __all__ = ["load_run", "report_table", "paper_comparison", "write_report", "REPORT_MARK"]
 
 COLUMNS = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@1", "t2i_nDCG@5", "t2i_nDCG@10", "t2i_CAS-gen@10", "t2i_CAS-noun@10")
-STAGE1_ORDER = ("cosine", "ridge", "ridge+steer", "objects-avg", "objects-steer-avg")
-RERANK_ORDER = ("none", "hungarian", "fgw", "min", "softmin", "steer-min", "steer-softmin")
 #: first line of every Markdown table vgrc report writes: what it may replace with --overwrite
 REPORT_MARK = "<!-- written by vgrc report -->"
 CSV_HEADER = ",".join(["run", "dataset", "model", "stage1", "rerank", "settings", *COLUMNS])
@@ -51,6 +50,10 @@ def _order(value: str, order: Sequence[str]) -> int:
 
 def _settings(cfg: dict) -> str:
     rerank = cfg.get("rerank")
+    plugin = (cfg.get("plugins") or {}).get("reranker")
+    if plugin:  # a plug-in's own options, and where it came from
+        options = " ".join(f"{k}={v}" for k, v in plugin.get("options", {}).items())
+        return f"{options} k={cfg.get('k')} ({plugin.get('package')} {plugin.get('version') or ''})".replace("  ", " ").strip()
     if rerank == "fgw":
         return f"fgw_alpha={cfg.get('fgw_alpha', cfg.get('alpha'))} solver={cfg.get('solver')} k={cfg.get('k')}"
     if rerank == "hungarian":
@@ -89,7 +92,7 @@ def _dataset(cfg: dict) -> str:
 def _table_key(item):
     path, m = item
     c = m["config"]
-    return (str(c.get("data")), str(c.get("model")), _order(c.get("stage1", ""), STAGE1_ORDER), _order(c.get("rerank", ""), RERANK_ORDER), path.name)
+    return (str(c.get("data")), str(c.get("model")), _order(c.get("stage1", ""), registry.names("stage1")), _order(c.get("rerank", ""), registry.names("reranker")), path.name)
 
 
 def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, str]]]:
@@ -167,7 +170,7 @@ def _fmt_diff(metric: str, diff: float, units: str) -> str:
 
 
 def _same_model(run_model: str, paper_model: str) -> bool:
-    from vgrc.evaluators.model_refs import MODEL_ALIASES
+    from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
 
     arch, tag = MODEL_ALIASES[paper_model]
     return run_model in (paper_model, f"{arch}:{tag}")

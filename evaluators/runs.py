@@ -1,6 +1,10 @@
-"""The one writer of evaluation run outputs: ``metrics.json`` / ``.csv`` / ``.md``,
-``run.json`` (with vgrc's run-folder marker) and the recall plot; the phase timer. Both
-tasks (retrieval in :mod:`.pipeline`, steering in :mod:`.steering_eval`) write through here."""
+"""The one writer of run outputs: ``metrics.json`` / ``.csv`` / ``.md``, ``per_query.parquet``,
+``run.json`` (with vgrc's run-folder marker) and the recall plot; the phase timer.
+
+Every task returns a :class:`RunResult` and :func:`write_run` writes it (the analyses of
+``vgrc diagnose`` write their tables through :mod:`vgrc.evaluators.diagnostics._common`,
+whose ``run.json`` goes through :func:`~vgrc.evaluators.ownership.write_run_marker` as
+here); no other module writes a run's files."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +22,7 @@ from vgrc.evaluators import __version__
 from vgrc.evaluators.atomic import atomic_replace_with, atomic_write_bytes, atomic_write_text
 from vgrc.evaluators.ownership import RUN_FILES, claim_run_folder, write_run_marker
 
-__all__ = ["Timer", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder", "skipped_images_note"]
+__all__ = ["Timer", "RunResult", "write_run", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder", "skipped_images_note"]
 
 
 class Timer:
@@ -84,7 +89,7 @@ def plot_recall(path: Path, stage1_rank: np.ndarray, final_rank: np.ndarray, k: 
 def claim_eval_folder(out: Path, config) -> str:
     """Claim ``out`` for an eval run: ``run.json`` marks it unfinished before anything
     there changes (:func:`~vgrc.evaluators.ownership.claim_run_folder`)."""
-    return claim_run_folder(out, config.overwrite, f"eval-{config.task}", RUN_FILES, asdict(config))
+    return claim_run_folder(out, config.overwrite, f"eval-{config.task}", RUN_FILES, config.record())
 
 
 def write_per_query(out: Path, frame) -> None:
@@ -98,7 +103,7 @@ def write_run_json(out: Path, config, setup, data_info: dict, skipped: dict, dia
         "kind": f"eval-{config.task}",
         "complete": True,
         "files": sorted(RUN_FILES),
-        "config": asdict(config),
+        "config": config.record(),
         "model": {"spec": setup.spec_record, "cache_key": setup.key, "cache_dir": str(setup.cache_root)},
         "data": data_info,
         "versions": _versions(),
@@ -117,14 +122,21 @@ def _fmt(v: float) -> str:
 
 
 def run_summary(config) -> dict:
-    """The config fields a report needs to tell runs apart (stored in metrics.json)."""
-    return {
+    """The config fields a report needs to tell runs apart (stored in metrics.json). A
+    component from another package adds its own options and package under ``plugins``
+    (``vgrc report`` shows them)."""
+    summary = {
         "data": config.data, "model": config.model, "stage1": config.stage1, "rerank": config.rerank, "k": config.k,
         "fgw_alpha": config.fgw_alpha, "solver": config.solver, "unmatched_cost": config.unmatched_cost,
         "surplus_cost": config.surplus_cost, "steer_alpha": config.steer_alpha, "ridge_lambda": config.ridge_lambda,
         "task": config.task, "seed": config.seed,
         **({"preprocess": config.preprocess} if getattr(config, "preprocess", "exact") != "exact" else {}),
     }
+    record = config.record() if hasattr(config, "record") else {}
+    plugins = {kind: entry for kind, entry in record.items() if isinstance(entry, dict) and entry.get("package") not in (None, "vgrc") and "name" in entry}
+    if plugins:
+        summary["plugins"] = plugins
+    return summary
 
 
 def skipped_images_note(skipped) -> str:
@@ -146,3 +158,42 @@ def write_metric_tables(out: Path, config, metrics: dict, title: str, notes: lis
     rows = "\n".join(f"| {n} | {_fmt(metrics[n])} |" for n in names)
     bullets = "".join(f"- {n}\n" for n in notes)
     atomic_write_text(out / "metrics.md", f"# {title}\n\n| metric | value |\n|---|---|\n{rows}\n\n{bullets}")
+
+
+@dataclass
+class RunResult:
+    """What a task hands to :func:`write_run`: everything a run folder holds.
+
+    ``lead`` are the leading columns of ``metrics.csv``; ``recall`` = (stage-1 ranks,
+    final ranks, K, title) draws ``recall_curve.png``; ``skipped`` and ``diagnostics`` go
+    into ``run.json`` (``notes`` too)."""
+
+    metrics: dict
+    per_query: Any
+    title: str
+    notes: list[str]
+    lead: dict[str, str]
+    dataset: str | None
+    data_info: dict
+    setup: Any
+    skipped: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    recall: tuple | None = None
+
+
+def write_run(out: Path, config, result: RunResult, timer: Timer) -> dict:
+    """Write ``result`` into ``out`` (claimed first: ``run.json`` marks it unfinished, and
+    the final ``run.json``, written last, says ``complete``); return its metrics. Under a
+    launcher only rank 0 writes."""
+    from vgrc.evaluators import sharding
+
+    if not sharding.is_main():
+        return result.metrics
+    with timer("write"):
+        claim_eval_folder(out, config)
+        write_metric_tables(out, config, result.metrics, result.title, result.notes, result.lead, result.dataset)
+        write_per_query(out, result.per_query)
+        if result.recall is not None:
+            plot_recall(out / "recall_curve.png", *result.recall)
+        write_run_json(out, config, result.setup, result.data_info, result.skipped, {**result.diagnostics, "notes": result.notes}, timer)
+    return result.metrics

@@ -20,7 +20,7 @@ from helpers import SMALL_SHAPES  # noqa: E402
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
     """A small Synthetic Shapes build (60 compositions + 42 references at 64 px), built once."""
-    from vgrc.generators.shapes import ShapesConfig, build_shapes
+    from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
     out = tmp_path_factory.mktemp("shapes") / "data"
     build_shapes(out, ShapesConfig(**SMALL_SHAPES), workers=2, command="vgrc gen-shapes (fixture)")

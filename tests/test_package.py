@@ -101,7 +101,7 @@ def test_wheel_builds_and_imports(tmp_path):
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "vgrc = vgrc.cli.main:main" in (tmp_path / "site" / entry).read_text()
     code = (
-        "import vgrc.cli.main, vgrc.generators.shapes, vgrc.data_cards as c; "
+        "import vgrc.cli.main, vgrc.generators.shapes.build, vgrc.data_cards as c; "
         "print(vgrc.cli.main.__file__); print(c.list_cards())"
     )
     out = subprocess.run(

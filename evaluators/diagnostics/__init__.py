@@ -1,4 +1,5 @@
-"""``vgrc diagnose``: the paper's analyses, one module each, registered here (issue 12).
+"""``vgrc diagnose``: the paper's analyses, one module each, registered in
+:mod:`vgrc.evaluators.registry` (kind ``diagnostic``; issue 12).
 
 Each analysis takes the same model / cache / ``--limit`` options as ``vgrc eval`` (an
 :class:`~vgrc.evaluators.pipeline.EvalConfig`), shares its encoding and embedding cache,
@@ -8,21 +9,11 @@ vgrc's run marker and the files it wrote).
 
 from __future__ import annotations
 
-__all__ = ["DIAGNOSTICS", "get_diagnostic"]
-
-#: name -> "module:function"
-DIAGNOSTICS: dict[str, str] = {
-    "substitution": "vgrc.evaluators.diagnostics.substitution:run_substitution",
-    "geometry": "vgrc.evaluators.diagnostics.geometry:run_geometry",
-    "composition": "vgrc.evaluators.diagnostics.composition:run_composition",
-    "k-sweep": "vgrc.evaluators.diagnostics.k_sweep:run_k_sweep",
-    "alpha-sweep": "vgrc.evaluators.diagnostics.alpha_sweep:run_alpha_sweep",
-    "fgw-alpha": "vgrc.evaluators.diagnostics.fgw_alpha:run_fgw_alpha",
-    "all": "vgrc.evaluators.diagnostics.run_all:run_all",
-}
+__all__ = ["get_diagnostic"]
 
 
 def get_diagnostic(name: str):
-    from vgrc.evaluators.registry import load_entry
+    """The analysis registered as ``name`` (``all``: every analysis, :mod:`.run_all`)."""
+    from vgrc.evaluators import registry
 
-    return load_entry("analysis", name, DIAGNOSTICS)
+    return registry.get("diagnostic", name, option="analysis")

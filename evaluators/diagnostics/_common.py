@@ -120,7 +120,7 @@ class Prepared:
     def cosine(self, depth: int, queries: np.ndarray | None = None):
         """``(topk, scores, rank1)`` of cosine retrieval over the gallery (the captions by
         default), depth clipped to the gallery size; cached per depth for the captions."""
-        from vgrc.evaluators.first_stage import cosine_topk
+        from vgrc.evaluators.first_stage.search import cosine_topk
 
         depth = min(depth, len(self.images))
         if queries is not None:
@@ -129,15 +129,25 @@ class Prepared:
             self._first_stage[depth] = cosine_topk(self.texts, self.images, depth, self.ev.relevant)
         return self._first_stage[depth]
 
-    def context(self, **overrides):
-        """A :class:`~vgrc.evaluators.rerank.RerankContext` from the config (``overrides`` win)."""
-        from vgrc.evaluators.rerank import RerankContext
+    def options(self, reranker: str, **overrides):
+        """The reranker's ``Options`` from the config; ``overrides`` (e.g. ``fgw_alpha``) win
+        where the reranker declares them."""
+        from vgrc.evaluators import registry
+        from vgrc.evaluators.registry import option_fields
 
-        c = self.config
-        options = dict(fgw_alpha=c.fgw_alpha, solver=c.solver, epsilon=c.epsilon, tau=c.tau, unmatched_cost=c.unmatched_cost,
-                       surplus_cost=c.surplus_cost, steer_alpha=c.steer_alpha)
-        options.update(overrides)
-        return RerankContext(self.q_table, self.g_table, self.images, **options)
+        component = registry.get("reranker", reranker)
+        values = {f.name: overrides.get(f.name, getattr(self.config, f.name)) for f in option_fields(component.Options)}
+        return component.Options(**values)
+
+    def scores(self, reranker: str, shortlist: np.ndarray, stage1_scores: np.ndarray, *, rows: np.ndarray | None = None,
+               directions: np.ndarray | None = None, **overrides) -> np.ndarray:
+        """The reranker's scores (Q, k) of the shortlist, for every query or only ``rows``,
+        with the config's options (``overrides`` win) and App. J's ``directions`` if given."""
+        from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores
+
+        q = self.q_table if rows is None else ObjectTable(self.q_table.index[rows], self.q_table.weight[rows], self.q_table.phrases)
+        ctx = RerankContext(q, self.g_table, self.images, object_directions=directions)
+        return rerank_scores(reranker, ctx, shortlist, stage1_scores, self.options(reranker, **overrides))
 
 
 _SHARED: dict | None = None
@@ -175,8 +185,8 @@ def prepare(config, progress, *, objects: bool = True, fit: bool = False, needed
 
 def _prepare(config, progress, *, objects: bool, fit: bool, needed_by: str) -> Prepared:
     t0 = time.perf_counter()
-    from vgrc.evaluators.encoding import EncodingSetup
-    from vgrc.evaluators.rerank import ObjectTable
+    from vgrc.evaluators.encoders.setup import EncodingSetup
+    from vgrc.evaluators.rerankers.context import ObjectTable
     from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
 
     if config.unmatched_cost is None or config.surplus_cost is None:  # called as a library, without check()
@@ -192,8 +202,8 @@ def prepare_rows(config, progress, ev, fit_rows, info: dict, *, objects: bool = 
     """:func:`prepare` for given rows ``ev`` (queries and gallery): encode them through the
     embedding cache and build their object tables. Used for the fit rows too (an analysis
     that chooses a setting on them, then reports it on the evaluated rows)."""
-    from vgrc.evaluators.encoding import EncodingSetup
-    from vgrc.evaluators.rerank import ObjectTable
+    from vgrc.evaluators.encoders.setup import EncodingSetup
+    from vgrc.evaluators.rerankers.context import ObjectTable
     from vgrc.evaluators.retrieval_data import object_phrase, require_objects
 
     t0 = time.perf_counter() if t0 is None else t0
@@ -230,7 +240,7 @@ class DiagnosticOutput:
         claim_run_folder(self.out, overwrite, f"diagnose-{kind}", self.files, self._config())
 
     def _config(self) -> dict:
-        return asdict(self.config) if hasattr(self.config, "__dataclass_fields__") else dict(self.config)
+        return self.config.record() if hasattr(self.config, "record") else dict(self.config)
 
     def _record(self, extra: dict) -> None:
         write_run_marker(self.out, {"kind": f"diagnose-{self.kind}", "files": sorted({*self.files, "run.json"}), "config": self._config(), **extra})

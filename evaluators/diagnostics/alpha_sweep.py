@@ -93,10 +93,11 @@ def _steering_mode(config, alphas, query, progress) -> dict:
 def _retrieval_mode(config, alphas, query, progress) -> dict:
     from vgrc.evaluators.errors import InvalidInputError
     from vgrc.evaluators.diagnostics._common import prepare
-    from vgrc.evaluators.first_stage import RidgeMapper, Steering, check_steer_words, parse_steer_pairs
+    from vgrc.evaluators.first_stage.ridge import RidgeMapper
+    from vgrc.evaluators.first_stage.steering import Steering, check_steer_words, parse_steer_pairs
     from vgrc.evaluators.metrics import annotation_list_metrics, recall_at_k
     from vgrc.evaluators.retrieval_data import vocabulary
-    from vgrc.evaluators.tasks.retrieval import confusion_steering_pairs
+    from vgrc.evaluators.first_stage.steering import confusion_steering_pairs
 
     if config.fit_fraction <= 0 and config.fit_split is None:
         raise InvalidInputError("--fit-fraction must be > 0 (or give --fit-split): the ridge mapper and the steering pairs are fitted on held-out rows")

@@ -167,7 +167,7 @@ def interference_summary(base: np.ndarray, steered: np.ndarray, slot_query: np.n
 
 def _merged_rank_tables(prep, tau: float):
     """Full-gallery top-10 and ranks of the caption, avg, min and softmin queries."""
-    from vgrc.evaluators.first_stage import normalize, topk_by_scores
+    from vgrc.evaluators.first_stage.search import normalize, topk_by_scores
 
     ev, images = prep.ev, prep.images
     Q, G = len(ev), len(images)
@@ -221,7 +221,7 @@ def _per_object(prep) -> list[dict]:
 
 
 def _plain_topk(queries, images, k):
-    from vgrc.evaluators.first_stage import cosine_topk
+    from vgrc.evaluators.first_stage.search import cosine_topk
 
     return cosine_topk(queries, images, k, [np.zeros(0, np.int64)] * len(queries))
 
@@ -236,14 +236,13 @@ def _two_stage(prep, config, directions: np.ndarray) -> dict:
     ``steer-softmin``, strength ``--steer-alpha``). The paper: pool recall@100 0.669,
     R@10 0.089 (min) and 0.092 (softmin) on CLEVR-HOPE."""
     from vgrc.evaluators.metrics import first_relevant_rank, recall_at_k
-    from vgrc.evaluators.rerank import order_by_scores, rerank_scores
+    from vgrc.evaluators.rerankers.context import order_by_scores
 
     pool = min(TWO_STAGE_POOL, len(prep.images))
     topk, scores, rank1 = prep.cosine(max(pool, TOP))
     out = {}
-    ctx = prep.context(object_directions=directions, steer_alpha=config.steer_alpha)
     for name in ("steer-min", "steer-softmin"):
-        order = order_by_scores(topk[:, :pool], rerank_scores(name, ctx, topk[:, :pool], scores[:, :pool]))
+        order = order_by_scores(topk[:, :pool], prep.scores(name, topk[:, :pool], scores[:, :pool], directions=directions, steer_alpha=config.steer_alpha))
         pos = first_relevant_rank(order, prep.ev.relevant)
         rank = np.where(pos >= 0, pos, rank1)
         out[f"two-stage {name} (pool {pool})"] = {key.removeprefix("t2i_"): v for key, v in recall_at_k(rank).items()}
@@ -252,10 +251,10 @@ def _two_stage(prep, config, directions: np.ndarray) -> dict:
 
 
 def run_composition(config, *, steer_alphas="0.1,0.25,0.5,1", progress=None) -> dict:
-    from vgrc.evaluators.first_stage import normalize
+    from vgrc.evaluators.first_stage.search import normalize
     from vgrc.evaluators.metrics import recall_at_k
-    from vgrc.evaluators.rerank import steer_objects
-    from vgrc.evaluators.tasks.retrieval import object_directions
+    from vgrc.evaluators.rerankers.context import steer_objects
+    from vgrc.evaluators.first_stage.steering import object_directions
 
     alphas = check_options(config, steer_alphas=steer_alphas)["steer_alphas"]
     progress = progress or (lambda phase, done, total: None)
@@ -339,7 +338,7 @@ def _slot_arrays(ev, lists: np.ndarray, noun_label, categories):
 def _targeted(prep, slots, word_emb, obj, present, alpha, categories):
     """Correction rate of the steerable slots and query-level ranks with the same
     vectors added to the query's own objects (average merge)."""
-    from vgrc.evaluators.first_stage import normalize
+    from vgrc.evaluators.first_stage.search import normalize
     from vgrc.evaluators.retrieval_data import object_phrase
 
     ev = prep.ev

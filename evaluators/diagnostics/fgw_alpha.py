@@ -65,21 +65,21 @@ def _best_alpha(config, prep, alphas, progress) -> tuple[str, float]:
     each fit row's query ranked over the fit rows' images: the choice never sees the
     evaluated queries."""
     from vgrc.evaluators.diagnostics._common import prepare_rows
-    from vgrc.evaluators.rerank import order_by_scores, rerank_scores
+    from vgrc.evaluators.rerankers.context import order_by_scores
 
     fit = prepare_rows(config, progress, prep.fit, None, prep.info, needed_by="choosing α on the fit rows")
     topk, scores, rank1 = fit.cosine(max(config.k, TOP))
     k = min(config.k, topk.shape[1])
     results = []
     for alpha in alphas:
-        s = rerank_scores("fgw", fit.context(fgw_alpha=alpha), topk[:, :k], scores[:, :k])
+        s = fit.scores("fgw", topk[:, :k], scores[:, :k], fgw_alpha=alpha)
         m, _ = ranked_metrics(fit, _final(topk, order_by_scores(topk[:, :k], s)), rank1, k)
         results.append(((m["R@1"], m["R@10"], -alpha), alpha))
     return f"the {len(fit.ev)} fit rows ({prep.info.get('fit')})", max(results)[1]
 
 
 def run_fgw_alpha(config, *, fgw_alphas="0,0.25,0.5,0.75,1", progress=None) -> dict:
-    from vgrc.evaluators.rerank import order_by_scores, rerank_scores
+    from vgrc.evaluators.rerankers.context import order_by_scores
 
     alphas = check_options(config, fgw_alphas=fgw_alphas)["fgw_alphas"]
     progress = progress or (lambda phase, done, total: None)
@@ -89,12 +89,12 @@ def run_fgw_alpha(config, *, fgw_alphas="0,0.25,0.5,0.75,1", progress=None) -> d
     k = min(config.k, topk.shape[1])
     shortlist, short_scores = topk[:, :k], scores[:, :k]
     references = {"cosine": ranked_metrics(prep, topk, rank1, k)[0]}
-    hungarian = order_by_scores(shortlist, rerank_scores("hungarian", prep.context(), shortlist, short_scores))
+    hungarian = order_by_scores(shortlist, prep.scores("hungarian", shortlist, short_scores))
     references["hungarian"] = ranked_metrics(prep, _final(topk, hungarian), rank1, k)[0]
     sweep = []
     for i, alpha in enumerate(alphas):
         progress("FGW α sweep", i, len(alphas))
-        s = rerank_scores("fgw", prep.context(fgw_alpha=alpha), shortlist, short_scores)
+        s = prep.scores("fgw", shortlist, short_scores, fgw_alpha=alpha)
         best = s.max(axis=1, keepdims=True)
         tied = float(np.mean((np.abs(s - best) <= 1e-9).sum(axis=1) > 1))
         metrics, _ = ranked_metrics(prep, _final(topk, order_by_scores(shortlist, s)), rank1, k)

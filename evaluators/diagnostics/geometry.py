@@ -134,10 +134,10 @@ def _items(rows) -> tuple[list[str], list[dict], list[list[int]]]:
 
 def run_geometry(config, *, progress=None) -> dict:
     """Compute §4.2's numbers on the dataset's primitives and write the outputs."""
-    from dataclasses import replace
 
     from vgrc.evaluators.diagnostics._common import prepare
-    from vgrc.evaluators.first_stage import RidgeMapper, normalize
+    from vgrc.evaluators.first_stage.ridge import RidgeMapper
+    from vgrc.evaluators.first_stage.search import normalize
     from vgrc.evaluators.retrieval_data import load_retrieval
 
     progress = progress or (lambda phase, done, total: None)
@@ -148,7 +148,7 @@ def run_geometry(config, *, progress=None) -> dict:
         raise InvalidInputError(f"split {prim_split!r} of {config.data} has {len(phrases)} distinct single-object rows; "
                                 "the geometry diagnostics need at least 3 (Synthetic Shapes has 42 in `primitives`)")
     # the mapper's fit rows: the main split's captions → images, as `vgrc eval --stage1 ridge`
-    main = replace(config, split=None if config.split == prim_split else config.split)
+    main = config.replace(split=None if config.split == prim_split else config.split)
     prep = prepare(main, progress, objects=False, fit=False, needed_by="the geometry diagnostics")
     prim_emb, failed, bad = prep.setup.encode_images(prims.image_paths, progress)
     if failed.any():

@@ -16,7 +16,7 @@ while keeping the FGW tradeoff parameter fixed to the best value from the main F
 
 A (query, candidate) score does not depend on the rest of the shortlist, so every pair of
 the largest shortlist is solved once and every smaller k reorders a prefix of it
-(:func:`~vgrc.evaluators.rerank.rerank_scores`); this equals re-running each k (tested).
+(:func:`~vgrc.evaluators.rerankers.context.rerank_scores`); this equals re-running each k (tested).
 
 Outputs: ``k_sweep.csv`` (k, recovery rates, R@1 over all queries), ``trajectories.csv``
 (query, k, ground-truth rank under each), ``k_sweep.png`` (Fig. 2),
@@ -53,7 +53,7 @@ def ground_truth_ranks(topk: np.ndarray, scores: np.ndarray, k: int, relevant, r
     """Ground-truth rank after reranking the top-``k`` prefix by ``scores`` (Q, ≥k);
     queries whose ground truth is outside the prefix keep their cosine rank."""
     from vgrc.evaluators.metrics import first_relevant_rank
-    from vgrc.evaluators.rerank import order_by_scores
+    from vgrc.evaluators.rerankers.context import order_by_scores
 
     pos = first_relevant_rank(order_by_scores(topk[:, :k], scores[:, :k]), relevant)
     return np.where(pos >= 0, pos, rank1)
@@ -87,8 +87,6 @@ def disagreement_sweep(topk, rank1, relevant, main_k: int, ks, H_main, F_main, s
 
 
 def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int = 8, best_alpha: bool = False, progress=None) -> dict:
-    from vgrc.evaluators.rerank import rerank_scores
-
     opts = check_options(config, k_values=k_values, trajectories=trajectories, best_alpha=best_alpha)
     progress = progress or (lambda phase, done, total: None)
     prep = prepare(config, progress, needed_by="the k sweep")
@@ -101,21 +99,20 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
     # the main run: every query, shortlist --k; FGW's α given, or App. D's: the main run's best R@1 over ALPHA_GRID
     alphas = ALPHA_GRID if opts["best_alpha"] else (config.fgw_alpha,)
     progress("main run (hungarian, fgw)", 0, 1 + len(alphas))
-    H = rerank_scores("hungarian", prep.context(), topk[:, :main_k], cos_scores[:, :main_k])
+    H = prep.scores("hungarian", topk[:, :main_k], cos_scores[:, :main_k])
     runs = []
     for i, alpha in enumerate(alphas, 2):
-        scores = rerank_scores("fgw", prep.context(fgw_alpha=alpha), topk[:, :main_k], cos_scores[:, :main_k])
+        scores = prep.scores("fgw", topk[:, :main_k], cos_scores[:, :main_k], fgw_alpha=alpha)
         runs.append((float(np.mean(ground_truth_ranks(topk, scores, main_k, relevant, rank1) == 0)), -alpha, alpha, scores))
         progress("main run (hungarian, fgw)", i, 1 + len(alphas))
     _, _, alpha, F = max(runs, key=lambda r: (r[0], r[1]))  # ties: the smaller α
-    ctx = prep.context(fgw_alpha=alpha)
     alpha_from = f"the main FGW run's best R@1 over α ∈ {{{', '.join(f'{a:g}' for a in ALPHA_GRID)}}} (App. D)" if opts["best_alpha"] else "given"
 
     def sweep_scores(D):  # the disagreement subset only; every candidate of the largest shortlist solved once
         progress("k sweep (disagreement subset)", 0, 2)
-        HD = _scores_for(ctx, "hungarian", D, topk[D], cos_scores[D])
+        HD = prep.scores("hungarian", topk[D], cos_scores[D], rows=D)
         progress("k sweep (disagreement subset)", 1, 2)
-        FD = _scores_for(ctx, "fgw", D, topk[D], cos_scores[D])
+        FD = prep.scores("fgw", topk[D], cos_scores[D], rows=D, fgw_alpha=alpha)
         progress("k sweep (disagreement subset)", 2, 2)
         return HD, FD
 
@@ -163,14 +160,3 @@ def run_k_sweep(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int
     ]))
     out.finish(summary, prep)
     return summary
-
-
-def _scores_for(ctx, name: str, rows: np.ndarray, shortlist: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Scores of a subset of queries: the context's query table restricted to ``rows``."""
-    from dataclasses import replace
-
-    from vgrc.evaluators.rerank import ObjectTable, rerank_scores
-
-    q = ctx.query_objects
-    sub = replace(ctx, query_objects=ObjectTable(q.index[rows], q.weight[rows], q.phrases))
-    return rerank_scores(name, sub, shortlist, scores)

@@ -8,7 +8,6 @@ rows) is skipped with its one-line reason; every output folder is checked before
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["run_all", "ALL_ORDER"]
@@ -20,8 +19,8 @@ ALL_ORDER = ("substitution", "geometry", "k-sweep", "fgw-alpha", "alpha-sweep", 
 def _config_for(config, name: str):
     out = str(Path(config.out) / name)
     if name == "alpha-sweep":
-        return replace(config, out=out, stage1="ridge+steer", fit_fraction=config.fit_fraction or 0.2)
-    return replace(config, out=out, fit_fraction=0.0)
+        return config.replace(out=out, stage1="ridge+steer", fit_fraction=config.fit_fraction or 0.2)
+    return config.replace(out=out, fit_fraction=0.0)
 
 
 def check_all_folder(out) -> None:

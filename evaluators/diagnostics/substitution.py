@@ -6,7 +6,7 @@ instead, with color held fixed so that the matrix isolates shape-level confusion
 For every query and each of its top-K retrieved images that is NOT relevant, the pair
 counts as a substitution a → b when the image differs from the query in exactly one
 object, and that object has the query's attributes (colour) but another noun
-(:func:`~vgrc.evaluators.first_stage.single_substitution`). Rows are the query's shape a,
+(:func:`~vgrc.evaluators.first_stage.steering.single_substitution`). Rows are the query's shape a,
 columns the retrieved shape b.
 
 - ``counts[a, b]`` — substitutions a → b;
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vgrc.evaluators.diagnostics._common import DiagnosticOutput, new_figure, prepare
-from vgrc.evaluators.first_stage import single_substitution
+from vgrc.evaluators.first_stage.steering import single_substitution
 
 __all__ = ["substitution_matrix", "run_substitution", "FILES"]
 

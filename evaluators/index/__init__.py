@@ -5,17 +5,8 @@
   by gallery index; the full-gallery rank of each query's first relevant image.
 - :mod:`.device_exact` — the same search in torch on ``--device cuda``; ties exact through
   64-bit (score, index) keys.
+- :mod:`.components` — the choices of ``--index`` as registry components.
 - :mod:`.faiss_index` — FAISS indices (``--index flat|ivf|hnsw``) built from the embedding
   cache, saved beside it and reused; their shortlist recall against exact search is
   measured on a sample of queries and reported in the run.
 """
-
-__all__ = ["INDEXES"]  # light: the CLI reads the choices without importing numba or faiss
-
-#: ``--index`` choices: vgrc's exact chunked search, or a FAISS index
-INDEXES = {
-    "exact": "exact inner-product search in chunks (numpy + compiled top-k; in torch on the GPU with --device cuda from 10^10 scores), the default",
-    "flat": "FAISS IndexFlatIP: exact, FAISS's kernels (GPU when faiss-gpu and a GPU are present)",
-    "ivf": "FAISS IndexIVFFlat: approximate, √N lists, --nprobe of them searched",
-    "hnsw": "FAISS IndexHNSWFlat: approximate graph search, --ef-search",
-}

@@ -6,7 +6,7 @@ retrieval (10–100), one pass per row keeping a sorted buffer of the best k tou
 score once with a single comparison (~1 ns), and rows run in parallel.
 
 Order: score descending, ties by index ascending (deterministic; the same order
-:func:`~vgrc.evaluators.first_stage.cosine_topk` documents). NaN scores never enter.
+:func:`~vgrc.evaluators.first_stage.search.cosine_topk` documents). NaN scores never enter.
 """
 
 from __future__ import annotations

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest, read_split
-from vgrc.evaluators.encoding import EncodingSetup
+from vgrc.evaluators.encoders.setup import EncodingSetup
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.retrieval_data import default_split, object_phrase
-from vgrc.evaluators.runs import claim_eval_folder, skipped_images_note, write_metric_tables, write_per_query, write_run_json
+from vgrc.evaluators.runs import RunResult, skipped_images_note, write_run
 
 __all__ = ["itm_accuracy", "run_itm_eval", "GROUPS"]
 
@@ -61,7 +61,7 @@ def itm_accuracy(positive: np.ndarray, negative: np.ndarray, categories: Sequenc
 def i2t_recall(image_keys: Sequence[str], images: np.ndarray, positive: np.ndarray, negative: np.ndarray, ks=(1, 5, 10)) -> dict[str, float]:
     """i2t R@K: each distinct image (by ``image_keys``) ranks all 2N captions by cosine;
     hit when one of its own positive captions is in the top K. Ties rank by caption order."""
-    from vgrc.evaluators.first_stage import cosine_topk
+    from vgrc.evaluators.first_stage.search import cosine_topk
     from vgrc.evaluators.metrics import recall_at_k
 
     first = {}
@@ -109,44 +109,40 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
     with timer("stage1"):
         s_pos, s_neg = (images * pos).sum(1), (images * neg).sum(1)
     f_pos, f_neg = s_pos, s_neg
-    if config.rerank != "none":
+    reranked = config.component("reranker").reorders
+    if reranked:
         with timer("rerank"):
             f_pos, f_neg = _rerank_scores(config, rows, setup, progress)
     with timer("metrics"):
         metrics = itm_accuracy(f_pos, f_neg, categories)
-        if config.rerank != "none":
+        if reranked:
             metrics.update(itm_accuracy(s_pos, s_neg, categories, prefix="stage1_"))
         metrics.update(i2t_recall([str(paths[i]) for i in keep], images, pos, neg))
         metrics["n_pairs"] = float(len(rows))
-    from vgrc.evaluators import sharding
-
-    if not sharding.is_main():  # under a launcher the ranks shared encoding and reranking; rank 0 alone writes the run
-        return metrics
-    with timer("write"):
-        claim_eval_folder(out, config)
-        notes = ["ITM (SugarCrepe's protocol): correct when the positive caption scores strictly above the negative; ties count as wrong"]
-        if config.rerank != "none":
-            notes.append(f"{config.rerank} scores each caption's object set against the image's objects ({manifest.get('objects_source', 'the annotations')})")
-        if bad:
-            notes.append(skipped_images_note(bad))
-        write_metric_tables(out, config, metrics, f"{manifest.get('dataset')} · {config.model} · ITM ({config.rerank})", notes, {"task": "itm", "rerank": config.rerank}, manifest.get("dataset"))
-        frame = pd.DataFrame({
-            "query_id": [str(r["id"]) for r in rows], "category": categories,
-            "score_pos_stage1": s_pos, "score_neg_stage1": s_neg, "score_pos_final": f_pos, "score_neg_final": f_neg,
-            "correct_stage1": s_pos > s_neg, "correct_final": np.asarray(f_pos) > np.asarray(f_neg),
-        })
-        write_per_query(out, frame)
-        data_info = {"dataset": manifest.get("dataset"), "split": split, "rows": len(rows), "objects_source": manifest.get("objects_source")}
-        write_run_json(out, config, setup, data_info, {"images": bad}, {"notes": notes}, timer)
-    return metrics
+    notes = ["ITM (SugarCrepe's protocol): correct when the positive caption scores strictly above the negative; ties count as wrong"]
+    if reranked:
+        notes.append(f"{config.rerank} scores each caption's object set against the image's objects ({manifest.get('objects_source', 'the annotations')})")
+    if bad:
+        notes.append(skipped_images_note(bad))
+    frame = pd.DataFrame({
+        "query_id": [str(r["id"]) for r in rows], "category": categories,
+        "score_pos_stage1": s_pos, "score_neg_stage1": s_neg, "score_pos_final": f_pos, "score_neg_final": f_neg,
+        "correct_stage1": s_pos > s_neg, "correct_final": np.asarray(f_pos) > np.asarray(f_neg),
+    })
+    data_info = {"dataset": manifest.get("dataset"), "split": split, "rows": len(rows), "objects_source": manifest.get("objects_source")}
+    # under a launcher the ranks shared encoding and reranking; rank 0 alone writes the run
+    return write_run(out, config, RunResult(
+        metrics=metrics, per_query=frame, title=f"{manifest.get('dataset')} · {config.model} · ITM ({config.rerank})", notes=notes,
+        lead={"task": "itm", "rerank": config.rerank}, dataset=manifest.get("dataset"), data_info=data_info, setup=setup, skipped={"images": bad}), timer)
 
 
 def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> tuple[np.ndarray, np.ndarray]:
     """Minus the reranker's cost of (positive objects, image objects) and (negative objects, image objects)."""
-    from vgrc.evaluators.rerank import ObjectTable, RerankContext, rerank_scores_sharded
+    from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores_sharded
 
-    if config.rerank not in ("hungarian", "fgw"):
-        raise InvalidInputError(f"--task itm reranks with hungarian or fgw, not {config.rerank!r}")
+    reranker = config.component("reranker")
+    if not reranker.candidate_objects:
+        raise InvalidInputError(f"--task itm reranks with a reranker that compares object sets (hungarian, fgw), not {config.rerank!r}")
     for key in ("caption_objects", "negative_caption_objects", "objects"):
         row = next((r for r in rows if not r.get(key)), None)
         if row is not None:
@@ -157,9 +153,8 @@ def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> 
     phrases = setup.encode_phrases(unique, progress)
     index = {p: i for i, p in enumerate(unique)}
     n = len(rows)
-    ctx = RerankContext(ObjectTable.build(q_phr, index, phrases), ObjectTable.build(g_phr, index, phrases), np.zeros((n, phrases.shape[1]), np.float32),
-                        fgw_alpha=config.fgw_alpha, solver=config.solver, epsilon=config.epsilon,
-                        unmatched_cost=config.unmatched_cost, surplus_cost=config.surplus_cost)
+    ctx = RerankContext(ObjectTable.build(q_phr, index, phrases), ObjectTable.build(g_phr, index, phrases), np.zeros((n, phrases.shape[1]), np.float32))
     shortlist = np.concatenate([np.arange(n), np.arange(n)])[:, None]  # each caption against its own image
-    scores = rerank_scores_sharded(config.rerank, ctx, shortlist, np.zeros((2 * n, 1)))[:, 0]  # by caption block under a launcher
+    # by caption block under a launcher
+    scores = rerank_scores_sharded(reranker, ctx, shortlist, np.zeros((2 * n, 1)), config.options_of("reranker"))[:, 0]
     return scores[:n], scores[n:]

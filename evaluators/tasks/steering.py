@@ -32,9 +32,9 @@ import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
-from vgrc.evaluators.encoding import EncodingSetup
-from vgrc.evaluators.runs import claim_eval_folder, plot_recall, skipped_images_note, write_metric_tables, write_per_query, write_run_json
-from vgrc.evaluators.first_stage import cosine_topk, normalize
+from vgrc.evaluators.encoders.setup import EncodingSetup
+from vgrc.evaluators.runs import RunResult, skipped_images_note, write_run
+from vgrc.evaluators.first_stage.search import cosine_topk, normalize
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
 
@@ -162,8 +162,8 @@ def _judge_steering(config, inputs: SteeringInputs, lists: list[np.ndarray], pro
     ``{noun, target attribute}``; the judge's QAS of the target query is asked too and kept
     in the store). Returns the judgements and their run record."""
     from vgrc.evaluators.sharding import rank_device
-    from vgrc.evaluators.vlm_judges import QwenAppGJudge
-    from vgrc.evaluators.vlm_relevance import judge_identity, judge_pairs
+    from vgrc.evaluators.judges.vlm import QwenAppGJudge
+    from vgrc.evaluators.judges.relevance import judge_identity, judge_pairs
 
     rows = [inputs.rows[i] for i in inputs.sel]
     captions = [r["target_query"] for r in rows]
@@ -192,8 +192,9 @@ def steering_cas_vlm(judged, top: np.ndarray, prefix: str = "") -> dict[str, flo
 
 def run_steering_eval(config, out: Path, progress, timer) -> dict:
     """Run the steering evaluation (see the module documentation) and write ``out``."""
-    if config.relevance == "vlm":  # the judge's weights, before any encoding
-        from vgrc.evaluators.model_refs import require_model
+    judged_relevance = config.component("relevance").judged
+    if judged_relevance:  # the judge's weights, before any encoding
+        from vgrc.evaluators.encoders.model_refs import require_model
 
         require_model("--judge-model", config.judge_model, "transformers", "judge model",
                       "or pass a local folder: --judge-model PATH, or use --relevance symbolic")
@@ -212,44 +213,38 @@ def run_steering_eval(config, out: Path, progress, timer) -> dict:
         metrics["n_queries"] = float(len(sel))
         metrics["n_gallery"] = float(len(images))
     diagnostics: dict = {}
-    if config.relevance == "vlm":
+    if judged_relevance:
         with timer("judge"):
             judged, diagnostics["vlm_relevance"] = _judge_steering(config, inputs, [top0[:, :TOP], top1[:, :TOP]], progress)
         metrics.update(steering_cas_vlm(judged, top1))
         metrics.update(steering_cas_vlm(judged, top0, "stage1_"))
 
-    from vgrc.evaluators import sharding
+    import pandas as pd
 
-    if not sharding.is_main():  # under a launcher the ranks shared the encoding; rank 0 alone writes the run
-        return metrics
-    with timer("write"):
-        import pandas as pd
-
-        claim_eval_folder(out, config)
-        notes = ["relevance is annotation-based: positives carry the target concept (synonym-aware, App. F.1); not VLM-judged",
-                 f"steering: q' = normalize(q + {config.steer_alpha:g}·d), d = normalize(e(target_query) − e(source_query))"]
-        if bad:
-            notes.append(skipped_images_note(bad))
-        if config.relevance == "vlm":
-            notes.append(f"CAS-vlm@10 (App. H, steering): App. G's attribute–noun judge ({config.judge_model}, {config.judge_mode}) asked "
-                         "whether each top-10 image shows the row's noun with its target attribute, confidence averaged; "
-                         "R@K, nDCG and CAS@10 stay annotation-based")
-            if diagnostics["vlm_relevance"]["unparsable_answers"]:
-                notes.append(f"{diagnostics['vlm_relevance']['unparsable_answers']} judge answers could not be parsed; their queries are left out of CAS-vlm")
-        write_metric_tables(out, config, metrics, f"{config.model} · steering (steer_alpha={config.steer_alpha:g})", notes, {"task": "steering"}, data_info.get("dataset"))
-        frame = pd.DataFrame(
-            {
-                "query_id": [rows[i]["id"] for i in sel],
-                "source_query": [rows[i]["source_query"] for i in sel],
-                "target_query": [rows[i]["target_query"] for i in sel],
-                "n_positives": [int(positives[i].size) for i in sel],
-                "rank_stage1": rank0,
-                "rank_final": rank1,
-                "categories": [[str(rows[i]["category"])] if rows[i].get("category") else [] for i in sel],
-            }
-        )
-        write_per_query(out, frame)
-        plot_recall(out / "recall_curve.png", rank0, rank1, TOP, f"{config.model}: steering α={config.steer_alpha:g}")
-        skipped = {"images": bad, "steering_rows_without_positives": [rows[i]["id"] for i in np.flatnonzero(~usable)]}
-        write_run_json(out, config, setup, {**data_info, "steering_rows": len(rows)}, skipped, {**diagnostics, "notes": notes}, timer)
-    return metrics
+    notes = ["relevance is annotation-based: positives carry the target concept (synonym-aware, App. F.1); not VLM-judged",
+             f"steering: q' = normalize(q + {config.steer_alpha:g}·d), d = normalize(e(target_query) − e(source_query))"]
+    if bad:
+        notes.append(skipped_images_note(bad))
+    if judged_relevance:
+        notes.append(f"CAS-vlm@10 (App. H, steering): App. G's attribute–noun judge ({config.judge_model}, {config.judge_mode}) asked "
+                     "whether each top-10 image shows the row's noun with its target attribute, confidence averaged; "
+                     "R@K, nDCG and CAS@10 stay annotation-based")
+        if diagnostics["vlm_relevance"]["unparsable_answers"]:
+            notes.append(f"{diagnostics['vlm_relevance']['unparsable_answers']} judge answers could not be parsed; their queries are left out of CAS-vlm")
+    frame = pd.DataFrame(
+        {
+            "query_id": [rows[i]["id"] for i in sel],
+            "source_query": [rows[i]["source_query"] for i in sel],
+            "target_query": [rows[i]["target_query"] for i in sel],
+            "n_positives": [int(positives[i].size) for i in sel],
+            "rank_stage1": rank0,
+            "rank_final": rank1,
+            "categories": [[str(rows[i]["category"])] if rows[i].get("category") else [] for i in sel],
+        }
+    )
+    skipped = {"images": bad, "steering_rows_without_positives": [rows[i]["id"] for i in np.flatnonzero(~usable)]}
+    # under a launcher the ranks shared the encoding; rank 0 alone writes the run
+    return write_run(out, config, RunResult(
+        metrics=metrics, per_query=frame, title=f"{config.model} · steering (steer_alpha={config.steer_alpha:g})", notes=notes,
+        lead={"task": "steering"}, dataset=data_info.get("dataset"), data_info={**data_info, "steering_rows": len(rows)}, setup=setup,
+        skipped=skipped, diagnostics=diagnostics, recall=(rank0, rank1, TOP, f"{config.model}: steering α={config.steer_alpha:g}")), timer)

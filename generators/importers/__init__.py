@@ -1,6 +1,6 @@
 """Importers: public releases converted into the dataset folder contract (issue 10).
 
-One module per format, registered here by name; ``vgrc import NAME`` runs one. An
+One module per format, registered by name in :mod:`vgrc.evaluators.registry`; ``vgrc import NAME`` runs one. An
 importer is a builder: it writes a dataset folder (``metadata.jsonl``, card, manifest
 with the sources' sha256 and the counts), and ``vgrc eval`` reads only that folder.
 
@@ -17,23 +17,18 @@ name            source                                                 module
 from __future__ import annotations
 
 
-__all__ = ["IMPORTERS", "list_importers", "get_importer"]
-
-#: name -> "module:function" (imported lazily)
-IMPORTERS: dict[str, str] = {
-    "sugarcrepe": "vgrc.generators.importers.sugarcrepe:import_sugarcrepe",
-    "clevr-hope": "vgrc.generators.importers.clevr_hope:import_clevr_hope",
-    "urban1k": "vgrc.generators.importers.urban1k:import_urban1k",
-    "captions": "vgrc.generators.importers.captions:import_captions",
-}
+__all__ = ["list_importers", "get_importer"]
 
 
 def list_importers() -> list[str]:
-    return list(IMPORTERS)
+    """Registered importers (vgrc's own, then plug-ins of entry-point group ``vgrc.importers``)."""
+    from vgrc.evaluators import registry
+
+    return registry.names("importer")
 
 
 def get_importer(name: str):
     """The import function registered as ``name`` ("did you mean" on a typo)."""
-    from vgrc.evaluators.registry import load_entry
+    from vgrc.evaluators import registry
 
-    return load_entry("importer", name, IMPORTERS)
+    return registry.get("importer", name, option="importer")

@@ -18,7 +18,7 @@ from pathlib import Path
 from vgrc.evaluators.errors import InvalidInputError, warn
 from vgrc.evaluators.user_files import open_text, reading
 from vgrc.generators.importers._common import ImportResult, normalize_text, relative_file_name, write_import
-from vgrc.generators.object_parsers import get_object_parser
+from vgrc.evaluators.objects.parsers import get_object_parser
 
 __all__ = ["import_captions"]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.generators.importers._common import ImportResult, relative_file_name, write_import
-from vgrc.generators.json_stream import iter_json_array
+from vgrc.generators._util.json_stream import iter_json_array
 
 __all__ = ["import_clevr_hope", "scene_caption", "DEFAULT_TEMPLATE"]
 

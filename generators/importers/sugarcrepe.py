@@ -30,7 +30,7 @@ from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.generators.importers._common import ImportResult, load_json, normalize_text, relative_file_name, write_import
-from vgrc.generators.object_parsers import get_object_parser
+from vgrc.evaluators.objects.parsers import get_object_parser
 
 __all__ = ["CATEGORIES", "SOURCE", "import_sugarcrepe"]
 

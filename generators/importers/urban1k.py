@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.generators.importers._common import IMAGE_EXTENSIONS, ImportResult, normalize_text, relative_file_name, write_import
-from vgrc.generators.object_parsers import split_parts
+from vgrc.evaluators.objects.parsers import split_parts
 
 __all__ = ["import_urban1k", "SOURCE"]
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vgrc.cli.main import app
-from vgrc.evaluators.embedding_cache import EmbeddingCache
+from vgrc.evaluators.encoders.cache import EmbeddingCache
 
 
 def _damage(path, how):

@@ -148,7 +148,7 @@ def test_sharded_eval_equals_one_process(shapes_dir, tmp_path):
     import numpy as np
     from helpers import eval_one_and_sharded
 
-    from vgrc.evaluators.embedding_cache import EmbeddingCache
+    from vgrc.evaluators.encoders.cache import EmbeddingCache
 
     one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--rerank", "fgw", "--k", "10", "--batch-size", "2")
     assert one == two
@@ -195,7 +195,7 @@ def test_unparsable_judge_answers_are_reported_and_leave_metrics_missing_not_zer
     agree (made + reused = judgements ≥ unparsable)."""
     import json
 
-    import vgrc.evaluators.vlm_judges as vlm_judges
+    import vgrc.evaluators.judges.vlm as vlm_judges
 
     monkeypatch.setattr(vlm_judges, "parse_json_answer", lambda text: None)  # the real judge runs; no answer parses
     out = tmp_path / "run"
@@ -250,14 +250,16 @@ def test_hungarian_costs_default_to_the_datasets_recommendation(base, tmp_path):
 
     assert run(*base, "--rerank", "hungarian", "--out", tmp_path / "a", "-q").exit_code == 0
     config = json.loads((tmp_path / "a" / "run.json").read_text())["config"]
-    assert (config["unmatched_cost"], config["surplus_cost"]) == (1.0, 1.0)
+    hungarian = config["reranker"]["options"]
+    assert (hungarian["unmatched_cost"], hungarian["surplus_cost"]) == (1.0, 1.0)
+    assert config["costs_from"] == {"unmatched_cost": "the dataset's recommendation", "surplus_cost": "the dataset's recommendation"}
     md = (tmp_path / "a" / "metrics.md").read_text()
     assert "surplus candidate object 1 (the dataset's recommendation)" in md and "recommends" not in md
     assert run(*base, "--rerank", "hungarian", "--surplus-cost", "0", "--out", tmp_path / "b", "-q").exit_code == 0
     md = (tmp_path / "b" / "metrics.md").read_text()
     assert "surplus candidate object 0 (given)" in md and "this dataset recommends --unmatched-cost 1 --surplus-cost 1" in md
     ranks = [json.loads((tmp_path / r / "metrics.json").read_text())["t2i_R@1"] for r in "ab"]
-    assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["surplus_cost"] == 0.0 and len(ranks) == 2
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["reranker"]["options"]["surplus_cost"] == 0.0 and len(ranks) == 2
 
 
 def test_report_paper_puts_a_steering_run_in_no_row_and_names_every_difference(tmp_path):

@@ -54,20 +54,32 @@ def test_help_shows_every_option_and_default(name):
 
 
 def test_eval_help_lists_the_registries():
-    from vgrc.evaluators.registry import FGW_SOLVERS, RERANKERS, STAGE1
+    from vgrc.evaluators.registry import names
 
     shown = _help("eval")
-    for name in (*STAGE1, *RERANKERS, *FGW_SOLVERS, "clip", "tiny-random"):
+    for name in (*names("stage1"), *names("reranker"), *names("solver"), *names("index"), "clip", "tiny-random"):
         assert name in shown
     assert "vgrc eval --model clip --rerank fgw" in shown  # the docstring's examples
+    for panel in ("Data", "Model and encoding", "Pipeline", "Stage 1 options", "Reranker options", "Relevance options", "Output"):
+        assert f"╭─ {panel} " in _raw_help("eval"), panel
+
+
+def _raw_help(name: str) -> str:
+    exe = Path(sys.executable).with_name("vgrc")
+    env = {**os.environ, "TERMINAL_WIDTH": "400", "NO_COLOR": "1"}
+    return subprocess.run([str(exe), *name.split(), "--help"], capture_output=True, text=True, env=env, check=True).stdout
 
 
 def test_registries_agree_with_their_implementations():
-    from vgrc.evaluators import registry
-    from vgrc.evaluators.pipeline import STAGE1
-    from vgrc.evaluators.rerank import RERANKERS
+    """Implementations that keep their own name tables (solvers, NAC judges, parsers,
+    diagnose all) accept exactly the registry's names."""
+    from vgrc.evaluators.diagnostics.run_all import ALL_ORDER
+    from vgrc.evaluators.judges.verify import JUDGES
+    from vgrc.evaluators.objects.parsers import OBJECT_PARSERS
+    from vgrc.evaluators.registry import names
     from vgrc.evaluators.solvers import list_fgw_solvers
 
-    assert list(STAGE1) == list(registry.STAGE1)
-    assert list(RERANKERS) == list(registry.RERANKERS)
-    assert list_fgw_solvers() == list(registry.FGW_SOLVERS)
+    assert list_fgw_solvers() == names("solver")
+    assert list(JUDGES) == names("judge")
+    assert list(OBJECT_PARSERS) == names("object_parser")
+    assert sorted(ALL_ORDER) == sorted(n for n in names("diagnostic") if n != "all")

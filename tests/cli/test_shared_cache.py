@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 
-from vgrc.evaluators.chunk_claims import ChunkClaims
-from vgrc.evaluators.embedding_cache import EmbeddingCache, encode_cached
+from vgrc.evaluators.encoders.chunk_claims import ChunkClaims
+from vgrc.evaluators.encoders.cache import EmbeddingCache, encode_cached
 
 # `vgrc eval` with every shard write slowed down. The first run ("lead") signals when it has
 # stored its first shard; the second ("follow") imports everything first, then waits for
@@ -15,7 +15,7 @@ from vgrc.evaluators.embedding_cache import EmbeddingCache, encode_cached
 SLOW = """
 import os, sys, time
 role, signal_file = sys.argv[1], sys.argv[2]
-import vgrc.evaluators.embedding_cache as ec
+import vgrc.evaluators.encoders.cache as ec
 from vgrc.cli.main import main
 real = ec.EmbeddingCache.add
 def slow(self, keys, emb):
@@ -60,7 +60,7 @@ def test_a_claim_held_by_a_dead_process_is_taken_over(tmp_path):
     # another process claims the first chunk and is killed before it writes a shard
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from vgrc.evaluators.chunk_claims import ChunkClaims\n"
+        "from vgrc.evaluators.encoders.chunk_claims import ChunkClaims\n"
         f"c = ChunkClaims({str(cache.folder)!r}).try_claim({keys[:3]!r})\n"
         "print('held', flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

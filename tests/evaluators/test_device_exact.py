@@ -83,7 +83,7 @@ def test_cuda_searches_on_the_device_only_from_the_size_threshold_on(monkeypatch
     """A small search with --device cuda stays on the CPU (no torch import in a cached run);
     from DEVICE_SEARCH_MIN_SCORES scores on, it goes to the device (here: no CUDA, so torch
     refuses, which proves the routing)."""
-    from vgrc.evaluators import first_stage
+    from vgrc.evaluators.first_stage import search as first_stage
 
     rng = np.random.default_rng(0)
     G = first_stage.normalize(rng.normal(size=(50, 8)))

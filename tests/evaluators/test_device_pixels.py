@@ -15,8 +15,8 @@ from helpers import picture as _picture
 from PIL import Image
 from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Resize
 
-from vgrc.evaluators.device_pixels import DevicePixels
-from vgrc.evaluators.pixels import ExactPixels, FastPixels, header_size
+from vgrc.evaluators.encoders.device_pixels import DevicePixels
+from vgrc.evaluators.encoders.pixels import ExactPixels, FastPixels, header_size
 
 OPEN_CLIP_STEPS = Compose([Resize(224, interpolation=InterpolationMode.BICUBIC), CenterCrop(224)])
 
@@ -72,7 +72,7 @@ def test_resize_equals_torchvisions_two_rounded_passes_and_centre_crop(steps):
     import torch
     from torchvision.transforms.v2 import functional as F
 
-    from vgrc.evaluators.pixels import vertical_first
+    from vgrc.evaluators.encoders.pixels import vertical_first
 
     dev = DevicePixels.from_pil_steps(steps)
     rng = np.random.default_rng(3)
@@ -153,7 +153,8 @@ def test_unsupported_steps_are_named():
 def test_device_encoder_stays_close_to_exact_and_names_a_bad_image():
     """Through the real open_clip model, in batches with a helper thread running ahead: the
     same embeddings whatever the thread count, close to the exact path's but not equal."""
-    from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import BadImageError, ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     items = [(f"im{i}", _bytes(_picture(200 + 9 * i, 150 + 5 * i, i), "JPEG" if i % 2 else "PNG", **({"quality": 90} if i % 2 else {}))) for i in range(21)]
     spec = resolve_model("tiny-random")
@@ -213,7 +214,8 @@ def test_a_jpeg_the_device_refuses_goes_to_the_host_and_keeps_its_place(monkeypa
 def test_device_on_a_model_it_cannot_mirror_is_one_error():
     from torchvision.transforms import Normalize, RandomCrop, ToTensor
 
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
     from vgrc.evaluators.errors import InvalidInputError
 
     enc = ClipEncoder(resolve_model("tiny-random"), preprocess="device").load()
@@ -227,7 +229,7 @@ def test_sharded_device_run_equals_one_process(shapes_dir, tmp_path):
     give the same cached embeddings, metrics and ranks as one process."""
     from helpers import eval_one_and_sharded
 
-    from vgrc.evaluators.embedding_cache import EmbeddingCache
+    from vgrc.evaluators.encoders.cache import EmbeddingCache
 
     one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--k", "10", "--batch-size", "2", "--preprocess", "device")
     assert one == two
@@ -252,7 +254,7 @@ def test_pass_order_follows_pillow_13(in_hw, out_hw, expected):
     import torch
     from torchvision.transforms.v2 import functional as F
 
-    from vgrc.evaluators.pixels import vertical_first
+    from vgrc.evaluators.encoders.pixels import vertical_first
 
     assert vertical_first(*in_hw, *out_hw) is expected
     noise = np.random.default_rng(3).integers(0, 256, (*in_hw, 3), dtype=np.uint8)

@@ -157,15 +157,14 @@ def _prepared(shapes_dir, tmp_path, **over):
 def test_k_sweep_prefix_scores_equal_rerunning_each_k(shapes_dir, tmp_path):
     from vgrc.evaluators.diagnostics.k_sweep import ground_truth_ranks
     from vgrc.evaluators.metrics import first_relevant_rank
-    from vgrc.evaluators.rerank import rerank, rerank_scores
+    from vgrc.evaluators.rerankers.context import order_by_scores
 
     prep = _prepared(shapes_dir, tmp_path)
     topk, scores, rank1 = prep.cosine(40)
-    ctx = prep.context()
     for name in ("hungarian", "fgw"):
-        big = rerank_scores(name, ctx, topk, scores)
+        big = prep.scores(name, topk, scores)
         for k in (3, 10, 25):
-            pos = first_relevant_rank(rerank(name, ctx, topk[:, :k], scores[:, :k]), prep.ev.relevant)
+            pos = first_relevant_rank(order_by_scores(topk[:, :k], prep.scores(name, topk[:, :k], scores[:, :k])), prep.ev.relevant)
             assert np.array_equal(ground_truth_ranks(topk, big, k, prep.ev.relevant, rank1), np.where(pos >= 0, pos, rank1))
 
 
@@ -334,8 +333,8 @@ def test_targeted_steering_corrects_a_colour_swap_in_an_additive_space():
     from types import SimpleNamespace
 
     from vgrc.evaluators.diagnostics.composition import _targeted, mispaired_slots
-    from vgrc.evaluators.first_stage import normalize
-    from vgrc.evaluators.rerank import ObjectTable
+    from vgrc.evaluators.first_stage.search import normalize
+    from vgrc.evaluators.rerankers.context import ObjectTable
 
     words = ["cube", "sphere", "red", "blue", "green"]
 
@@ -396,7 +395,7 @@ def test_fgw_alpha_chooses_its_best_alpha_on_fit_rows_when_given(shapes_dir, tmp
     from vgrc.evaluators.diagnostics._common import prepare_rows
     from vgrc.evaluators.diagnostics.fgw_alpha import _final, ranked_metrics
     from vgrc.evaluators.pipeline import EvalConfig
-    from vgrc.evaluators.rerank import order_by_scores, rerank_scores
+    from vgrc.evaluators.rerankers.context import order_by_scores, rerank_scores
     from vgrc.evaluators.retrieval_data import load_retrieval
 
     base = ["diagnose", "fgw-alpha", "--data", str(shapes_dir), "--model", "tiny-random", "--k", "10", "--fgw-alpha", "0,0.5,1",
@@ -409,7 +408,7 @@ def test_fgw_alpha_chooses_its_best_alpha_on_fit_rows_when_given(shapes_dir, tmp
     _, fit_rows, info = load_retrieval(str(shapes_dir), fit_fraction=0.3, seed=0)
     fit = prepare_rows(config, lambda *a: None, fit_rows, None, info)
     topk, scores, rank1 = fit.cosine(10)
-    best = max((ranked_metrics(fit, _final(topk, order_by_scores(topk, rerank_scores("fgw", fit.context(fgw_alpha=a), topk, scores))), rank1, 10)[0]["R@1"], -a)
+    best = max((ranked_metrics(fit, _final(topk, order_by_scores(topk, fit.scores("fgw", topk, scores, fgw_alpha=a))), rank1, 10)[0]["R@1"], -a)
                for a in (0.0, 0.5, 1.0))
     assert s["best"]["fgw_alpha"] == -best[1]
     assert CliRunner().invoke(app, [*base, "--out", str(tmp_path / "nofit")]).exit_code == 0

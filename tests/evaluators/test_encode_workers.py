@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vgrc.evaluators.encoders import BadImageError, ClipEncoder, resolve_model
+from vgrc.evaluators.encoders.clip import BadImageError, ClipEncoder
+from vgrc.evaluators.encoders.models import resolve_model
 
 
 def _jpeg(path) -> bytes:

@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vgrc.evaluators.embedding_cache import EmbeddingCache, content_key, encode_cached
-from vgrc.evaluators.encoders import BadImageError, ClipEncoder, ModelUnavailableError, resolve_model
-from vgrc.evaluators.first_stage import normalize
-from vgrc.evaluators.pipeline import STAGE1, EvalConfig, run_eval
-from vgrc.evaluators.rerank import RERANKERS
+from vgrc.evaluators.encoders.cache import EmbeddingCache, content_key, encode_cached
+from vgrc.evaluators.encoders.clip import BadImageError, ClipEncoder
+from vgrc.evaluators.errors import ModelUnavailableError
+from vgrc.evaluators.encoders.models import resolve_model
+from vgrc.evaluators.first_stage.search import normalize
+from vgrc.evaluators.pipeline import EvalConfig, run_eval
+from vgrc.evaluators.registry import names
 from vgrc.evaluators.report import report_table
 from vgrc.evaluators.retrieval_data import load_retrieval
 
@@ -27,8 +29,8 @@ def config(shapes_dir, out, cache_dir, **kw):
     return EvalConfig(**{"data": str(shapes_dir), "out": str(out), "model": "tiny-random", "k": K, "cache_dir": str(cache_dir), **kw})
 
 
-@pytest.mark.parametrize("stage1", STAGE1)
-@pytest.mark.parametrize("rerank", list(RERANKERS))
+@pytest.mark.parametrize("stage1", names("stage1"))
+@pytest.mark.parametrize("rerank", names("reranker"))
 def test_every_stage_combination(shapes_dir, tmp_path, cache_dir, stage1, rerank):
     metrics = run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1=stage1, rerank=rerank))
     frame = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
@@ -65,8 +67,13 @@ def test_output_files_and_columns(shapes_dir, tmp_path, cache_dir):
     assert metrics["config"]["rerank"] == "fgw" and "t2i_CAS-noun@10" in metrics and "ridge_distance_reduction" in metrics
     # one meaning per name: no bare "alpha" anywhere in the recorded config
     run = json.loads((out / "run.json").read_text())
-    for cfg in (metrics["config"], run["config"]):
-        assert "alpha" not in cfg and {"fgw_alpha", "ridge_lambda", "steer_alpha"} <= set(cfg)
+    assert "alpha" not in metrics["config"] and {"fgw_alpha", "ridge_lambda", "steer_alpha"} <= set(metrics["config"])
+    # run.json: the options grouped, each chosen component with its own options and package
+    cfg = run["config"]
+    assert {"data", "encode", "choices", "output", "stage1", "reranker", "index", "relevance", "task"} <= set(cfg)
+    assert cfg["reranker"] == {"name": "fgw", "options": {"fgw_alpha": 0.5, "solver": "cg", "epsilon": 0.01}, "package": "vgrc"}
+    assert cfg["stage1"]["name"] == "ridge+steer" and cfg["stage1"]["options"]["steer"] == ["pentagon:hexagon"]
+    assert {"fit_fraction", "ridge_lambda", "steer_alpha", "steer_top"} <= set(cfg["stage1"]["options"]) and "alpha" not in cfg["stage1"]["options"]
     assert run["diagnostics"]["steering"]["steer_alpha"] == 0.5
     header, values = (out / "metrics.csv").read_text().splitlines()
     assert header.split(",")[:3] == ["stage1", "rerank", "t2i_R@1"] and values.startswith("ridge+steer,fgw,")
@@ -309,7 +316,7 @@ def test_objects_steer_avg_at_zero_strength_equals_objects_avg(shapes_dir, tmp_p
 def test_default_steering_pairs_come_from_cosine_confusions_with_colour_fixed(shapes_dir, tmp_path, cache_dir):
     """App. E: the pairs equal an independent computation on the fit rows: cosine (not
     ridge-mapped) top-1, single-object substitutions with the colour held fixed."""
-    from vgrc.evaluators.first_stage import confusion_pairs
+    from vgrc.evaluators.first_stage.steering import confusion_pairs
 
     run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1="ridge+steer", steer_top=50))
     diag = json.loads((tmp_path / "run" / "run.json").read_text())["diagnostics"]
@@ -388,7 +395,7 @@ def test_a_fully_cached_eval_imports_neither_torch_nor_open_clip(shapes_dir, tmp
 def test_the_key_record_follows_the_model_identity(tmp_path):
     """Another seed or precision is another identity (another cache namespace); a damaged
     record is rebuilt, not trusted."""
-    from vgrc.evaluators.encoding import KEY_RECORD, model_identity
+    from vgrc.evaluators.encoders.setup import KEY_RECORD, model_identity
     from vgrc.evaluators.pipeline import EvalConfig
 
     base = EvalConfig(model="tiny-random")
@@ -403,7 +410,7 @@ def test_the_key_record_follows_the_model_identity(tmp_path):
 SHARDED_ENCODE_SCRIPT = """
 import json, os, sys, time
 import numpy as np
-from vgrc.evaluators.embedding_cache import EmbeddingCache, encode_cached
+from vgrc.evaluators.encoders.cache import EmbeddingCache, encode_cached
 
 rank, root = int(os.environ["RANK"]), sys.argv[1]
 if rank == 1:

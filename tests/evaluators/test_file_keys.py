@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from vgrc.evaluators import file_keys as fk
-from vgrc.evaluators.embedding_cache import content_key
-from vgrc.evaluators.file_keys import FileKeys
+from vgrc.evaluators.encoders import file_keys as fk
+from vgrc.evaluators.encoders.cache import content_key
+from vgrc.evaluators.encoders.file_keys import FileKeys
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def _copies(shapes_dir, tmp_path, n=6):
 def test_an_image_changed_between_listing_and_encoding_stops_the_run(shapes_dir, tmp_path, monkeypatch, not_racy):
     """The last image is rewritten, same size, after the listing hashed it: its stat
     signature moved (ctime), so encoding hashes it again and finds another content."""
-    from vgrc.evaluators.encoding import EncodingSetup
+    from vgrc.evaluators.encoders.setup import EncodingSetup
     from vgrc.evaluators.errors import DatasetFolderError
     from vgrc.evaluators.pipeline import EvalConfig
 
@@ -141,8 +141,8 @@ def test_an_image_changed_between_listing_and_encoding_stops_the_run(shapes_dir,
 def test_encoding_hashes_again_only_what_the_listing_cannot_vouch_for(shapes_dir, tmp_path, monkeypatch, racy):
     """First run: the listing hashes each image; encoding reads each once and hashes none of
     them again, unless they were racy when listed (then each is hashed again)."""
-    from vgrc.evaluators import encoding
-    from vgrc.evaluators.encoding import EncodingSetup
+    from vgrc.evaluators.encoders import setup as encoding
+    from vgrc.evaluators.encoders.setup import EncodingSetup
     from vgrc.evaluators.pipeline import EvalConfig
 
     monkeypatch.setattr(fk, "RACY_SECONDS", 3600.0 if racy else 0.0)

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.evaluators.first_stage import RidgeMapper, Steering, confusion_pairs, cosine_topk, normalize, parse_steer_pairs
+from vgrc.evaluators.first_stage.ridge import RidgeMapper
+from vgrc.evaluators.first_stage.steering import Steering, confusion_pairs, parse_steer_pairs
+from vgrc.evaluators.first_stage.search import cosine_topk, normalize
 
 
 def obj(attr, noun):
@@ -75,7 +77,7 @@ def test_confusion_pairs_ignore_colour_changes_with_the_shape():
 
 
 def test_unknown_steer_word_is_named():
-    from vgrc.evaluators.first_stage import check_steer_words
+    from vgrc.evaluators.first_stage.steering import check_steer_words
 
     check_steer_words([("pentagon", "hexagon")], {"pentagon", "hexagon", "red"})
     with pytest.raises(InvalidInputError, match="'octagon' is not a noun or attribute"):

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from vgrc.evaluators.embedding_cache import EmbeddingCache, content_key, encode_cached
-from vgrc.evaluators.file_keys import FileKeys
-from vgrc.evaluators.io_threads import OrderedLoader, map_in_threads
+from vgrc.evaluators.encoders.cache import EmbeddingCache, content_key, encode_cached
+from vgrc.evaluators.encoders.file_keys import FileKeys
+from vgrc.evaluators.encoders.io_threads import OrderedLoader, map_in_threads
 
 
 def test_results_and_the_first_error_come_in_item_order():

@@ -10,7 +10,7 @@ from helpers import picture as _picture
 from PIL import Image
 from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Resize
 
-from vgrc.evaluators.pixels import ExactPixels, FastPixels, UndecodableImage, pixel_function
+from vgrc.evaluators.encoders.pixels import ExactPixels, FastPixels, UndecodableImage, pixel_function
 
 OPEN_CLIP_STEPS = Compose([Resize(224, interpolation=InterpolationMode.BICUBIC), CenterCrop(224)])
 
@@ -98,7 +98,8 @@ def test_unsupported_steps_are_named():
 def test_fast_encoder_workers_equal_threads_and_stay_close_to_exact(shapes_dir):
     """Through the real open_clip model: the worker processes and the threads give the same
     fast embeddings, bit for bit; their cosine to the exact ones is ~1 but not always 1."""
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     paths = sorted((shapes_dir / "compositions" / "images").iterdir())[:24]
     items = [(str(p), _bytes(_picture(200 + 9 * i, 150 + 5 * i, i), "JPEG", quality=90)) for i, p in enumerate(paths)]
@@ -118,7 +119,8 @@ def test_fast_encoder_workers_equal_threads_and_stay_close_to_exact(shapes_dir):
 def test_fast_on_a_model_it_cannot_mirror_is_one_error(monkeypatch):
     from torchvision.transforms import Normalize, RandomCrop, ToTensor
 
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
     from vgrc.evaluators.errors import InvalidInputError
 
     enc = ClipEncoder(resolve_model("tiny-random"), preprocess="fast").load()

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from vgrc.evaluators.rerank import ObjectTable, RerankContext, rerank, steer_objects
+from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank, steer_objects
+from vgrc.evaluators.rerankers.hungarian import HungarianOptions
+from vgrc.evaluators.rerankers.object_image import SteerOptions, SteerTauOptions
 from vgrc.evaluators.solvers import assignment_cost, fgw_cost
 
 
@@ -36,11 +38,12 @@ def test_hungarian_ranks_the_exact_match_above_a_subset_shortlisted_first():
     ]
     ctx = RerankContext(table_for(query, phrases, emb), table_for(gallery, phrases, emb), np.zeros((4, 16), np.float32))
     shortlist = np.array([[0, 1, 2, 3]])
-    order = rerank("hungarian", ctx, shortlist, np.zeros((1, 4)))[0].tolist()
-    assert order[:2] == [2, 3]  # exact and superset (surplus is free by default), exact first by stage-1 order
+    free = HungarianOptions(unmatched_cost=1.0, surplus_cost=0.0)
+    order = rerank("hungarian", ctx, shortlist, np.zeros((1, 4)), free)[0].tolist()
+    assert order[:2] == [2, 3]  # exact and superset (surplus free), exact first by stage-1 order
     assert order.index(0) > order.index(2)
-    ctx.surplus_cost = 1.0  # whole-scene captions: the superset pays for its extra object
-    assert rerank("hungarian", ctx, shortlist, np.zeros((1, 4)))[0].tolist()[0] == 2
+    whole_scene = HungarianOptions(unmatched_cost=1.0, surplus_cost=1.0)  # whole-scene captions: the superset pays for its extra object
+    assert rerank("hungarian", ctx, shortlist, np.zeros((1, 4)), whole_scene)[0].tolist()[0] == 2
 
 
 def _random_sets(rng, n_rows, max_size, n_phrases):
@@ -109,9 +112,9 @@ def test_steered_rerankers_use_steered_objects():
     directions[0] = images[3]  # "red circle" steered toward image 3
     directions[1] = images[3]
     qt = table_for([["red circle", "blue star"]], phrases, emb)
-    ctx = RerankContext(qt, table_for([[]] * 4, phrases, emb), images, object_directions=directions, steer_alpha=0.0)
+    ctx = RerankContext(qt, table_for([[]] * 4, phrases, emb), images, object_directions=directions)
     shortlist = np.array([[0, 1, 2, 3]])
-    assert (rerank("steer-min", ctx, shortlist, np.zeros((1, 4))) == rerank("min", ctx, shortlist, np.zeros((1, 4)))).all()
-    ctx.steer_alpha = 50.0
-    assert rerank("steer-min", ctx, shortlist, np.zeros((1, 4)))[0, 0] == 3
-    assert rerank("steer-softmin", ctx, shortlist, np.zeros((1, 4)))[0, 0] == 3
+    unsteered = rerank("steer-min", ctx, shortlist, np.zeros((1, 4)), SteerOptions(steer_alpha=0.0))
+    assert (unsteered == rerank("min", ctx, shortlist, np.zeros((1, 4)))).all()
+    assert rerank("steer-min", ctx, shortlist, np.zeros((1, 4)), SteerOptions(steer_alpha=50.0))[0, 0] == 3
+    assert rerank("steer-softmin", ctx, shortlist, np.zeros((1, 4)), SteerTauOptions(steer_alpha=50.0))[0, 0] == 3

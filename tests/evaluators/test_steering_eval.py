@@ -10,12 +10,13 @@ from typer.testing import CliRunner
 from vg_fixture import write_vg
 
 from vgrc.cli.main import app
-from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+from vgrc.evaluators.encoders.clip import ClipEncoder
+from vgrc.evaluators.encoders.models import resolve_model
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
-from vgrc.evaluators.first_stage import normalize
+from vgrc.evaluators.first_stage.search import normalize
 from vgrc.evaluators.pipeline import EvalConfig, run_eval
 from vgrc.evaluators.tasks.steering import load_steering_rows
-from vgrc.generators.vg import VGConfig, build_vg
+from vgrc.generators.vg.build import VGConfig, build_vg
 
 
 @pytest.fixture(scope="module")

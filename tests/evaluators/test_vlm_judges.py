@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgrc.evaluators.judgment_store import JudgmentStore, judgment_key
-from vgrc.evaluators.vlm_judges import CAS_PROMPT, QAS_PREFIX, QAS_PROMPT, QwenAppGJudge, parse_json_answer, prompt_hash
+from vgrc.evaluators.judges.store import JudgmentStore, judgment_key
+from vgrc.evaluators.judges.vlm import CAS_PROMPT, QAS_PREFIX, QAS_PROMPT, QwenAppGJudge, parse_json_answer, prompt_hash
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "geometry-aware-clip-retrieval.txt"
 
@@ -87,7 +87,7 @@ def test_store_reuses_resumes_and_skips_a_torn_line(tmp_path):
 
 
 def test_nac_judgment_cache_survives_a_torn_line_too(tmp_path):
-    from vgrc.evaluators.judges import JudgmentCache
+    from vgrc.evaluators.judges.verify import JudgmentCache
 
     cache = JudgmentCache(tmp_path / "judgments.jsonl", "m")
     cache.add([("a", 0.9)])
@@ -165,7 +165,7 @@ def test_sharded_judging_equals_one_process(shapes_dir, tiny_qwen, tmp_path):
     into its own store file; metrics, grades and the store's answers equal one process's."""
     from helpers import eval_one_and_sharded
 
-    from vgrc.evaluators.judgment_store import JudgmentStore
+    from vgrc.evaluators.judges.store import JudgmentStore
 
     one, two = eval_one_and_sharded(tmp_path, "--data", shapes_dir, "--model", "tiny-random", "--k", "10", "--limit", "12",
                                     "--relevance", "vlm", "--judge-model", tiny_qwen, "--judge-batch-size", "4")
@@ -182,7 +182,7 @@ def test_sharded_judging_equals_one_process(shapes_dir, tiny_qwen, tmp_path):
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason="the paper's text is beside the checkout")
 def test_nac_verifier_question_is_app_f_verbatim():
-    from vgrc.evaluators.judges import QUESTION
+    from vgrc.evaluators.judges.verify import QUESTION
 
     assert f"\u201c{QUESTION}\u201d" in REFERENCE.read_text(encoding="utf-8")  # typographic quotes around {attr}, as printed
 
@@ -193,7 +193,7 @@ def test_answer_tokens_are_read_where_qwen2_writes_them(tiny_qwen):
     never produces), and the digit after '": ' (a space token, then the digit)."""
     from transformers import AutoProcessor
 
-    from vgrc.evaluators.vlm_judges import CAS_ANSWERS, CAS_PREFIX
+    from vgrc.evaluators.judges.vlm import CAS_ANSWERS, CAS_PREFIX
 
     tok = AutoProcessor.from_pretrained(tiny_qwen).tokenizer
     enc = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731
@@ -205,7 +205,7 @@ def test_answer_tokens_are_read_where_qwen2_writes_them(tiny_qwen):
 
 
 def test_a_json_answer_cut_at_the_token_limit_keeps_its_grade():
-    from vgrc.evaluators.vlm_judges import JSON_MAX_NEW_TOKENS, answer_field
+    from vgrc.evaluators.judges.vlm import JSON_MAX_NEW_TOKENS, answer_field
 
     cut = '{ "relevance_score": 3, "confidence": 0.8, "matched_elements": ["red car", "str'
     assert parse_json_answer(cut) is None and answer_field(cut, "relevance_score") == 3 and answer_field(cut, "confidence") == 0.8
@@ -221,8 +221,8 @@ def test_ndcg_uses_the_integer_grade_not_the_expectation(tmp_path):
     from PIL import Image
 
     from vgrc.evaluators.metrics import ndcg_at_k
-    from vgrc.evaluators.vlm_judges import QAS_PROMPT
-    from vgrc.evaluators.vlm_relevance import judge_pairs
+    from vgrc.evaluators.judges.vlm import QAS_PROMPT
+    from vgrc.evaluators.judges.relevance import judge_pairs
 
     paths = []
     for i in range(2):
@@ -265,8 +265,8 @@ def test_a_query_with_an_unparsable_judgement_is_left_out_not_scored_zero(tmp_pa
 
     from vgrc.evaluators.metrics import ndcg_at_k
     from vgrc.evaluators.tasks.retrieval import _judged_metrics
-    from vgrc.evaluators.vlm_judges import QAS_PROMPT
-    from vgrc.evaluators.vlm_relevance import judge_pairs
+    from vgrc.evaluators.judges.vlm import QAS_PROMPT
+    from vgrc.evaluators.judges.relevance import judge_pairs
 
     paths = []
     for i in range(2):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vgrc.evaluators.dataset import read_split
-from vgrc.evaluators.first_stage import RidgeMapper
+from vgrc.evaluators.first_stage.ridge import RidgeMapper
 from vgrc.evaluators.pipeline import EvalConfig, run_eval
 
 
@@ -37,7 +37,7 @@ def test_eval_uses_the_ridge_lambda_it_is_given(shapes_dir, tmp_path):
         out = tmp_path / f"r{lam:g}"
         run_eval(EvalConfig(data=str(shapes_dir), out=str(out), model="tiny-random", stage1="ridge", ridge_lambda=lam, cache_dir=str(tmp_path / "c")))
         run = json.loads((out / "run.json").read_text())
-        assert run["config"]["ridge_lambda"] == lam
+        assert run["config"]["stage1"]["options"]["ridge_lambda"] == lam
         reductions.append(run["diagnostics"]["ridge"]["reduction"])
     assert abs(reductions[0] - reductions[1]) > 1e-3, reductions
 
@@ -46,7 +46,8 @@ def test_the_final_lists_keep_the_stage1_tail_beyond_the_shortlist(shapes_dir, t
     """k = 5: the reranker permutes the first 5 and the stage-1 order continues after them.
     Stage 1 is recomputed by brute force, and nDCG@10 per query from the annotations over
     the reported final list."""
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
     from vgrc.evaluators.metrics import ndcg_per_query, symbolic_relevance
     from vgrc.evaluators.retrieval_data import load_retrieval
 
@@ -91,7 +92,8 @@ def test_fgw_agrees_with_pot_on_problems_that_converge_slowly():
 def test_the_cache_key_tells_two_weight_tags_of_one_architecture_apart():
     """Two real open_clip tags of ViT-B-32 (keys are computed without their weights):
     embeddings of one must never be served for the other."""
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
 
     keys = {tag: ClipEncoder(resolve_model(f"ViT-B-32:{tag}")).cache_key for tag in ("openai", "laion2b_s34b_b79k")}
     assert keys["openai"] != keys["laion2b_s34b_b79k"]
@@ -104,7 +106,7 @@ CARD_RGB = {"red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 215, 0)
 
 
 def test_shapes_pixels_have_the_cards_literal_colours(shapes_dir):
-    from vgrc.generators.shapes import reference_slot
+    from vgrc.generators.shapes.build import reference_slot
 
     card = (shapes_dir / "README.md").read_text()
     for name, (r, g, b) in CARD_RGB.items():

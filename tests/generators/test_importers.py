@@ -16,7 +16,7 @@ from vgrc.generators.importers import get_importer, list_importers
 from vgrc.generators.importers.clevr_hope import import_clevr_hope, scene_caption
 from vgrc.generators.importers.sugarcrepe import CATEGORIES, import_sugarcrepe
 from vgrc.generators.importers.urban1k import import_urban1k
-from vgrc.generators.object_parsers import parse_rules, split_parts
+from vgrc.evaluators.objects.parsers import parse_rules, split_parts
 
 runner = CliRunner()
 
@@ -214,7 +214,7 @@ def test_captions_csv_written_by_a_spreadsheet_with_a_bom_and_empty_captions(tmp
 
 
 def test_registry_and_parser_registry():
-    from vgrc.generators.object_parsers import get_object_parser
+    from vgrc.evaluators.objects.parsers import get_object_parser
 
     assert list_importers() == ["sugarcrepe", "clevr-hope", "urban1k", "captions"]
     with pytest.raises(InvalidInputError, match="did you mean 'clevr-hope'"):
@@ -299,7 +299,8 @@ def test_sharded_itm_equals_one_process(sugarcrepe, tmp_path):
 def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, rerank):
     """Cosine accuracy recomputed from the encoder directly; reranked scores are
     minus the solver's cost of each caption's objects against the image's objects."""
-    from vgrc.evaluators.encoders import ClipEncoder, resolve_model
+    from vgrc.evaluators.encoders.clip import ClipEncoder
+    from vgrc.evaluators.encoders.models import resolve_model
     from vgrc.evaluators.tasks.itm import itm_accuracy
     from vgrc.evaluators.pipeline import EvalConfig, run_eval
 
@@ -338,7 +339,7 @@ def test_itm_end_to_end_against_a_manual_computation(sugarcrepe, tmp_path, reran
 
 
 def test_llm_answers_are_parsed_or_recorded_as_unparsable():
-    from vgrc.generators.object_parsers import parse_llm_answer
+    from vgrc.evaluators.objects.parsers import parse_llm_answer
 
     assert parse_llm_answer('```json\n[{"noun": "Dog", "attributes": ["brown", " "]}]\n```') == [
         {"noun": "dog", "attributes": ["brown"], "bbox": None, "source": "parsed:llm"}]
@@ -348,7 +349,7 @@ def test_llm_answers_are_parsed_or_recorded_as_unparsable():
 
 
 def test_llm_parser_loads_through_from_pretrained_and_caches(tiny_llm, tmp_path):
-    from vgrc.generators.object_parsers import get_object_parser
+    from vgrc.evaluators.objects.parsers import get_object_parser
 
     parser = get_object_parser("llm", str(tiny_llm), cache_dir=str(tmp_path / "cache"))
     captions = ["a red kite above a green field", "two dogs on a lawn"]

@@ -9,9 +9,9 @@ from helpers import one_error_line, tree_digest
 from typer.testing import CliRunner
 
 from vgrc.cli.main import app
-from vgrc.evaluators.judges import QUESTION, QwenYesNoJudge
-from vgrc.generators.nac import NACConfig, build_nac, generate_pair, load_flux
-from vgrc.generators.nac_prompts import load_nac_contrasts, make_pairs, subject_clause
+from vgrc.evaluators.judges.verify import QUESTION, QwenYesNoJudge
+from vgrc.generators.nac.generate import NACConfig, build_nac, generate_pair, load_flux
+from vgrc.generators.nac.prompts import load_nac_contrasts, make_pairs, subject_clause
 
 runner = CliRunner()
 
@@ -217,7 +217,7 @@ def test_dry_run_cli(tmp_path):
 
 
 def test_mit_states_proposals_and_filters(tmp_path):
-    from vgrc.generators.mit_states import propose_contrasts
+    from vgrc.generators.importers.mit_states import propose_contrasts
 
     root = tmp_path / "mit"
     images = root / "release_dataset" / "images"
@@ -237,7 +237,7 @@ def test_mit_states_proposals_and_filters(tmp_path):
 
 def test_accelerate_processes_split_like_shards(tiny_flux, tmp_path, monkeypatch):
     """`accelerate launch` sets WORLD_SIZE/RANK: each process takes a disjoint share."""
-    from vgrc.generators.nac import shard_of
+    from vgrc.generators.nac.generate import shard_of
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
@@ -250,7 +250,7 @@ def test_accelerate_processes_split_like_shards(tiny_flux, tmp_path, monkeypatch
 
 def test_clipscore_prefilter(tiny_flux, tiny_qwen, tmp_path):
     """Images under the CLIPScore threshold are not sent to the judge (confidence 0)."""
-    from vgrc.evaluators.judges import clipscore
+    from vgrc.evaluators.judges.verify import clipscore
 
     kw = dict(judge="qwen2.5-vl", judge_model=str(tiny_qwen), min_confidence=0.0, min_samples=1, limit=2, clipscore_model="tiny-random")
     out = tmp_path / "strict"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vgrc.generators.png import encode_rgb_png
+from vgrc.generators._util.png import encode_rgb_png
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 13, 3), (64, 64, 3)])

@@ -12,7 +12,7 @@ from PIL import Image
 
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.generators.shapes import (
+from vgrc.generators.shapes.build import (
     ShapesConfig,
     build_shapes,
     composition_row,
@@ -21,7 +21,7 @@ from vgrc.generators.shapes import (
     iter_compositions,
     select_compositions,
 )
-from vgrc.generators.shapes_svg import (
+from vgrc.generators.shapes.svg import (
     COLORS,
     SHAPES,
     Primitive,

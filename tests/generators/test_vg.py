@@ -12,9 +12,9 @@ from vg_fixture import vg_records, write_vg
 from vgrc.cli.main import app
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.generators.json_stream import iter_json_array
-from vgrc.generators.vg import VGConfig, build_vg
-from vgrc.generators.vg_contrasts import SHIPPED_COUNTS, load_contrasts, normalize_term
+from vgrc.generators._util.json_stream import iter_json_array
+from vgrc.generators.vg.build import VGConfig, build_vg
+from vgrc.generators.vg.contrasts import SHIPPED_COUNTS, load_contrasts, normalize_term
 
 runner = CliRunner()
 
@@ -219,7 +219,7 @@ def test_output_usable_by_eval_loader(vg, tmp_path):
 
 def test_caption_objects_are_exactly_what_the_caption_names():
     from vgrc.evaluators.retrieval_data import object_phrase
-    from vgrc.generators.vg import CAPTION_PHRASES, caption_objects
+    from vgrc.generators.vg.build import CAPTION_PHRASES, caption_objects
 
     objects = [{"noun": f"n{i:02d}", "attributes": ["big"], "bbox": [i, 0, 1, 1]} for i in range(15)]
     objects += [{"noun": "n00", "attributes": ["big"], "bbox": [99, 0, 1, 1]}, {"noun": "sky", "attributes": [], "bbox": None}]

@@ -8,7 +8,7 @@ from pathlib import Path
 def build_shapes_fixture(out: Path) -> Path:
     from helpers import SMALL_SHAPES
 
-    from vgrc.generators.shapes import ShapesConfig, build_shapes
+    from vgrc.generators.shapes.build import ShapesConfig, build_shapes
 
     build_shapes(out, ShapesConfig(**SMALL_SHAPES), workers=2, command="vgrc gen-shapes (fixture)")
     return out
@@ -29,7 +29,7 @@ def build_sugar_fixture(root: Path) -> Path:
 def build_vg_fixture(root: Path) -> Path:
     """The demo's Visual Genome folder built into a dataset (one image missing: --skip-bad)."""
     from vgrc.generators.demo import write_vg
-    from vgrc.generators.vg import VGConfig, build_vg
+    from vgrc.generators.vg.build import VGConfig, build_vg
 
     vg = write_vg(root / "vg", images=True)
     build_vg(root / "data", VGConfig(str(vg), min_images=9))

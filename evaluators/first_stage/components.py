@@ -1,0 +1,98 @@
+"""The first stages of ``vgrc eval --stage1`` as registry components (declarations only:
+names, help, options, flags, checks; the retrieval task's stages do the work, see
+:mod:`vgrc.evaluators.tasks.stages`).
+
+Flags: ``needs_fit`` (fits on held-out rows: ``--fit-fraction`` / ``--fit-split``),
+``maps_query`` (a ridge mapper moves queries into image space; object-image rerankers
+map their query objects the same way), ``query_objects`` (reads the queries' per-object
+sets), ``steered_objects`` (needs App. J's per-object steering directions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vgrc.evaluators.registry import Component, option
+
+__all__ = ["Stage1", "Cosine", "Ridge", "RidgeSteer", "ObjectsAvg", "ObjectsSteerAvg", "steer_alpha_option", "fit_fraction_option"]
+
+
+def steer_alpha_option():
+    """``--steer-alpha``: one option shared by every steered component (stage 1, rerankers, task)."""
+    return option(0.5, "--steer-alpha", "Steering strength α of ridge+steer, objects-steer-avg, steer-min/-softmin and --task steering.", minimum=0.0)
+
+
+def fit_fraction_option():
+    return option(0.2, "--fit-fraction", "--stage1 ridge / ridge+steer: share of the split held out to fit on (left out of their queries and gallery; "
+                  "other first stages evaluate the whole split).", minimum=0.0, maximum=1.0, open_max=True, unused_hint="hold rows out to fit on")
+
+
+def ridge_lambda_option():
+    return option(1.0, "--ridge-lambda", "L2 penalty λ of the ridge mapper.", minimum=0.0)
+
+
+class Stage1(Component):
+    kind = "stage1"
+    needs_fit = False
+    maps_query = False
+    query_objects = False
+    steered_objects = False
+    #: steers the query vectors by the words of their objects (the objects are required, not embedded)
+    steers_queries = False
+
+
+class Cosine(Stage1):
+    name = "cosine"
+    help = "cosine similarity of the caption and image embeddings (Eq. 1)"
+
+
+@dataclass
+class RidgeOptions:
+    fit_fraction: float = fit_fraction_option()
+    ridge_lambda: float = ridge_lambda_option()
+
+
+class Ridge(Stage1):
+    name = "ridge"
+    help = "caption mapped by a text→image ridge mapper fitted on disjoint rows (§4.2)"
+    Options = RidgeOptions
+    needs_fit = True
+    maps_query = True
+
+
+@dataclass
+class RidgeSteerOptions(RidgeOptions):
+    steer: list = option([], "--steer", "SOURCE:TARGET steering pair, e.g. pentagon:hexagon (repeatable) [default: derived from cosine confusions "
+                         "on the fit rows, colour held fixed (App. E)].", show_default=False)
+    steer_alpha: float = steer_alpha_option()
+    steer_top: int = option(3, "--steer-top", "Confusion pairs derived when no --steer is given.", minimum=0)
+
+
+class RidgeSteer(Ridge):
+    name = "ridge+steer"
+    help = "ridge, then steering vectors toward the query's words (§6.3, App. E, I)"
+    Options = RidgeSteerOptions
+    steers_queries = True
+
+    def check(self, options, manifest) -> None:
+        from vgrc.evaluators.first_stage.steering import parse_steer_pairs
+
+        parse_steer_pairs(options.steer)
+
+
+class ObjectsAvg(Stage1):
+    name = "objects-avg"
+    help = "average of the query's per-object embeddings, unsteered (App. A)"
+    query_objects = True
+
+
+@dataclass
+class SteerAlphaOptions:
+    steer_alpha: float = steer_alpha_option()
+
+
+class ObjectsSteerAvg(ObjectsAvg):
+    name = "objects-steer-avg"
+    help = "average of the query's per-object embeddings, each steered along its attribute direction (App. J)"
+    Options = SteerAlphaOptions
+    steered_objects = True

@@ -1,0 +1,36 @@
+"""The reranker protocol: what a component of kind ``reranker`` declares and does.
+
+A reranker is a :class:`Reranker` subclass in a module of its own: ``name``, one-line
+``help``, an ``Options`` dataclass (its CLI options, declared with
+:func:`~vgrc.evaluators.registry.option`), capability flags, and
+
+``score(ctx, shortlist, stage1_scores, options) -> (Q, k)`` scores, higher = better,
+
+where ``ctx`` is a :class:`~vgrc.evaluators.rerankers.context.RerankContext` (query and
+candidate object tables, gallery image embeddings, the stage-1 query map, steering
+directions), ``shortlist`` the stage-1 top-k gallery indices (Q, k) and ``stage1_scores``
+their scores. The shortlist is reordered by score; ties keep their stage-1 order.
+
+Flags: ``query_objects`` (reads the queries' per-object sets), ``candidate_objects``
+(compares them with the candidates' object sets, not with image embeddings),
+``steered`` (steers query objects along App. J's directions: needs ``steer_alpha``),
+``reorders`` (False only for ``none``).
+"""
+
+from __future__ import annotations
+
+from vgrc.evaluators.registry import Component
+
+__all__ = ["Reranker"]
+
+
+class Reranker(Component):
+    kind = "reranker"
+    #: False only for ``none``: the shortlist keeps its stage-1 order, nothing is scored
+    reorders = True
+    query_objects = False
+    candidate_objects = False
+    steered = False
+
+    def score(self, ctx, shortlist, stage1_scores, options):  # pragma: no cover - the protocol
+        raise NotImplementedError

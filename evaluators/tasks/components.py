@@ -1,0 +1,70 @@
+"""The choices of ``vgrc eval --task`` as registry components: each declares its options
+and what it accepts, and ``run(config, out, progress, timer) -> metrics`` runs it (one
+module per task: :mod:`.retrieval`, :mod:`.steering`, :mod:`.itm`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage.components import steer_alpha_option
+from vgrc.evaluators.registry import Component
+
+__all__ = ["Task", "Retrieval", "SteeringTask", "ITM"]
+
+
+class Task(Component):
+    kind = "task"
+    #: the task searches a gallery with a first stage and an --index
+    searches = False
+    #: --relevance vlm can grade its lists
+    judged_relevance = False
+    runner = ""
+
+    def check_stages(self, stage1, reranker) -> None:
+        """Refuse a first stage or reranker the task cannot use (one line)."""
+
+    def run(self, config, out, progress, timer) -> dict:
+        from importlib import import_module
+
+        module, _, attr = self.runner.partition(":")
+        return getattr(import_module(module), attr)(config, out, progress, timer)
+
+
+class Retrieval(Task):
+    name = "retrieval"
+    help = "captions as queries, the dataset's images as the gallery"
+    searches = True
+    judged_relevance = True
+    runner = "vgrc.evaluators.tasks.retrieval:run_retrieval"
+
+
+@dataclass
+class SteeringOptions:
+    steer_alpha: float = steer_alpha_option()
+
+
+class SteeringTask(Task):
+    name = "steering"
+    help = "the dataset's steering.jsonl rows, queries steered with --steer-alpha (App. H, I)"
+    Options = SteeringOptions
+    judged_relevance = True
+    runner = "vgrc.evaluators.tasks.steering:run_steering_eval"
+
+    def check_stages(self, stage1, reranker) -> None:
+        if stage1.name != "cosine" or reranker.name != "none":
+            raise InvalidInputError("--task steering scores steered queries by cosine: use it without --stage1 / --rerank")
+
+
+class ITM(Task):
+    name = "itm"
+    help = "SugarCrepe's positive-vs-negative caption accuracy (with --rerank none, hungarian or fgw)"
+    runner = "vgrc.evaluators.tasks.itm:run_itm_eval"
+
+    def check_stages(self, stage1, reranker) -> None:
+        if stage1.name != "cosine" or not (reranker.name == "none" or reranker.candidate_objects):
+            raise InvalidInputError(f"--task itm compares two captions per image by cosine, or by --rerank hungarian / fgw; "
+                                    f"not --stage1 {stage1.name} --rerank {reranker.name}")
+
+    def check(self, options, manifest) -> None:
+        pass

@@ -1,0 +1,204 @@
+"""The retrieval pipeline's stages, shared by ``vgrc eval`` and ``vgrc diagnose``:
+
+    prepare (rows, splits, cache) → encode (images, captions, object phrases)
+      → first stage (ridge / steering / object averages) → search (exact or an --index)
+      → rerank (the --rerank component's scores) → relevance and metrics (tasks.retrieval)
+
+Each stage reads and fills one :class:`RetrievalRun`; which branch a stage takes is
+decided by the chosen components' flags (``needs_fit``, ``query_objects``,
+``candidate_objects``, ``steered`` …), never by their names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vgrc.evaluators.encoders.setup import EncodingSetup
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage.ridge import RidgeMapper
+from vgrc.evaluators.first_stage.search import cosine_topk, normalize, search_device
+from vgrc.evaluators.first_stage.steering import Steering, check_steer_words, confusion_steering_pairs, object_directions, parse_steer_pairs
+from vgrc.evaluators.metrics import first_relevant_rank
+from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
+from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
+
+__all__ = ["TOP", "RetrievalRun", "prepare", "encode", "first_stage", "search", "rerank"]
+
+TOP = 10  # list depth for nDCG / CAS
+
+
+@dataclass
+class RetrievalRun:
+    """The state one retrieval run passes from stage to stage."""
+
+    config: object
+    progress: object
+    timer: object
+    ev: RetrievalSet
+    fit: RetrievalSet | None
+    data_info: dict
+    setup: EncodingSetup | None = None
+    stage1: object = None
+    reranker: object = None
+    ev_img: np.ndarray | None = None
+    fit_img: np.ndarray | None = None
+    bad: list = field(default_factory=list)
+    skipped_ids: list = field(default_factory=list)
+    q_text: np.ndarray | None = None
+    fit_text: np.ndarray | None = None
+    q_phrases: list = field(default_factory=list)
+    g_phrases: list = field(default_factory=list)
+    phrase_emb: np.ndarray | None = None
+    phrase_index: dict = field(default_factory=dict)
+    directions: np.ndarray | None = None
+    queries: np.ndarray | None = None
+    mapper: RidgeMapper | None = None
+    steered: np.ndarray | None = None
+    diagnostics: dict = field(default_factory=dict)
+    topk: np.ndarray | None = None
+    topk_scores: np.ndarray | None = None
+    rank1: np.ndarray | None = None
+    k: int = 0
+    final_lists: np.ndarray | None = None
+    rank_final: np.ndarray | None = None
+
+    @property
+    def per_object(self) -> bool:
+        """Some stage reads the queries' per-object sets."""
+        return self.reranker.query_objects or self.stage1.query_objects
+
+    @property
+    def steered_objects(self) -> bool:
+        """Some stage steers per-object embeddings (App. J)."""
+        return self.stage1.steered_objects or self.reranker.steered
+
+
+def prepare(config, progress, timer) -> RetrievalRun:
+    """Rows of the split (less the fit rows the first stage holds out), checked for the
+    annotations the chosen components need, and the encoding set-up (cache, model)."""
+    with timer("load_data"):
+        ev, fit, data_info = load_retrieval(
+            config.data, config.split, fit_split=config.fit_split, fit_fraction=config.held_out_fraction, limit=config.limit, seed=config.seed
+        )
+        run = RetrievalRun(config, progress, timer, ev, fit, data_info, stage1=config.component("stage1"), reranker=config.component("reranker"))
+        _require_annotations(run)
+        if config.steer:
+            check_steer_words(parse_steer_pairs(config.steer), vocabulary(ev, fit))
+    run.setup = EncodingSetup(config)
+    return run
+
+
+def _require_annotations(run: RetrievalRun) -> None:
+    """Per-object stages and rerankers need objects on every row; say which row lacks them."""
+    config, ev = run.config, run.ev
+    if run.stage1.query_objects:
+        require_objects(ev, "query", f"--stage1 {config.stage1}")
+    if run.reranker.query_objects:
+        require_objects(ev, "query", f"--rerank {config.rerank}")
+    if getattr(run.stage1, "steers_queries", False):
+        require_objects(ev, "query", f"--stage1 {config.stage1} (it steers queries by the words of their objects)")
+    if any(ev.query_objects) and not config.component("relevance").judged:  # graded metrics: all queries or none
+        require_objects(ev, "query", "the graded metrics (nDCG@K, CAS@K)")
+
+
+def encode(run: RetrievalRun) -> None:
+    """Images (the fit rows' too when the first stage fits), then captions and the object
+    phrases the per-object stages read; rows whose image is damaged leave (--skip-bad)."""
+    timer, setup, progress = run.timer, run.setup, run.progress
+    with timer("encode_images"):
+        sets = [run.ev] + ([run.fit] if run.stage1.needs_fit and run.fit is not None else [])
+        paths = [p for s in sets for p in s.image_paths]
+        img_emb, failed, run.bad = setup.encode_images(paths, progress)
+        run.ev_img, run.fit_img = img_emb[: len(run.ev)], img_emb[len(run.ev) :]
+    n_ev = len(run.ev)
+    run.skipped_ids = [run.ev.ids[i] for i in np.flatnonzero(failed[:n_ev])]
+    if run.skipped_ids:
+        keep = np.flatnonzero(~failed[:n_ev])
+        run.ev, run.ev_img = run.ev.subset(keep), run.ev_img[keep]
+    if failed[n_ev:].any():
+        keep = np.flatnonzero(~failed[n_ev:])
+        run.fit, run.fit_img = run.fit.subset(keep), run.fit_img[keep]
+    if len(run.ev) == 0:
+        raise InvalidInputError(f"no evaluable rows are left: all {n_ev} images were skipped (first: {run.bad[0] if run.bad else '?'})")
+    with timer("encode_texts"):
+        ev = run.ev
+        run.q_text = setup.encode_texts(ev.captions, progress)
+        run.q_phrases = [[object_phrase(o) for o in objs] for objs in ev.query_objects]
+        run.g_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
+        sides = (run.q_phrases, run.g_phrases if run.reranker.candidate_objects else [])
+        unique = sorted({ph for rows in sides for row in rows for ph in row}) if run.per_object else []
+        run.phrase_emb = setup.encode_phrases(unique, progress) if unique else np.zeros((0, run.q_text.shape[1]), np.float32)
+        run.phrase_index = {ph: i for i, ph in enumerate(unique)}
+        if run.steered_objects:
+            run.directions = object_directions(unique, ev.query_objects, run.phrase_emb, lambda phrases: setup.encode_phrases(phrases, progress))
+
+
+def first_stage(run: RetrievalRun) -> None:
+    """The stage-1 query vectors: captions as they are, mapped by the ridge mapper (and
+    steered), or averaged from the query's (steered) objects."""
+    config, ev = run.config, run.ev
+    run.steered = np.zeros(len(ev), dtype=bool)
+    run.queries = run.q_text
+    if run.stage1.needs_fit:
+        run.fit_text = run.setup.encode_texts(run.fit.captions, run.progress)
+        run.mapper = RidgeMapper(ridge_lambda=config.ridge_lambda).fit(run.fit_text, run.fit_img)
+        run.queries = run.mapper.transform(run.q_text)
+        run.diagnostics["ridge"] = {"fit_rows": len(run.fit), **run.mapper.distance_reduction(run.q_text, run.ev_img)}
+    if getattr(run.stage1, "steers_queries", False):
+        pairs = parse_steer_pairs(config.steer)
+        if not pairs and config.steer_top > 0:
+            pairs = confusion_steering_pairs(config, run.fit, run.fit_text, run.fit_img, run.diagnostics)
+        steering = Steering(pairs, config.steer_alpha).fit(lambda phrases: run.setup.encode_phrases(phrases, run.progress), run.mapper)
+        run.queries, run.steered = steering.transform(run.queries, ev.query_objects)
+        run.diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "steer_alpha": config.steer_alpha, "queries_steered": int(run.steered.sum())}
+    elif run.stage1.query_objects:
+        table = ObjectTable.build(run.q_phrases, run.phrase_index, run.phrase_emb)
+        objs = table.emb()
+        if run.stage1.steered_objects:
+            objs = steer_objects(objs, run.directions[table.index], config.steer_alpha)
+            run.steered[:] = True
+        run.queries = normalize((objs * (table.weight > 0)[..., None]).sum(1))
+
+
+def search(run: RetrievalRun) -> None:
+    """The stage-1 lists to depth max(k, 10) with exact search or the --index, and every
+    query's exact stage-1 rank of its first relevant image."""
+    config, progress = run.config, run.progress
+    depth = max(config.k, TOP)
+    if not config.component("index").faiss:
+        run.topk, run.topk_scores, run.rank1 = cosine_topk(run.queries, run.ev_img, depth, run.ev.relevant, device=config.device,
+                                                           on_progress=lambda d, t: progress("stage-1 search", d, t))
+        on = search_device(config.device, len(run.queries), len(run.ev_img))
+        run.diagnostics["exact_search"] = {"k": depth, "on": f"{on} (torch)" if on != "cpu" else "cpu (numpy + numba)"}
+    else:
+        from vgrc.evaluators.index.faiss_index import faiss_search
+        from vgrc.evaluators.sharding import rank_device
+
+        progress("index search", 0, 1)
+        run.topk, run.topk_scores, run.rank1, run.diagnostics["index"] = faiss_search(
+            run.queries, run.ev_img, depth, run.ev.relevant, kind=config.index, store=run.setup.cache_root / "index", nprobe=config.nprobe,
+            ef_search=config.ef_search, device=rank_device(config.device), seed=config.seed)
+        progress("index search", 1, 1)
+    run.k = min(config.k, len(run.ev))
+
+
+def rerank(run: RetrievalRun) -> None:
+    """The shortlist reordered by the reranker's scores; the final lists (the reranked
+    shortlist, then the stage-1 order beyond it) and every query's final rank."""
+    shortlist, short_scores = run.topk[:, : run.k], run.topk_scores[:, : run.k]
+    if not run.reranker.reorders:
+        reranked = shortlist
+    else:
+        q_table = ObjectTable.build(run.q_phrases, run.phrase_index, run.phrase_emb)
+        g_sets = run.g_phrases if run.reranker.candidate_objects else [[] for _ in run.g_phrases]
+        ctx = RerankContext(q_table, ObjectTable.build(g_sets, run.phrase_index, run.phrase_emb), run.ev_img,
+                            map_query=None if run.mapper is None else run.mapper.transform, object_directions=run.directions)
+        run.progress("reranking", 0, 1)
+        scores = rerank_scores_sharded(run.reranker, ctx, shortlist, short_scores, run.config.options_of("reranker"))
+        reranked = order_by_scores(shortlist, scores)
+        run.progress("reranking", 1, 1)
+    run.final_lists = np.concatenate([reranked, run.topk[:, run.k :]], axis=1)
+    pos = first_relevant_rank(reranked, run.ev.relevant)
+    run.rank_final = np.where(pos >= 0, pos, run.rank1)

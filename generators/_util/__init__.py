@@ -1,0 +1,1 @@
+"""Small helpers of the builders: PNG writing, streamed JSON, YAML vocabularies."""

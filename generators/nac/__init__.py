@@ -1,0 +1,1 @@
+"""Near-Attribute Contrasts: prompts, layout, generation and the merge of parts."""

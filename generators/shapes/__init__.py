@@ -1,0 +1,1 @@
+"""Synthetic Shapes: the generator (``build``) and its SVG renderer (``svg``)."""

@@ -1,0 +1,1 @@
+"""Visual Genome: the dataset builder (``build``) and its contrast rules (``contrasts``)."""
