@@ -82,14 +82,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="build into this folder and keep it")
     args = parser.parse_args()
 
-    from vgrc.generators.shapes.build import (
-        ShapesConfig,
-        build_shapes,
-        composition_row,
-        composition_svg,
-        count_compositions,
-        iter_compositions,
-    )
+    from vgrc.generators.shapes.build import ShapesConfig, build_shapes, composition_row, composition_svg, count_compositions, iter_compositions
     from vgrc.generators.shapes.svg import select_vocabulary
 
     prims = select_vocabulary()

@@ -35,7 +35,7 @@ from bench_shapes import PeakTreeRSS  # benchmarks/ is on sys.path when run as a
 NAIVE = r"""
 import json, sys
 from collections import Counter, defaultdict
-from vgrc.generators.vg.build import normalize_record
+from vgrc.generators.vg.records import normalize_record
 from vgrc.generators.vg.contrasts import load_contrasts
 from vgrc.evaluators.dataset import dumps_row
 path, out = sys.argv[1], sys.argv[2]

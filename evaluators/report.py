@@ -18,8 +18,11 @@ from pathlib import Path
 
 from vgrc.evaluators import registry
 from vgrc.evaluators.dataset import atomic_write_text
-from vgrc.evaluators.errors import DatasetFolderError, OutputError
+from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
+from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError, OutputError
 from vgrc.evaluators.ownership import check_output_file
+from vgrc.evaluators.paper_tables import APP_J_FIGURES, APP_J_VS_TABLE_3, PAPER_FGW_SOLVER, PAPER_SETTINGS, PAPER_STATISTICS, paper_table, statistics_table
+
 
 __all__ = ["load_run", "report_table", "paper_comparison", "write_report", "REPORT_MARK"]
 
@@ -170,7 +173,6 @@ def _fmt_diff(metric: str, diff: float, units: str) -> str:
 
 
 def _same_model(run_model: str, paper_model: str) -> bool:
-    from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
 
     arch, tag = MODEL_ALIASES[paper_model]
     return run_model in (paper_model, f"{arch}:{tag}")
@@ -178,7 +180,6 @@ def _same_model(run_model: str, paper_model: str) -> bool:
 
 def _differences(cfg: dict, m: dict, row: dict, dataset: str) -> list[str]:
     """The settings in which a run departs from what the paper states for ``row``."""
-    from vgrc.evaluators.paper_tables import PAPER_FGW_SOLVER, PAPER_SETTINGS
 
     paper = PAPER_SETTINGS.get(dataset, {})
     out = []
@@ -220,7 +221,6 @@ def paper_comparison(runs: Sequence[str | Path], number: int) -> tuple[str, str,
     mode, FGW solver, gallery size) is shown, every departure named, never silently; each
     row also gives the run's notes (relevance, objects, evaluated set, settings). Runs that
     fit no row are listed as skipped with the reason."""
-    from vgrc.evaluators.paper_tables import APP_J_FIGURES, APP_J_VS_TABLE_3, PAPER_STATISTICS, paper_table, statistics_table
 
     table = paper_table(number)
     if number in PAPER_STATISTICS:
@@ -291,7 +291,6 @@ def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool
     ``categories`` adds the per-category breakdown where runs record categories
     (:mod:`vgrc.evaluators.report_stats`).
     """
-    from vgrc.evaluators.errors import InvalidInputError
 
     out = Path(out)
     if out.suffix.lower() == ".csv":

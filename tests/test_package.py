@@ -115,3 +115,24 @@ def test_wheel_builds_and_imports(tmp_path):
     file_line, cards = out.stdout.splitlines()
     assert file_line.startswith(str(tmp_path / "site"))
     assert "shapes" in cards
+
+
+def test_functions_and_modules_stay_small():
+    """Issue 23: no function over 80 lines and no module over 450 lines, outside the numba
+    kernels (evaluators/solvers/_kernels.py: one compiled loop per solver, kept whole)."""
+    import ast
+
+    exempt = {"evaluators/solvers/_kernels.py"}
+    too_long = []
+    for folder in ("cli", "generators", "evaluators", "data_cards"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            if rel in exempt:
+                continue
+            text = path.read_text(encoding="utf-8")
+            if len(text.splitlines()) > 450:
+                too_long.append(f"{rel}: {len(text.splitlines())} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                    too_long.append(f"{rel}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, "\n".join(too_long)

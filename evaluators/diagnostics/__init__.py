@@ -9,11 +9,12 @@ vgrc's run marker and the files it wrote).
 
 from __future__ import annotations
 
+from vgrc.evaluators import registry
+
 __all__ = ["get_diagnostic"]
 
 
 def get_diagnostic(name: str):
     """The analysis registered as ``name`` (``all``: every analysis, :mod:`.run_all`)."""
-    from vgrc.evaluators import registry
 
     return registry.get("diagnostic", name, option="analysis")

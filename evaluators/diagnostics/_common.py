@@ -20,9 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from vgrc.evaluators import registry
 from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
+from vgrc.evaluators.encoders.setup import EncodingSetup
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage.search import cosine_topk
 from vgrc.evaluators.ownership import claim_run_folder, write_run_marker
+from vgrc.evaluators.registry import option_fields
+from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores
+from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
+
 
 __all__ = ["Prepared", "prepare", "shared_preparation", "DiagnosticOutput", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
 
@@ -120,7 +127,6 @@ class Prepared:
     def cosine(self, depth: int, queries: np.ndarray | None = None):
         """``(topk, scores, rank1)`` of cosine retrieval over the gallery (the captions by
         default), depth clipped to the gallery size; cached per depth for the captions."""
-        from vgrc.evaluators.first_stage.search import cosine_topk
 
         depth = min(depth, len(self.images))
         if queries is not None:
@@ -132,8 +138,6 @@ class Prepared:
     def options(self, reranker: str, **overrides):
         """The reranker's ``Options`` from the config; ``overrides`` (e.g. ``fgw_alpha``) win
         where the reranker declares them."""
-        from vgrc.evaluators import registry
-        from vgrc.evaluators.registry import option_fields
 
         component = registry.get("reranker", reranker)
         values = {f.name: overrides.get(f.name, getattr(self.config, f.name)) for f in option_fields(component.Options)}
@@ -143,7 +147,6 @@ class Prepared:
                directions: np.ndarray | None = None, **overrides) -> np.ndarray:
         """The reranker's scores (Q, k) of the shortlist, for every query or only ``rows``,
         with the config's options (``overrides`` win) and App. J's ``directions`` if given."""
-        from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores
 
         q = self.q_table if rows is None else ObjectTable(self.q_table.index[rows], self.q_table.weight[rows], self.q_table.phrases)
         ctx = RerankContext(q, self.g_table, self.images, object_directions=directions)
@@ -185,9 +188,6 @@ def prepare(config, progress, *, objects: bool = True, fit: bool = False, needed
 
 def _prepare(config, progress, *, objects: bool, fit: bool, needed_by: str) -> Prepared:
     t0 = time.perf_counter()
-    from vgrc.evaluators.encoders.setup import EncodingSetup
-    from vgrc.evaluators.rerankers.context import ObjectTable
-    from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
 
     if config.unmatched_cost is None or config.surplus_cost is None:  # called as a library, without check()
         from vgrc.evaluators.dataset import read_manifest
@@ -202,9 +202,6 @@ def prepare_rows(config, progress, ev, fit_rows, info: dict, *, objects: bool = 
     """:func:`prepare` for given rows ``ev`` (queries and gallery): encode them through the
     embedding cache and build their object tables. Used for the fit rows too (an analysis
     that chooses a setting on them, then reports it on the evaluated rows)."""
-    from vgrc.evaluators.encoders.setup import EncodingSetup
-    from vgrc.evaluators.rerankers.context import ObjectTable
-    from vgrc.evaluators.retrieval_data import object_phrase, require_objects
 
     t0 = time.perf_counter() if t0 is None else t0
     if objects:

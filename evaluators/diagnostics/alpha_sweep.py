@@ -31,7 +31,15 @@ import time
 
 import numpy as np
 
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid
+from vgrc.evaluators.dataset import read_manifest
+from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage.ridge import RidgeMapper
+from vgrc.evaluators.first_stage.steering import Steering, check_steer_words, confusion_steering_pairs, parse_steer_pairs
+from vgrc.evaluators.metrics import annotation_list_metrics, recall_at_k
+from vgrc.evaluators.retrieval_data import vocabulary
+from vgrc.evaluators.tasks.steering import load_steering_rows, prepare_steering, steered_retrieval, steering_metrics
+
 
 __all__ = ["run_alpha_sweep", "check_options", "FILES"]
 
@@ -46,7 +54,6 @@ def check_options(config, *, steer_alphas="0,0.25,0.5,0.75,1,1.5,2", query=None)
 
 
 def _has_steering(config) -> bool:
-    from vgrc.evaluators.dataset import read_manifest
 
     return bool(read_manifest(config.data).get("steering"))
 
@@ -60,10 +67,7 @@ def run_alpha_sweep(config, *, steer_alphas="0,0.25,0.5,0.75,1,1.5,2", query=Non
 
 
 def _steering_mode(config, alphas, query, progress) -> dict:
-    from vgrc.evaluators.errors import InvalidInputError
-    from vgrc.evaluators.tasks.steering import prepare_steering, steered_retrieval, steering_metrics
 
-    from vgrc.evaluators.tasks.steering import load_steering_rows
 
     started = time.perf_counter()
     if query is not None:  # before any encoding
@@ -91,13 +95,6 @@ def _steering_mode(config, alphas, query, progress) -> dict:
 
 
 def _retrieval_mode(config, alphas, query, progress) -> dict:
-    from vgrc.evaluators.errors import InvalidInputError
-    from vgrc.evaluators.diagnostics._common import prepare
-    from vgrc.evaluators.first_stage.ridge import RidgeMapper
-    from vgrc.evaluators.first_stage.steering import Steering, check_steer_words, parse_steer_pairs
-    from vgrc.evaluators.metrics import annotation_list_metrics, recall_at_k
-    from vgrc.evaluators.retrieval_data import vocabulary
-    from vgrc.evaluators.first_stage.steering import confusion_steering_pairs
 
     if config.fit_fraction <= 0 and config.fit_split is None:
         raise InvalidInputError("--fit-fraction must be > 0 (or give --fit-split): the ridge mapper and the steering pairs are fitted on held-out rows")

@@ -49,7 +49,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.diagnostics._common import DiagnosticOutput, attribute_category, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.first_stage.search import cosine_topk, normalize, topk_by_scores
+from vgrc.evaluators.first_stage.steering import object_directions
+from vgrc.evaluators.metrics import first_relevant_rank, recall_at_k
+from vgrc.evaluators.rerankers.context import order_by_scores, steer_objects
+from vgrc.evaluators.retrieval_data import object_phrase
+
 
 __all__ = [
     "run_composition", "check_options", "classify_retrieved", "mispaired_slots", "interference_summary", "slot_scores",
@@ -167,7 +174,6 @@ def interference_summary(base: np.ndarray, steered: np.ndarray, slot_query: np.n
 
 def _merged_rank_tables(prep, tau: float):
     """Full-gallery top-10 and ranks of the caption, avg, min and softmin queries."""
-    from vgrc.evaluators.first_stage.search import normalize, topk_by_scores
 
     ev, images = prep.ev, prep.images
     Q, G = len(ev), len(images)
@@ -199,7 +205,6 @@ def _merged_rank_tables(prep, tau: float):
 
 def _per_object(prep) -> list[dict]:
     """Each distinct query object's phrase alone: does its top-1 / top-10 ground it?"""
-    from vgrc.evaluators.retrieval_data import object_phrase
 
     ev = prep.ev
     objects: dict[str, dict] = {}
@@ -221,7 +226,6 @@ def _per_object(prep) -> list[dict]:
 
 
 def _plain_topk(queries, images, k):
-    from vgrc.evaluators.first_stage.search import cosine_topk
 
     return cosine_topk(queries, images, k, [np.zeros(0, np.int64)] * len(queries))
 
@@ -235,8 +239,6 @@ def _two_stage(prep, config, directions: np.ndarray) -> dict:
     steered query vectors aggregated by min or softmin (``--rerank steer-min`` /
     ``steer-softmin``, strength ``--steer-alpha``). The paper: pool recall@100 0.669,
     R@10 0.089 (min) and 0.092 (softmin) on CLEVR-HOPE."""
-    from vgrc.evaluators.metrics import first_relevant_rank, recall_at_k
-    from vgrc.evaluators.rerankers.context import order_by_scores
 
     pool = min(TWO_STAGE_POOL, len(prep.images))
     topk, scores, rank1 = prep.cosine(max(pool, TOP))
@@ -251,16 +253,11 @@ def _two_stage(prep, config, directions: np.ndarray) -> dict:
 
 
 def run_composition(config, *, steer_alphas="0.1,0.25,0.5,1", progress=None) -> dict:
-    from vgrc.evaluators.first_stage.search import normalize
-    from vgrc.evaluators.metrics import recall_at_k
-    from vgrc.evaluators.rerankers.context import steer_objects
-    from vgrc.evaluators.first_stage.steering import object_directions
 
     alphas = check_options(config, steer_alphas=steer_alphas)["steer_alphas"]
     progress = progress or (lambda phase, done, total: None)
     prep = prepare(config, progress, needed_by="the composition diagnostics")
     ev = prep.ev
-    from vgrc.evaluators.dataset import read_manifest
 
     manifest = read_manifest(config.data)
     noun_label = "shape" if manifest.get("dataset") in ("shapes", "clevr-hope") else "noun"
@@ -338,8 +335,6 @@ def _slot_arrays(ev, lists: np.ndarray, noun_label, categories):
 def _targeted(prep, slots, word_emb, obj, present, alpha, categories):
     """Correction rate of the steerable slots and query-level ranks with the same
     vectors added to the query's own objects (average merge)."""
-    from vgrc.evaluators.first_stage.search import normalize
-    from vgrc.evaluators.retrieval_data import object_phrase
 
     ev = prep.ev
     steerable = [s for s in slots if s["steerable"]]

@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid, prepare, prepare_rows
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.metrics import annotation_list_metrics, first_relevant_rank, recall_at_k
+from vgrc.evaluators.rerankers.context import order_by_scores
+
 
 __all__ = ["run_fgw_alpha", "check_options", "ranked_metrics", "FILES"]
 
@@ -35,7 +39,6 @@ TOP = 10
 
 
 def check_options(config, *, fgw_alphas="0,0.25,0.5,0.75,1") -> dict:
-    from vgrc.evaluators.errors import InvalidInputError
 
     if config.k < 1:
         raise InvalidInputError(f"--k must be ≥ 1, got {config.k}")
@@ -46,7 +49,6 @@ def check_options(config, *, fgw_alphas="0,0.25,0.5,0.75,1") -> dict:
 def ranked_metrics(prep, final_lists: np.ndarray, rank1: np.ndarray, k: int) -> tuple[dict, np.ndarray]:
     """R@1/5/10 (rank of the first relevant image; beyond the shortlist, the stage-1
     rank), nDCG@10 and CAS-noun@10 of the final lists; and the per-query ranks."""
-    from vgrc.evaluators.metrics import annotation_list_metrics, first_relevant_rank, recall_at_k
 
     pos = first_relevant_rank(final_lists[:, :k], prep.ev.relevant)
     ranks = np.where(pos >= 0, pos, rank1)
@@ -64,8 +66,6 @@ def _best_alpha(config, prep, alphas, progress) -> tuple[str, float]:
     """The α of ``alphas`` with the best R@1 (then R@10; ties: the smaller α) on the fit rows,
     each fit row's query ranked over the fit rows' images: the choice never sees the
     evaluated queries."""
-    from vgrc.evaluators.diagnostics._common import prepare_rows
-    from vgrc.evaluators.rerankers.context import order_by_scores
 
     fit = prepare_rows(config, progress, prep.fit, None, prep.info, needed_by="choosing α on the fit rows")
     topk, scores, rank1 = fit.cosine(max(config.k, TOP))
@@ -79,7 +79,6 @@ def _best_alpha(config, prep, alphas, progress) -> tuple[str, float]:
 
 
 def run_fgw_alpha(config, *, fgw_alphas="0,0.25,0.5,0.75,1", progress=None) -> dict:
-    from vgrc.evaluators.rerankers.context import order_by_scores
 
     alphas = check_options(config, fgw_alphas=fgw_alphas)["fgw_alphas"]
     progress = progress or (lambda phase, done, total: None)

@@ -43,8 +43,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure
+from vgrc.evaluators.dataset import read_manifest
+from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, prepare
 from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.first_stage.ridge import RidgeMapper
+from vgrc.evaluators.first_stage.search import normalize
+from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase
+from vgrc.evaluators.solvers import fgw_cost, fgw_solve
+
 
 __all__ = ["cosine_distances", "distance_correlations", "gw_distance", "ot_identity", "run_geometry", "FILES"]
 
@@ -85,7 +91,6 @@ def distance_correlations(Dt: np.ndarray, Dv: np.ndarray, groups: dict[str, Sequ
 def gw_distance(C1: np.ndarray, C2: np.ndarray) -> float:
     """Gromov–Wasserstein value (square loss, uniform marginals), as POT's
     ``ot.gromov.gromov_wasserstein2``: FGW with α = 1 on the batched exact-step solver."""
-    from vgrc.evaluators.solvers import fgw_cost
 
     n, m = len(C1), len(C2)
     return float(fgw_cost(np.zeros((1, n, m)), C1[None], C2[None], alpha=1.0, solver="cg")[0])
@@ -95,7 +100,6 @@ def ot_identity(text: np.ndarray, image: np.ndarray) -> dict:
     """Exact OT between paired items (cost 1 − cosine, uniform marginals): the share of
     each item's mass that lands on its own image, the items whose plan row peaks on it,
     and plain cosine top-1 identification for comparison."""
-    from vgrc.evaluators.solvers import fgw_solve
 
     n = len(text)
     M = 1.0 - np.asarray(text, np.float64) @ np.asarray(image, np.float64).T
@@ -109,7 +113,6 @@ def ot_identity(text: np.ndarray, image: np.ndarray) -> dict:
 
 
 def _primitive_split(config) -> str:
-    from vgrc.evaluators.dataset import read_manifest
 
     splits = list(read_manifest(config.data)["splits"])
     for name in ("primitives", "reference"):
@@ -119,7 +122,6 @@ def _primitive_split(config) -> str:
 
 
 def _items(rows) -> tuple[list[str], list[dict], list[list[int]]]:
-    from vgrc.evaluators.retrieval_data import object_phrase
 
     by_phrase: dict[str, list[int]] = {}
     obj_of: dict[str, dict] = {}
@@ -135,10 +137,6 @@ def _items(rows) -> tuple[list[str], list[dict], list[list[int]]]:
 def run_geometry(config, *, progress=None) -> dict:
     """Compute §4.2's numbers on the dataset's primitives and write the outputs."""
 
-    from vgrc.evaluators.diagnostics._common import prepare
-    from vgrc.evaluators.first_stage.ridge import RidgeMapper
-    from vgrc.evaluators.first_stage.search import normalize
-    from vgrc.evaluators.retrieval_data import load_retrieval
 
     progress = progress or (lambda phase, done, total: None)
     prim_split = _primitive_split(config)

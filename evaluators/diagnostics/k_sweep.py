@@ -28,6 +28,10 @@ from __future__ import annotations
 import numpy as np
 
 from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.errors import InvalidInputError
+from vgrc.evaluators.metrics import first_relevant_rank
+from vgrc.evaluators.rerankers.context import order_by_scores
+
 
 __all__ = ["run_k_sweep", "check_options", "ground_truth_ranks", "disagreement_sweep", "FILES"]
 
@@ -39,7 +43,6 @@ ALPHA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def check_options(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: int = 8, best_alpha: bool = False) -> dict:
-    from vgrc.evaluators.errors import InvalidInputError
 
     if config.k < 1:
         raise InvalidInputError(f"--k must be ≥ 1, got {config.k}")
@@ -52,8 +55,6 @@ def check_options(config, *, k_values="5,10,20,30,40,50,75,100", trajectories: i
 def ground_truth_ranks(topk: np.ndarray, scores: np.ndarray, k: int, relevant, rank1: np.ndarray) -> np.ndarray:
     """Ground-truth rank after reranking the top-``k`` prefix by ``scores`` (Q, ≥k);
     queries whose ground truth is outside the prefix keep their cosine rank."""
-    from vgrc.evaluators.metrics import first_relevant_rank
-    from vgrc.evaluators.rerankers.context import order_by_scores
 
     pos = first_relevant_rank(order_by_scores(topk[:, :k], scores[:, :k]), relevant)
     return np.where(pos >= 0, pos, rank1)

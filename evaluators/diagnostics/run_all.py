@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vgrc.evaluators.diagnostics import get_diagnostic
+from vgrc.evaluators.diagnostics._common import shared_preparation
+from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+from vgrc.evaluators.ownership import check_parts_folder, check_run_folder
+
 __all__ = ["run_all", "ALL_ORDER"]
 
 #: the order of ``vgrc diagnose all`` (cheap first; each line names the module)
@@ -26,7 +31,6 @@ def _config_for(config, name: str):
 def check_all_folder(out) -> None:
     """``--out`` of ``diagnose all`` holds nothing but its analyses' subfolders (each checked
     as a run folder on its own). Writes nothing."""
-    from vgrc.evaluators.ownership import check_parts_folder
 
     check_parts_folder(out, lambda name: name in ALL_ORDER, "diagnose")
 
@@ -34,10 +38,6 @@ def check_all_folder(out) -> None:
 def run_all(config, *, progress=None, analyses=ALL_ORDER) -> dict:
     """``{analysis: summary}`` for the analyses that ran, ``{analysis: {"skipped": reason}}``
     for the others."""
-    from vgrc.evaluators.diagnostics import get_diagnostic
-    from vgrc.evaluators.diagnostics._common import shared_preparation
-    from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
-    from vgrc.evaluators.ownership import check_run_folder
 
     progress = progress or (lambda phase, done, total: None)
     check_all_folder(config.out)

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from vgrc.evaluators.diagnostics._common import DiagnosticOutput, new_figure, prepare
+from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.steering import single_substitution
+
 
 __all__ = ["substitution_matrix", "run_substitution", "FILES"]
 
@@ -84,7 +86,6 @@ def run_substitution(config, *, top_k: int = 1, progress=None) -> dict:
     ``config`` is an :class:`~vgrc.evaluators.pipeline.EvalConfig` (model, data, split,
     limit, cache, device…); ``config.out`` is the output folder.
     """
-    from vgrc.evaluators.errors import InvalidInputError
 
     if top_k < 1:
         raise InvalidInputError(f"--top-k must be ≥ 1, got {top_k}")

@@ -25,9 +25,12 @@ Every parsed object carries ``"source": "parsed:<parser>"``; annotated objects c
 from __future__ import annotations
 
 import re
+from importlib import resources
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+
+import yaml
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.registry import check_choice
@@ -48,12 +51,13 @@ _LEAD = re.compile(r"^(?:(?:a|an|the)\s+)?(?:photo|picture|image|close-up|closeu
 def attribute_words() -> frozenset[str]:
     """Words the rules parser treats as attributes."""
     words = set(_COLOURS + _SIZES + _MATERIALS + _OTHER)
-    try:
-        from vgrc.generators.vg.contrasts import load_contrasts
-
-        for pair in load_contrasts(None):
-            words.update(w for pole in (pair.a, pair.b) for w in pole if " " not in w)
-    except (ImportError, OSError, InvalidInputError):  # the shipped vocabulary is optional here
+    try:  # the shipped VG contrast poles (package data of the builders; read as data, not imported as code)
+        text = resources.files("vgrc.generators").joinpath("vocab/vg_contrasts.yaml").read_text(encoding="utf-8")
+        for entry in yaml.safe_load(text) or []:
+            for pole in (entry.get("a"), entry.get("b")):
+                pole = [pole] if isinstance(pole, str) else pole or []
+                words.update(w for w in pole if isinstance(w, str) and " " not in w)
+    except (OSError, AttributeError, yaml.YAMLError):  # the shipped vocabulary is optional here
         pass
     return frozenset(words)
 

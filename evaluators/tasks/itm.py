@@ -30,8 +30,12 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.encoders.setup import EncodingSetup
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
+from vgrc.evaluators.first_stage.search import cosine_topk
+from vgrc.evaluators.metrics import recall_at_k
+from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores_sharded
 from vgrc.evaluators.retrieval_data import default_split, object_phrase
 from vgrc.evaluators.runs import RunResult, skipped_images_note, write_run
+
 
 __all__ = ["itm_accuracy", "run_itm_eval", "GROUPS"]
 
@@ -61,8 +65,6 @@ def itm_accuracy(positive: np.ndarray, negative: np.ndarray, categories: Sequenc
 def i2t_recall(image_keys: Sequence[str], images: np.ndarray, positive: np.ndarray, negative: np.ndarray, ks=(1, 5, 10)) -> dict[str, float]:
     """i2t R@K: each distinct image (by ``image_keys``) ranks all 2N captions by cosine;
     hit when one of its own positive captions is in the top K. Ties rank by caption order."""
-    from vgrc.evaluators.first_stage.search import cosine_topk
-    from vgrc.evaluators.metrics import recall_at_k
 
     first = {}
     for i, key in enumerate(image_keys):
@@ -138,7 +140,6 @@ def run_itm_eval(config, out: Path, progress, timer) -> dict:
 
 def _rerank_scores(config, rows: list[dict], setup: EncodingSetup, progress) -> tuple[np.ndarray, np.ndarray]:
     """Minus the reranker's cost of (positive objects, image objects) and (negative objects, image objects)."""
-    from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores_sharded
 
     reranker = config.component("reranker")
     if not reranker.candidate_objects:

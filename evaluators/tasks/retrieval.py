@@ -12,11 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from vgrc.evaluators.grade_kernels import AnnotationIndex
-from vgrc.evaluators.metrics import annotation_grades, graded_metrics, recall_at_k
+from vgrc.evaluators.judges.relevance import judge_identity, judge_pairs
+from vgrc.evaluators.judges.vlm import CAS_PROMPT, QAS_PROMPT, QwenAppGJudge, prompt_hash
+from vgrc.evaluators.metrics import annotation_grades, cas_at_k, graded_metrics, ndcg_at_k, ndcg_per_query, recall_at_k
 from vgrc.evaluators.retrieval_data import RetrievalSet, query_categories
 from vgrc.evaluators.runs import RunResult, skipped_images_note, write_run
+from vgrc.evaluators.sharding import rank_device
 from vgrc.evaluators.tasks import stages
-from vgrc.evaluators.tasks.stages import TOP, RetrievalRun
+from vgrc.evaluators.tasks.stages import RetrievalRun, TOP
+
 
 __all__ = ["run_retrieval", "OBJECTS_NOTE", "TOP"]
 
@@ -106,9 +110,6 @@ def _result(run: RetrievalRun, metrics: dict, notes: list[str], grades: dict, ju
 
 def _judge(config, ev: RetrievalSet, stage1_lists: np.ndarray, final_lists: np.ndarray, setup, progress):
     """App. G judgements of every (query, image) pair in a reported top-K list."""
-    from vgrc.evaluators.sharding import rank_device
-    from vgrc.evaluators.judges.vlm import CAS_PROMPT, QAS_PROMPT, QwenAppGJudge, prompt_hash
-    from vgrc.evaluators.judges.relevance import judge_identity, judge_pairs
 
     pairs = sorted({(q, int(g)) for lists in (stage1_lists, final_lists) for q, row in enumerate(lists) for g in row})
     judge_id = judge_identity(config.judge_model, config.judge_mode)
@@ -137,7 +138,6 @@ def _judged_metrics(judged, lists: np.ndarray, prefix: str, annotations: tuple |
     paper's, from the annotations' object tuples (App. J, §5) when ``annotations`` =
     (query objects, gallery objects, index) is given; the VLM's attribute-noun judgement of
     it is reported apart, as CAS-noun-vlm@K (App. G's prompt; docs/FIDELITY.md row 19)."""
-    from vgrc.evaluators.metrics import cas_at_k, ndcg_at_k
 
     grade, gen, noun = judged.matrices(lists, unparsable=np.nan)
     # a query with an unparsable judgement in its list is left out of the judge's averages (not
@@ -159,7 +159,6 @@ def _judged_metrics(judged, lists: np.ndarray, prefix: str, annotations: tuple |
 def _per_query_graded(relevance, gen, noun, judged: bool) -> dict[str, np.ndarray]:
     """Per-query nDCG@10, CAS-gen@10 and CAS-noun@10 of the final lists (for ``vgrc
     report --bootstrap`` and per-category breakdowns); their means are the run's metrics."""
-    from vgrc.evaluators.metrics import ndcg_per_query
 
     return {"ndcg@10": ndcg_per_query(relevance, TOP), "cas_gen@10": np.asarray(gen)[:, :TOP].mean(1),
             "cas_noun@10": np.asarray(noun)[:, :TOP].mean(1)}

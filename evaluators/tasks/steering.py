@@ -31,12 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest
-from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.encoders.setup import EncodingSetup
-from vgrc.evaluators.runs import RunResult, skipped_images_note, write_run
+from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.first_stage.search import cosine_topk, normalize
+from vgrc.evaluators.judges.relevance import judge_identity, judge_pairs
+from vgrc.evaluators.judges.vlm import QwenAppGJudge
 from vgrc.evaluators.metrics import ndcg_at_k, recall_at_k
 from vgrc.evaluators.retrieval_data import load_retrieval
+from vgrc.evaluators.runs import RunResult, skipped_images_note, write_run
+from vgrc.evaluators.sharding import rank_device
+
 
 __all__ = ["run_steering_eval", "load_steering_rows", "prepare_steering", "steered_retrieval", "steering_metrics", "SteeringInputs"]
 
@@ -161,9 +165,6 @@ def _judge_steering(config, inputs: SteeringInputs, lists: list[np.ndarray], pro
     noun with its TARGET attribute (a steering row is a query whose one object is
     ``{noun, target attribute}``; the judge's QAS of the target query is asked too and kept
     in the store). Returns the judgements and their run record."""
-    from vgrc.evaluators.sharding import rank_device
-    from vgrc.evaluators.judges.vlm import QwenAppGJudge
-    from vgrc.evaluators.judges.relevance import judge_identity, judge_pairs
 
     rows = [inputs.rows[i] for i in inputs.sel]
     captions = [r["target_query"] for r in rows]

@@ -54,96 +54,110 @@ def iter_json_array(
         yield from _iter_json_array(path, chunk_chars, max_element_chars, on_offset, key)
 
 
+class _Reader:
+    """A window of the file (``buf``, refilled in ``chunk_chars`` pieces, the consumed part
+    dropped) with a cursor ``pos``; ``line_base`` / ``dropped`` keep error positions true."""
+
+    def __init__(self, fh, path: Path, chunk_chars: int, max_element_chars: int, on_offset):
+        self.fh, self.path, self.chunk_chars, self.max_element_chars, self.on_offset = fh, path, chunk_chars, max_element_chars, on_offset
+        self.decoder = json.JSONDecoder()
+        self.buf = fh.read(chunk_chars)
+        self.eof = len(self.buf) < chunk_chars
+        self.line_base = (0, 0)
+        self.pos = 0
+        self.dropped = 0
+
+    def where(self, at: int) -> str:
+        return _where(self.path, self.line_base, self.buf, at)
+
+    def skip_ws(self, p: int) -> int:
+        buf = self.buf
+        while p < len(buf) and buf[p] in " \t\n\r":
+            p += 1
+        return p
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        if self.on_offset:
+            self.on_offset(self.dropped + self.pos)
+        if self.pos > self.chunk_chars:  # drop what was consumed
+            buf, pos = self.buf, self.pos
+            nl = buf.rfind("\n", 0, pos)
+            col = pos - nl - 1 if nl >= 0 else self.line_base[1] + pos
+            self.line_base = (self.line_base[0] + buf.count("\n", 0, pos), col)
+            self.dropped += pos
+            self.buf, self.pos = buf[pos:], 0
+        data = self.fh.read(self.chunk_chars)
+        self.eof = len(data) < self.chunk_chars
+        self.buf += data
+        return bool(data)
+
+    def next_char(self, where: str) -> str:
+        """Skip white space (refilling) and return the next character; truncation is an error."""
+        self.pos = self.skip_ws(self.pos)
+        while self.pos >= len(self.buf) and self.more():
+            self.pos = self.skip_ws(self.pos)
+        if self.pos >= len(self.buf):
+            raise MalformedJSONError(f"{self.where(self.pos)}: file ends inside {where} (truncated)")
+        return self.buf[self.pos]
+
+    def decode(self):
+        """Decode one value at ``pos`` (refilling as needed) and move past it."""
+        while True:  # pos is the value's start; more() keeps it so when trimming
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                break
+            except json.JSONDecodeError as exc:
+                if len(self.buf) - self.pos > self.max_element_chars or not self.more():
+                    truncated = self.eof and (exc.pos >= len(self.buf.rstrip()) - 1 or exc.msg.startswith("Unterminated"))
+                    what = "file ends inside an element (truncated)" if truncated else exc.msg
+                    raise MalformedJSONError(f"{self.where(exc.pos)}: {what}") from None
+        self.pos = end
+        return value
+
+    def seek_member(self, key: str) -> None:
+        """Walk the top-level object to the value of its member ``key``."""
+        if self.next_char("the object") != "{":
+            raise MalformedJSONError(f"{self.where(self.pos)}: expected a JSON object ('{{') holding {key!r}")
+        self.pos += 1
+        while True:
+            c = self.next_char("the object")
+            if c == "}":
+                raise MalformedJSONError(f"{self.path}: the JSON object has no {key!r} member")
+            if c == ",":
+                self.pos += 1
+                continue
+            name = self.decode()
+            if self.next_char("the object") != ":":
+                raise MalformedJSONError(f"{self.where(self.pos)}: expected ':' after the key {name!r}")
+            self.pos += 1
+            self.next_char("the object")
+            if name == key:
+                return
+            self.decode()  # another member: skip it
+
+
 def _iter_json_array(path: Path, chunk_chars: int, max_element_chars: int, on_offset, key) -> Iterator[object]:
-    decoder = json.JSONDecoder()
     with open(path, encoding=ENCODING) as fh:
-        buf = fh.read(chunk_chars)
-        eof = len(buf) < chunk_chars
-        line_base = (0, 0)
-        pos = 0
-        dropped = 0
-
-        def skip_ws(p: int) -> int:
-            while p < len(buf) and buf[p] in " \t\n\r":
-                p += 1
-            return p
-
-        def more() -> bool:
-            nonlocal buf, eof, pos, line_base, dropped
-            if eof:
-                return False
-            if on_offset:
-                on_offset(dropped + pos)
-            if pos > chunk_chars:  # drop what was consumed
-                nl = buf.rfind("\n", 0, pos)
-                col = pos - nl - 1 if nl >= 0 else line_base[1] + pos
-                line_base = (line_base[0] + buf.count("\n", 0, pos), col)
-                dropped += pos
-                buf, pos = buf[pos:], 0
-            data = fh.read(chunk_chars)
-            eof = len(data) < chunk_chars
-            buf += data
-            return bool(data)
-
-        def next_char(where: str) -> str:
-            """Skip white space (refilling) and return the next character; truncation is an error."""
-            nonlocal pos
-            pos = skip_ws(pos)
-            while pos >= len(buf) and more():
-                pos = skip_ws(pos)
-            if pos >= len(buf):
-                raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: file ends inside {where} (truncated)")
-            return buf[pos]
-
-        def decode():
-            """Decode one value at ``pos`` (refilling as needed) and move past it."""
-            nonlocal pos
-            while True:  # pos is the value's start; more() keeps it so when trimming
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                    break
-                except json.JSONDecodeError as exc:
-                    if len(buf) - pos > max_element_chars or not more():
-                        truncated = eof and (exc.pos >= len(buf.rstrip()) - 1 or exc.msg.startswith("Unterminated"))
-                        what = "file ends inside an element (truncated)" if truncated else exc.msg
-                        raise MalformedJSONError(f"{_where(path, line_base, buf, exc.pos)}: {what}") from None
-            pos = end
-            return value
-
-        if key is not None:  # walk the top-level object to the member `key`
-            if next_char("the object") != "{":
-                raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected a JSON object ('{{') holding {key!r}")
-            pos += 1
-            while True:
-                c = next_char("the object")
-                if c == "}":
-                    raise MalformedJSONError(f"{path}: the JSON object has no {key!r} member")
-                if c == ",":
-                    pos += 1
-                    continue
-                name = decode()
-                if next_char("the object") != ":":
-                    raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected ':' after the key {name!r}")
-                pos += 1
-                next_char("the object")
-                if name == key:
-                    break
-                decode()  # another member: skip it
-        if next_char("the file") != "[":
-            raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected a JSON array ('[')")
-        pos += 1
+        r = _Reader(fh, path, chunk_chars, max_element_chars, on_offset)
+        if key is not None:
+            r.seek_member(key)
+        if r.next_char("the file") != "[":
+            raise MalformedJSONError(f"{r.where(r.pos)}: expected a JSON array ('[')")
+        r.pos += 1
         expect_value = True
         first = True
         while True:
-            c = next_char("the array")
+            c = r.next_char("the array")
             if c == "]" and (first or not expect_value):
                 return
             if not expect_value:
                 if c != ",":
-                    raise MalformedJSONError(f"{_where(path, line_base, buf, pos)}: expected ',' or ']' between array elements")
-                pos += 1
+                    raise MalformedJSONError(f"{r.where(r.pos)}: expected ',' or ']' between array elements")
+                r.pos += 1
                 expect_value = True
                 continue
-            yield decode()
+            yield r.decode()
             expect_value = False
             first = False

@@ -195,6 +195,35 @@ def generate_pair(pipe, pair: NACPair, config: NACConfig):
     return [(np.clip(img, 0, 1) * 255).round().astype(np.uint8) for img in result.images]
 
 
+def _check_models(config: NACConfig, cpu_offload: bool, generating: bool) -> None:
+    """Every model reference and the offload flag, before prompts, folders or hours of generation."""
+    from vgrc.evaluators.encoders.model_refs import check_model_reference
+    from vgrc.evaluators.judges.verify import check_judge
+
+    _check_cpu_offload(cpu_offload)  # a wrong flag wastes nothing
+    check_judge(config.judge, config.judge_model)
+    if config.clipscore_model:
+        check_model_reference("--clipscore-model", config.clipscore_model, kind="open_clip")
+    if generating:
+        _model_reachable(config.model)
+
+
+def _generate(out: Path, result: NACResult, pairs, mine, config: NACConfig, cpu_offload: bool, device, on_progress) -> None:
+    """This shard's pairs that have no images yet, generated and written atomically."""
+    (out / SPLIT / "images").mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out / SPLIT / "images", {path.name for p in pairs for path in image_paths(out, p)})
+    todo = [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
+    result.skipped = len(mine) - len(todo)
+    if todo:
+        pipe = load_flux(config.model, cpu_offload=cpu_offload, device=device)
+        for n, pair in enumerate(todo, 1):
+            for img, path in zip(generate_pair(pipe, pair, config), image_paths(out, pair)):
+                atomic_write_bytes(path, encode_rgb_png(img))
+            result.generated += 1
+            if on_progress:
+                on_progress(result.skipped + n, len(mine))
+
+
 def build_nac(
     out: str | os.PathLike,
     config: NACConfig,
@@ -231,15 +260,7 @@ def build_nac(
     mine = [] if merge_only else [pairs[i] for i in shard_of(len(pairs), num_shards, shard_index)]
     todo = mine if state in ("new", "replace") else [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
     if not dry_run:
-        _check_cpu_offload(cpu_offload)  # before prompts or folders: a wrong flag wastes nothing
-        from vgrc.evaluators.judges.verify import check_judge
-        from vgrc.evaluators.encoders.model_refs import check_model_reference
-
-        check_judge(config.judge, config.judge_model)  # before hours of generation, not after
-        if config.clipscore_model:
-            check_model_reference("--clipscore-model", config.clipscore_model, kind="open_clip")
-        if todo:
-            _model_reachable(config.model)
+        _check_models(config, cpu_offload, bool(todo))
     if state == "complete":
         manifest = read_manifest(out)
         if dry_run or (not todo and manifest.get("merge") == config.merge_record()):
@@ -255,18 +276,7 @@ def build_nac(
     atomic_write_text(out / "prompts.jsonl", "".join(dumps_row(p.row()) + "\n" for p in pairs))
     if dry_run:
         return result
-    (out / SPLIT / "images").mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out / SPLIT / "images", {path.name for p in pairs for path in image_paths(out, p)})
-    todo = [p for p in mine if not all(path.exists() for path in image_paths(out, p))]
-    result.skipped = len(mine) - len(todo)
-    if todo:
-        pipe = load_flux(config.model, cpu_offload=cpu_offload, device=device)
-        for n, pair in enumerate(todo, 1):
-            for img, path in zip(generate_pair(pipe, pair, config), image_paths(out, pair)):
-                atomic_write_bytes(path, encode_rgb_png(img))
-            result.generated += 1
-            if on_progress:
-                on_progress(result.skipped + n, len(mine))
+    _generate(out, result, pairs, mine, config, cpu_offload, device, on_progress)
     single = num_shards == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1
     if merge is False or (merge is None and not single):
         return result

@@ -18,6 +18,7 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+from vgrc.data_cards import render_card
 from vgrc.evaluators import __version__
 from vgrc.evaluators.dataset import METADATA_NAME, atomic_write_text, dumps_row, finish_dataset
 from vgrc.evaluators.judges.verify import JudgmentCache, clipscore, make_judge
@@ -28,93 +29,31 @@ __all__ = ["merge_nac"]
 
 
 def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: str = "vgrc build-nac") -> dict:
-    from PIL import Image
-
-
-    plausible = load_plausible(config.plausible)
+    """Verify every kept image, then write the split, steering.jsonl, the statistics, the
+    card and the manifest; return the counts."""
     images = []  # (row id, pair, pole, attribute, prompt, path)
     for p in pairs:
         for pole, attr, prompt, path in zip("ab", (p.attribute_a, p.attribute_b), (p.prompt_a, p.prompt_b), image_paths(out, p)):
             images.append((f"{p.pair_id}_{pole}", p, pole, attr, prompt, path))
-    shas = {img[0]: hashlib.sha256(img[5].read_bytes()).hexdigest() for img in images}
-
-    # optional CLIPScore prefilter: images below the threshold are not verified (confidence 0)
-    passed = {img[0]: True for img in images}
-    if config.clipscore_model:
-        scores = clipscore([img[5] for img in images], [img[4] for img in images], config.clipscore_model)
-        passed = {img[0]: bool(s >= config.clipscore_min) for img, s in zip(images, scores)}
-
     judge = make_judge(config.judge, config.judge_model, device)
-    questions = {}
-    for rid, p, pole, attr, _, _ in images:
-        asked = [attr, p.attribute_b if pole == "a" else p.attribute_a, *plausible.get(p.noun, [])]
-        questions[rid] = list(dict.fromkeys(asked))
-    conf: dict[str, dict[str, float]] = {}
-    if judge is None:
-        conf = {rid: {a: float(a == attr) for a in questions[rid]} for rid, _, _, attr, _, _ in images}
-    else:
-        cache = JudgmentCache(out / "judgments.jsonl", judge.model_id)
-        todo = [(rid, p.noun, a, path) for rid, p, _, _, _, path in images if passed[rid] for a in questions[rid] if cache.key(shas[rid], p.noun, a) not in cache.values]
-        for s in range(0, len(todo), 32):
-            part = todo[s : s + 32]
-            with_images = [Image.open(path).convert("RGB") for _, _, _, path in part]
-            values = judge.score(with_images, [n for _, n, _, _ in part], [a for _, _, a, _ in part])
-            cache.add([(cache.key(shas[rid], n, a), v) for (rid, n, a, _), v in zip(part, values)])
-        for rid, p, _, _, _, _ in images:
-            conf[rid] = {a: (cache.values[cache.key(shas[rid], p.noun, a)] if passed[rid] else 0.0) for a in questions[rid]}
-
+    conf = _confidences(out, images, config, judge)
     verified_count: dict[tuple[str, str], int] = defaultdict(int)
     for rid, p, _, _, _, _ in images:
         for a, c in conf[rid].items():
             if c >= config.min_confidence:
                 verified_count[(p.noun, a)] += 1
-
-    rows = []
-    for rid, p, pole, attr, prompt, path in images:
-        rows.append(
-            {
-                "id": rid,
-                "file_name": str(path.relative_to(out / SPLIT)),
-                "caption": prompt,
-                "objects": [{"noun": p.noun, "attributes": [attr], "bbox": None}],
-                "pair_id": p.pair_id,
-                "noun": p.noun,
-                "attribute": attr,
-                "pole": pole,
-                "seed": p.seed,
-                "prompt": prompt,
-                "confidence": None if judge is None else round(conf[rid][attr], 6),
-                "verified": None if judge is None else conf[rid][attr] >= config.min_confidence,
-                "detections": {a: round(c, 6) for a, c in conf[rid].items()},
-            }
-        )
+    rows = [_row(out, rid, p, pole, attr, prompt, path, conf[rid], judge is not None, config.min_confidence) for rid, p, pole, attr, prompt, path in images]
     (out / SPLIT).mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / SPLIT / METADATA_NAME, "".join(dumps_row(r) + "\n" for r in rows))
-
     contrasts = list(dict.fromkeys((p.noun, p.attribute_a, p.attribute_b) for p in pairs))
     retained = [(n, a, b) for n, a, b in contrasts if verified_count[(n, a)] >= config.min_samples and verified_count[(n, b)] >= config.min_samples]
-    steering = []
-    by_noun = defaultdict(list)
-    for r in rows:
-        by_noun[r["noun"]].append(r)
-    for noun, a, b in retained:
-        for src, dst in ((a, b), (b, a)):
-            pos = [r["id"] for r in by_noun[noun] if r["detections"].get(dst, 0.0) >= config.min_confidence]
-            is_pos = set(pos)
-            neg = [r["id"] for r in by_noun[noun] if r["detections"].get(src, 0.0) >= config.min_confidence and r["id"] not in is_pos]
-            steering.append({
-                "id": f"{noun}|{src}->{dst}", "noun": noun, "category": f"{a}/{b}", "source": [src], "target": [dst],
-                "source_query": f"a photo of {_article(src)} {src} {noun}", "target_query": f"a photo of {_article(dst)} {dst} {noun}",
-                "positives": pos, "negatives": neg,
-            })
+    steering = _steering_rows(rows, retained, config.min_confidence)
     atomic_write_text(out / "steering.jsonl", "".join(dumps_row(r) + "\n" for r in steering))
     stats = _stats(contrasts, retained, verified_count, pairs)
     atomic_write_text(out / "stats.csv", stats[0])
     atomic_write_text(out / "stats.md", stats[1])
     counts = {"pairs": len(pairs), "images": len(rows), "contrasts": len(contrasts), "retained": len(retained), "steering_rows": len(steering),
               "verified_images": sum(1 for r in rows if r["verified"]) if judge is not None else None}
-    from vgrc.data_cards import render_card
-
     atomic_write_text(out / "README.md", render_card("nac", vgrc_version=__version__, command=command, model=config.model, judge=config.judge,
                                                      judge_model=config.judge_model if judge is not None else "none", min_confidence=config.min_confidence,
                                                      min_samples=config.min_samples, images=len(rows), pairs=len(pairs), retained=len(retained),
@@ -126,6 +65,72 @@ def merge_nac(out: Path, pairs, config, *, device: str | None = None, command: s
                           "recommended": {"unmatched_cost": 1.0, "surplus_cost": 1.0}},
                    files=nac_files(pairs))
     return counts
+
+
+def _confidences(out: Path, images: list, config, judge) -> dict[str, dict[str, float]]:
+    """row id -> {attribute: the judge's confidence}, for the row's own attribute, its
+    contrast and the noun's plausible attributes; answers cached in judgments.jsonl.
+    Images below the optional CLIPScore prefilter are not asked (confidence 0)."""
+    from PIL import Image
+
+    plausible = load_plausible(config.plausible)
+    shas = {img[0]: hashlib.sha256(img[5].read_bytes()).hexdigest() for img in images}
+    passed = {img[0]: True for img in images}
+    if config.clipscore_model:
+        scores = clipscore([img[5] for img in images], [img[4] for img in images], config.clipscore_model)
+        passed = {img[0]: bool(s >= config.clipscore_min) for img, s in zip(images, scores)}
+    questions = {}
+    for rid, p, pole, attr, _, _ in images:
+        asked = [attr, p.attribute_b if pole == "a" else p.attribute_a, *plausible.get(p.noun, [])]
+        questions[rid] = list(dict.fromkeys(asked))
+    if judge is None:
+        return {rid: {a: float(a == attr) for a in questions[rid]} for rid, _, _, attr, _, _ in images}
+    cache = JudgmentCache(out / "judgments.jsonl", judge.model_id)
+    todo = [(rid, p.noun, a, path) for rid, p, _, _, _, path in images if passed[rid] for a in questions[rid] if cache.key(shas[rid], p.noun, a) not in cache.values]
+    for s in range(0, len(todo), 32):
+        part = todo[s : s + 32]
+        with_images = [Image.open(path).convert("RGB") for _, _, _, path in part]
+        values = judge.score(with_images, [n for _, n, _, _ in part], [a for _, _, a, _ in part])
+        cache.add([(cache.key(shas[rid], n, a), v) for (rid, n, a, _), v in zip(part, values)])
+    return {rid: {a: (cache.values[cache.key(shas[rid], p.noun, a)] if passed[rid] else 0.0) for a in questions[rid]} for rid, p, _, _, _, _ in images}
+
+
+def _row(out: Path, rid: str, p, pole: str, attr: str, prompt: str, path: Path, conf: dict, judged: bool, min_confidence: float) -> dict:
+    return {
+        "id": rid,
+        "file_name": str(path.relative_to(out / SPLIT)),
+        "caption": prompt,
+        "objects": [{"noun": p.noun, "attributes": [attr], "bbox": None}],
+        "pair_id": p.pair_id,
+        "noun": p.noun,
+        "attribute": attr,
+        "pole": pole,
+        "seed": p.seed,
+        "prompt": prompt,
+        "confidence": round(conf[attr], 6) if judged else None,
+        "verified": conf[attr] >= min_confidence if judged else None,
+        "detections": {a: round(c, 6) for a, c in conf.items()},
+    }
+
+
+def _steering_rows(rows: list[dict], retained: list, min_confidence: float) -> list[dict]:
+    """Both directions of every retained contrast: positives show the target attribute,
+    negatives the source one (and not the target)."""
+    steering = []
+    by_noun = defaultdict(list)
+    for r in rows:
+        by_noun[r["noun"]].append(r)
+    for noun, a, b in retained:
+        for src, dst in ((a, b), (b, a)):
+            pos = [r["id"] for r in by_noun[noun] if r["detections"].get(dst, 0.0) >= min_confidence]
+            is_pos = set(pos)
+            neg = [r["id"] for r in by_noun[noun] if r["detections"].get(src, 0.0) >= min_confidence and r["id"] not in is_pos]
+            steering.append({
+                "id": f"{noun}|{src}->{dst}", "noun": noun, "category": f"{a}/{b}", "source": [src], "target": [dst],
+                "source_query": f"a photo of {_article(src)} {src} {noun}", "target_query": f"a photo of {_article(dst)} {dst} {noun}",
+                "positives": pos, "negatives": neg,
+            })
+    return steering
 
 
 def _article(word: str) -> str:

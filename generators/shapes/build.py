@@ -32,14 +32,10 @@ the manifest is written last.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import math
 import os
 import random
-import signal
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +64,7 @@ from vgrc.generators.shapes.svg import (
     reference_slot,
     select_vocabulary,
 )
+from vgrc.generators.shapes.render import render_svg, render_slot_tiles, run_jobs
 
 __all__ = [
     "ShapesConfig",
@@ -225,149 +222,6 @@ def composition_svg(prims: Sequence[Primitive], size: int, seed: int) -> str:
     return canvas_svg(size, [(p, slots[s]) for p, s in zip(ordered, composition_layout(prims, seed))])
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    """Hold a SIGINT that arrives during the block and deliver it as KeyboardInterrupt
-    right after, in Python, so a C library never sees it half-way. No-op off the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
-def render_svg(svg: str):
-    """Rasterise an SVG document with cairosvg; return an RGB ``uint8`` array (H, W, 3)."""
-    import cairosvg
-    import numpy as np
-    from PIL import Image
-
-    with _sigint_deferred():  # Ctrl-C inside cairo's C callbacks surfaces as a cairo OSError
-        png = cairosvg.svg2png(bytestring=svg.encode("utf-8"))
-    with Image.open(io.BytesIO(png)) as im:
-        return np.asarray(im.convert("RGB")).copy()
-
-
-def _slot_window(slot: Slot, size: int) -> tuple[int, int, int, int]:
-    """Pixel rows/cols a primitive in ``slot`` can touch, with one pixel of margin."""
-    y0 = max(0, math.floor(slot.cy - slot.r) - 1)
-    x0 = max(0, math.floor(slot.cx - slot.r) - 1)
-    y1 = min(size, math.ceil(slot.cy + slot.r) + 2)
-    x1 = min(size, math.ceil(slot.cx + slot.r) + 2)
-    return y0, y1, x0, x1
-
-
-def render_slot_tiles(primitives: Sequence[Primitive], size: int, only: Sequence[int] | None = None) -> dict:
-    """Render each primitive once per composition slot; ``{(prim_index, slot): tile}``.
-
-    A tile is the pixel window of the slot cut from a white canvas holding only that
-    primitive, rasterised by cairosvg. ``only`` restricts it to some primitive indices.
-    """
-    slots = composition_slots(size)
-    tiles = {}
-    for pi in range(len(primitives)) if only is None else only:
-        prim = primitives[pi]
-        for si, slot in enumerate(slots):
-            y0, y1, x0, x1 = _slot_window(slot, size)
-            tiles[(pi, si)] = render_svg(canvas_svg(size, [(prim, slot)]))[y0:y1, x0:x1].copy()
-    return tiles
-
-
-_WORKER: dict = {}
-
-
-def _init_pool_worker(tiles: dict, size: int, parent: int) -> None:
-    """Pool workers leave SIGINT to the parent, which terminates them: a Ctrl-C to the
-    process group never prints a traceback per worker, and a SIGINT to the parent alone
-    never leaves workers waiting for work. They also die with the parent (SIGTERM or
-    ``kill -9`` to it), instead of failing to send it results (a BrokenPipeError
-    traceback each)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
-    _init_worker(tiles, size)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: ask the kernel to SIGKILL this process when its parent ends; elsewhere a no-op."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent ended before the request took effect
-        os._exit(0)
-
-
-def _init_worker(tiles: dict, size: int) -> None:
-    _WORKER["tiles"] = tiles
-    _WORKER["size"] = size
-    _WORKER["windows"] = [_slot_window(s, size) for s in composition_slots(size)]
-
-
-def _compose(placed: Sequence[tuple[int, int]]):
-    import numpy as np
-
-    size = _WORKER["size"]
-    canvas = np.full((size, size, 3), 255, dtype=np.uint8)
-    for pi, si in placed:
-        y0, y1, x0, x1 = _WORKER["windows"][si]
-        np.minimum(canvas[y0:y1, x0:x1], _WORKER["tiles"][(pi, si)], out=canvas[y0:y1, x0:x1])
-    return canvas
-
-
-def _render_chunk(jobs: Sequence[tuple[str, tuple[tuple[int, int], ...]]]) -> int:
-    for path, placed in jobs:
-        atomic_write_bytes(path, encode_rgb_png(_compose(placed)))
-    return len(jobs)
-
-
-def _run_jobs(jobs: list, tiles: dict, size: int, workers: int, on_progress: ProgressFn | None, total: int, done: int) -> None:
-    if on_progress:
-        on_progress(done, total)
-    if not jobs:
-        return
-    chunk = max(8, min(256, len(jobs) // (workers * 8) or 8))
-    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
-    if workers <= 1:
-        _init_worker(tiles, size)
-        for c in chunks:
-            done += _render_chunk(c)
-            if on_progress:
-                on_progress(done, total)
-        return
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(tiles, size, os.getpid()))
-    try:
-        for n in pool.imap_unordered(_render_chunk, chunks):
-            done += n
-            if on_progress:
-                on_progress(done, total)
-        pool.close()
-    except BaseException:
-        # interrupted (or a worker failed): stop every worker now; half-written temporary
-        # files are removed on the next run, finished images are kept
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -460,11 +314,32 @@ def build_shapes(
             on_progress(total, total)
         return result
 
+    _render_missing(out, result, primitives, comps, comp_rows, prim_rows, size, workers, on_progress, total)
+
+    write_jsonl(out / SPLIT_COMPOSITIONS / METADATA_NAME, comp_rows)
+    write_jsonl(out / SPLIT_PRIMITIVES / METADATA_NAME, prim_rows)
+    atomic_write_text(out / "README.md", _render_card(record, counts, command, primitives))
+    result.manifest = finish_dataset(
+        out,
+        DATASET,
+        record,
+        version=__version__,
+        command=command,
+        seed=config.seed,
+        splits=[SPLIT_COMPOSITIONS, SPLIT_PRIMITIVES],
+        extra={"objects_source": OBJECTS_SOURCE, "recommended": RECOMMENDED},
+        files=files,
+    )
+    return result
+
+
+def _render_missing(out: Path, result: ShapesResult, primitives, comps, comp_rows, prim_rows, size: int, workers: int, on_progress, total: int) -> None:
+    """Render every image not yet on disk (a resumed build keeps the finished ones): the
+    references directly, the compositions from per-slot tiles in worker processes."""
     for split, rows in ((SPLIT_COMPOSITIONS, comp_rows), (SPLIT_PRIMITIVES, prim_rows)):
         d = out / split / "images"
         d.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(d, {Path(r["file_name"]).name for r in rows})
-
     # reference images: rendered directly (few), skipped when present
     done = 0
     for prim, row in zip(primitives, prim_rows):
@@ -487,23 +362,7 @@ def build_shapes(
     result.rendered += len(jobs)
     needed = sorted({pi for _, placed in jobs for pi, _ in placed})
     tiles = render_slot_tiles(primitives, size, only=needed)
-    _run_jobs(jobs, tiles, size, workers, on_progress, total, done)
-
-    write_jsonl(out / SPLIT_COMPOSITIONS / METADATA_NAME, comp_rows)
-    write_jsonl(out / SPLIT_PRIMITIVES / METADATA_NAME, prim_rows)
-    atomic_write_text(out / "README.md", _render_card(record, counts, command, primitives))
-    result.manifest = finish_dataset(
-        out,
-        DATASET,
-        record,
-        version=__version__,
-        command=command,
-        seed=config.seed,
-        splits=[SPLIT_COMPOSITIONS, SPLIT_PRIMITIVES],
-        extra={"objects_source": OBJECTS_SOURCE, "recommended": RECOMMENDED},
-        files=files,
-    )
-    return result
+    run_jobs(jobs, tiles, size, workers, on_progress, total, done)
 
 
 def shapes_files(comp_rows: list[dict], prim_rows: list[dict]) -> list[str]:

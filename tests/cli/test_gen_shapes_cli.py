@@ -193,7 +193,7 @@ def test_sigint_at_any_moment_ends_with_the_resume_line(tmp_path, target):
 
 def test_sigint_inside_a_deferred_block_is_delivered_after_it():
     """A SIGINT that lands while cairo renders is held and raised in Python right after."""
-    from vgrc.generators.shapes.build import _sigint_deferred
+    from vgrc.generators.shapes.render import _sigint_deferred
 
     reached = []
     with pytest.raises(KeyboardInterrupt):

@@ -12,15 +12,7 @@ from PIL import Image
 
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.generators.shapes.build import (
-    ShapesConfig,
-    build_shapes,
-    composition_row,
-    composition_svg,
-    count_compositions,
-    iter_compositions,
-    select_compositions,
-)
+from vgrc.generators.shapes.build import ShapesConfig, build_shapes, composition_row, composition_svg, count_compositions, iter_compositions, select_compositions
 from vgrc.generators.shapes.svg import (
     COLORS,
     SHAPES,
