@@ -20,7 +20,7 @@ from vgrc.evaluators import registry
 from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
 from vgrc.evaluators.registry import DEFAULT_TEMPLATES, declared_options
 
-__all__ = ["command_signature", "choices_help", "PANELS"]
+__all__ = ["command_signature", "choices_help", "declared_help", "PANELS"]
 
 #: the help panel of each component kind's options
 PANELS = {"task": "Task", "stage1": "Stage 1", "reranker": "Reranker", "index": "Stage-1 index", "relevance": "Relevance"}
@@ -30,6 +30,11 @@ MODEL_HELP = f"open_clip model: {', '.join(MODEL_ALIASES)}, an open_clip ARCH:TA
 def choices_help(kind: str, lead: str) -> str:
     """``lead: name: help; name: help.`` over the registered components of ``kind``."""
     return f"{lead}: " + "; ".join(f"{name}: {c.help}" for name, c in registry.components(kind).items()) + "."
+
+
+def declared_help(name: str) -> str:
+    """The help of a component option as its component declares it (``unmatched_cost`` …)."""
+    return declared_options()[name][0].metadata["help"]
 
 
 def _opt(flag: str, help: str, panel: str, *names: str, show_default: Any = True):

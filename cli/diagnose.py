@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from vgrc.cli.console import phase_progress, stdout, user_errors
-from vgrc.cli.component_options import choices_help
+from vgrc.cli.component_options import choices_help, declared_help
 from vgrc.cli.eval import use_default_dataset
 from vgrc.cli.options import BatchSize, CacheDir, DecodeWorkers, Debug, Device, Limit, Overwrite, Precision, PreprocessMode, Pretrained, Quiet, Seed, Split
 from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
@@ -32,8 +32,8 @@ Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder 
 Model = Annotated[str, typer.Option("--model", "-m", help=f"open_clip model: {', '.join(MODEL_ALIASES)}, ARCH:TAG, hf-hub:ORG/NAME.")]
 K = Annotated[int, typer.Option("--k", help="Shortlist size reranked by the second stage.")]
 Solver = Annotated[str, typer.Option("--solver", help=choices_help("solver", "FGW solver"))]
-Unmatched = Annotated[Optional[float], typer.Option("--unmatched-cost", help="Hungarian: cost of a query object the candidate lacks [default: the dataset's recommendation, else 1.0].", show_default=False)]
-Surplus = Annotated[Optional[float], typer.Option("--surplus-cost", help="Hungarian: cost of a candidate object no query object matches [default: the dataset's recommendation, else 0.0].", show_default=False)]
+Unmatched = Annotated[Optional[float], typer.Option("--unmatched-cost", help=declared_help("unmatched_cost"), show_default=False)]
+Surplus = Annotated[Optional[float], typer.Option("--surplus-cost", help=declared_help("surplus_cost"), show_default=False)]
 
 
 def _run(analysis: str, options: dict, analysis_options: dict, quiet: bool, debug: bool, line) -> None:

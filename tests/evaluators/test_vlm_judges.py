@@ -264,7 +264,7 @@ def test_a_query_with_an_unparsable_judgement_is_left_out_not_scored_zero(tmp_pa
     from PIL import Image
 
     from vgrc.evaluators.metrics import ndcg_at_k
-    from vgrc.evaluators.tasks.retrieval import _judged_metrics
+    from vgrc.evaluators.tasks.grading import JudgedGrader
     from vgrc.evaluators.judges.vlm import QAS_PROMPT
     from vgrc.evaluators.judges.relevance import judge_pairs
 
@@ -279,7 +279,7 @@ def test_a_query_with_an_unparsable_judgement_is_left_out_not_scored_zero(tmp_pa
                                         for (q, g), a in answers.items()])
     judged = judge_pairs([(0, 0), (0, 1), (1, 0), (1, 1)], ["q0", "q1"], [[], []], paths, judge_factory=lambda: None, judge_id="j@1",
                          mode="json", store_root=tmp_path)
-    m = _judged_metrics(judged, np.array([[0, 1], [0, 1]]), "t2i")
+    m = JudgedGrader(judged, None).metrics(np.array([[0, 1], [0, 1]]), "t2i")
     assert judged.unparsable == 1 and m["t2i_judged_queries"] == 1.0
     assert m["t2i_nDCG@1"] == 1.0 and m["t2i_nDCG@5"] == pytest.approx(ndcg_at_k(np.array([[4.0, 1.0]]), ks=(5,))["t2i_nDCG@5"])
     assert m["t2i_CAS-gen@10"] == pytest.approx((4 / 4 + 1 / 4) / 10 * 10 / 2)  # q0's two grades / 4, averaged over its list
