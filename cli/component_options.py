@@ -20,7 +20,7 @@ from vgrc.evaluators import registry
 from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
 from vgrc.evaluators.registry import DEFAULT_TEMPLATES, declared_options
 
-__all__ = ["command_signature", "choices_help", "declared_help", "PANELS"]
+__all__ = ["command_signature", "component_parameters", "choices_help", "declared_help", "PANELS"]
 
 #: the help panel of each component kind's options
 PANELS = {"task": "Task", "stage1": "Stage 1", "reranker": "Reranker", "index": "Stage-1 index", "relevance": "Relevance"}
@@ -104,18 +104,28 @@ def _annotation_type(f) -> Any:
     return Optional[base] if "None" in text else base
 
 
+def _option_parameter(f, panel: str) -> tuple[str, Any, Any]:
+    """(parameter, annotation, default) of one declared option field."""
+    meta = f.metadata
+    help = choices_help(meta["choices"], meta["help"]) if isinstance(meta["choices"], str) else meta["help"]
+    default = registry.default_of(f)
+    default = None if isinstance(default, list) else default
+    option = typer.Option(meta["flag"], help=help, rich_help_panel=panel, show_default=meta["show_default"])
+    return f.name, Annotated[_annotation_type(f), option], default
+
+
+def component_parameters(component, panel: str) -> list[inspect.Parameter]:
+    """One component's options as command parameters (a plug-in importer's subcommand)."""
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, annotation, default in (_option_parameter(f, panel) for f in registry.option_fields(component.Options))]
+
+
 def _component_options() -> list[tuple[str, Any, Any]]:
     """(parameter, annotation, default) of every component option, in registry order."""
     out = []
     for name, (f, users) in declared_options().items():
-        meta = f.metadata
         kinds = list(dict.fromkeys(kind for kind, _ in users))
-        panel = " / ".join(PANELS.get(k, k) for k in kinds)
-        help = choices_help(meta["choices"], meta["help"]) if isinstance(meta["choices"], str) else meta["help"]
-        default = registry.default_of(f)
-        default = None if isinstance(default, list) else default
-        option = typer.Option(meta["flag"], help=help, rich_help_panel=f"{panel} options", show_default=meta["show_default"])
-        out.append((name, Annotated[_annotation_type(f), option], default))
+        out.append(_option_parameter(f, " / ".join(PANELS.get(k, k) for k in kinds) + " options"))
     return out
 
 

@@ -131,3 +131,52 @@ def captions_command(
         result = get_importer("captions")(images, captions, out, object_parser=object_parser, parser_model=parser_model, overwrite=overwrite, command=command_line())
     if not quiet:
         _summary(result, f"{result.counts['rows']:,} images")
+
+
+def _plugin_importer_command(name: str, component):
+    """``vgrc import NAME`` for an importer another package registers (entry-point group
+    ``vgrc.importers``): a component whose ``Options`` are the command's options and whose
+    ``run(out, options, *, overwrite, command)`` builds the dataset folder (returning an
+    object with ``out`` and ``state``, as vgrc's importers do)."""
+
+    def command(**values) -> None:
+        out, overwrite, quiet, debug = values.pop("out"), values.pop("overwrite"), values.pop("quiet"), values.pop("debug")
+        with user_errors(debug):
+            lists = _list_fields(component)
+            options = component.Options(**{k: list(v or []) if k in lists else v for k, v in values.items()})
+            registry.check_options(options)
+            component.check(options, None)
+            result = component.run(out, options, overwrite=overwrite, command=command_line())
+        if not quiet:
+            stdout.print(f"{getattr(result, 'out', out)}: {getattr(result, 'state', 'imported')} ({name}, a plug-in)")
+
+    import inspect
+
+    from vgrc.cli.component_options import component_parameters
+    from vgrc.evaluators import registry
+
+    own = [inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=OutDir),
+           inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Overwrite),
+           inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Quiet),
+           inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Debug)]
+    command.__signature__ = inspect.Signature([*own, *component_parameters(component, "Options")])
+    command.__doc__ = component.help
+    return command
+
+
+def _list_fields(component) -> set[str]:
+    from dataclasses import fields
+
+    return {f.name for f in fields(component.Options) if str(f.type).startswith("list")}
+
+
+def register_plugin_importers() -> None:
+    """A subcommand for every importer installed from another package."""
+    from vgrc.evaluators import registry
+
+    for name in registry.names("importer"):
+        if name not in registry.BUILTIN["importer"]:
+            import_app.command(name)(_plugin_importer_command(name, registry.get("importer", name)))
+
+
+register_plugin_importers()

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vgrc.cli.component_options import choices_help
 from vgrc.cli.console import command_line, progress_bar, quiet_libraries, stdout, user_errors
 from vgrc.cli.options import Debug, OutDir, Overwrite, Quiet, Seed
 
@@ -29,7 +30,7 @@ def build_nac_command(
     num_shards: Annotated[int, typer.Option("--num-shards", help="Split the pairs into this many shards (cluster job arrays).")] = 1,
     shard_index: Annotated[int, typer.Option("--shard-index", help="The shard this job generates.")] = 0,
     merge: Annotated[bool, typer.Option("--merge", help="Only verify and write the dataset (after every shard is done).")] = False,
-    judge: Annotated[str, typer.Option("--judge", help="Verifier: qwen2.5-vl or none.")] = "qwen2.5-vl",
+    judge: Annotated[str, typer.Option("--judge", help=choices_help("judge", "Verifier"))] = "qwen2.5-vl",
     judge_model: Annotated[str, typer.Option("--judge-model", help="Judge checkpoint: hub id or local folder.")] = "Qwen/Qwen2.5-VL-7B-Instruct",
     min_confidence: Annotated[float, typer.Option("--min-confidence", help="P(Yes) for a detection to count.")] = 0.8,
     min_samples: Annotated[int, typer.Option("--min-samples", help="Verified images a noun–attribute pair needs to be kept.")] = 10,

@@ -27,7 +27,6 @@ query whose relevant image is not shortlisted keeps its stage-1 rank.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from vgrc.evaluators import registry
 from vgrc.evaluators.dataset import read_manifest
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.ownership import check_run_folder, check_writable_folder
-from vgrc.evaluators.registry import DEFAULT_TEMPLATES, SELECTED, check_choice, declared_options, default_of, option_fields
+from vgrc.evaluators.registry import DEFAULT_TEMPLATES, SELECTED, check_choice, check_option_value, declared_options, default_of, option_fields
 from vgrc.evaluators.runs import Timer
 
 __all__ = ["EvalConfig", "DataOptions", "EncodeOptions", "Choices", "OutputOptions", "run_eval", "default_run_folder"]
@@ -247,20 +246,7 @@ class EvalConfig:
         """Ranges and choices of every component option, chosen component or not (a bad
         value is refused even where it would do nothing)."""
         for name, (f, _) in declared_options().items():
-            meta, value = f.metadata, self._options[name]
-            if meta["choices"] is not None:
-                check_choice(meta["flag"], value, registry.names(meta["choices"]) if isinstance(meta["choices"], str) else meta["choices"])
-            if value is None or meta["minimum"] is None or isinstance(value, (bool, str, list)):
-                continue
-            lo, hi = meta["minimum"], meta["maximum"]
-            finite = not isinstance(value, float) or math.isfinite(value)
-            if hi is not None:
-                if not (finite and lo <= value and (value < hi if meta["open_max"] else value <= hi)):
-                    raise InvalidInputError(f"{meta['flag']} must be in [{lo:g}, {hi:g}{')' if meta['open_max'] else ']'}, got {value}")
-            elif meta["open_min"] and not (finite and value > lo):
-                raise InvalidInputError(f"{meta['flag']} must be > {lo:g}, got {value}")
-            elif not (finite and value >= lo):
-                raise InvalidInputError(f"{meta['flag']} must be ≥ {lo:g}, got {value}")
+            check_option_value(f, self._options[name])
 
     @property
     def held_out_fraction(self) -> float:

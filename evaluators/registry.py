@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "KINDS", "ENTRY_POINT_GROUPS", "Component", "NoOptions", "option", "option_fields", "names", "get", "components", "origin",
-    "check_choice", "load_entry", "DEFAULT_TEMPLATES", "SELECTED", "declared_options", "default_of",
+    "check_choice", "check_option_value", "check_options", "load_entry", "DEFAULT_TEMPLATES", "SELECTED", "declared_options", "default_of",
 ]
 
 #: kind -> the CLI option that chooses one (None: chosen elsewhere)
@@ -142,6 +142,34 @@ def option_fields(options_class) -> list:
 
 def default_of(f) -> Any:
     return f.default_factory() if f.default is MISSING else f.default
+
+
+def check_option_value(f, value) -> None:
+    """One line when ``value`` is outside the declared option's choices or range."""
+    import math
+
+    meta = f.metadata
+    if meta["choices"] is not None:
+        check_choice(meta["flag"], value, names(meta["choices"]) if isinstance(meta["choices"], str) else meta["choices"])
+    if value is None or meta["minimum"] is None or isinstance(value, (bool, str, list)):
+        return
+    from vgrc.evaluators.errors import InvalidInputError
+
+    lo, hi = meta["minimum"], meta["maximum"]
+    finite = not isinstance(value, float) or math.isfinite(value)
+    if hi is not None:
+        if not (finite and lo <= value and (value < hi if meta["open_max"] else value <= hi)):
+            raise InvalidInputError(f"{meta['flag']} must be in [{lo:g}, {hi:g}{')' if meta['open_max'] else ']'}, got {value}")
+    elif meta["open_min"] and not (finite and value > lo):
+        raise InvalidInputError(f"{meta['flag']} must be > {lo:g}, got {value}")
+    elif not (finite and value >= lo):
+        raise InvalidInputError(f"{meta['flag']} must be ≥ {lo:g}, got {value}")
+
+
+def check_options(options) -> None:
+    """:func:`check_option_value` for every declared field of an ``Options`` instance."""
+    for f in option_fields(type(options)):
+        check_option_value(f, getattr(options, f.name))
 
 
 class Component:

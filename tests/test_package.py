@@ -96,7 +96,11 @@ def test_wheel_builds_and_imports(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         zf.extractall(tmp_path / "site")
-    assert {"vgrc/cli/main.py", "vgrc/generators/shapes.py", "vgrc/evaluators/dataset.py", "vgrc/data_cards/shapes.md"} <= names
+    assert {"vgrc/cli/main.py", "vgrc/generators/shapes/build.py", "vgrc/evaluators/dataset.py", "vgrc/data_cards/shapes.md"} <= names
+    # every source module and shipped data file, in every sub-package (pyproject's package list is complete)
+    shipped = {f"vgrc/{p.relative_to(ROOT)}" for folder in ("cli", "generators", "evaluators", "data_cards") for p in (ROOT / folder).rglob("*")
+               if p.is_file() and p.suffix in (".py", ".json", ".yaml", ".md") and "__pycache__" not in p.parts}
+    assert shipped <= names, sorted(shipped - names)
     assert not any(n.startswith("vgrc/__init__") for n in names)  # vgrc is a namespace package
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "vgrc = vgrc.cli.main:main" in (tmp_path / "site" / entry).read_text()

@@ -1,9 +1,12 @@
-"""A third-party reranker through entry points (issue 23): the README's example package,
-built as a wheel from the README's own ```python and ```toml blocks and unpacked into a
-site folder on PYTHONPATH, so ``importlib.metadata`` finds its ``vgrc.rerankers`` entry
-point exactly as after ``pip install``. Without any edit to vgrc it appears in
-``vgrc eval --help``, runs, is range-checked, is recorded with its package and version in
-``run.json`` and shows in ``vgrc report``."""
+"""Third-party components through entry points (issue 23).
+
+The README's example reranker package is built as a wheel from the README's own
+```python and ```toml blocks and unpacked into a site folder on PYTHONPATH, so
+``importlib.metadata`` finds its ``vgrc.rerankers`` entry point exactly as after
+``pip install``. Without any edit to vgrc it appears in ``vgrc eval --help``, runs, is
+range-checked, is recorded with its package and version in ``run.json`` and shows in
+``vgrc report``. A second package (tests/plugin_package) covers the other groups: a first
+stage, a task, an importer and a NAC judge."""
 
 import json
 import os
@@ -30,19 +33,25 @@ def _readme_blocks() -> tuple[str, str]:
     return python, toml
 
 
+def _install(src: Path, site: Path, wheels: Path, stem: str) -> None:
+    """``pip install`` without touching the environment: build the wheel, unpack it into
+    ``site`` (what pip's installer does, bar the RECORD bookkeeping)."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
+                   check=True, capture_output=True)
+    (wheel,) = wheels.glob(f"{stem}-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+
+
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("plugin-src")
     python, toml = _readme_blocks()
     (src / "cosine_of_means.py").write_text(python)
     (src / "pyproject.toml").write_text(toml)
-    wheels = tmp_path_factory.mktemp("plugin-wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
-                   check=True, capture_output=True)
-    (wheel,) = wheels.glob("vgrc_cosine_of_means-0.1.0-*.whl")
-    site = tmp_path_factory.mktemp("plugin-site")
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(site)
+    site, wheels = tmp_path_factory.mktemp("plugin-site"), tmp_path_factory.mktemp("plugin-wheel")
+    _install(src, site, wheels, "vgrc_cosine_of_means-0.1.0")
+    _install(Path(__file__).parent / "plugin_package", site, wheels, "vgrc_test_plugins-0.2.0")
     assert (site / "vgrc_cosine_of_means-0.1.0.dist-info" / "entry_points.txt").read_text().count("cosine-of-means") == 1
     return site
 
@@ -109,3 +118,30 @@ def test_the_plugin_scores_are_the_cosine_of_the_object_means():
     reranker = namespace["CosineOfMeans"]()
     scores = reranker.score(ctx, np.array([[0, 1, 2]]), np.zeros((1, 3)), reranker.Options())
     assert np.allclose(scores, [[np.sqrt(0.5), 0.0, 1.0]])
+
+
+def test_a_plugin_first_stage_task_importer_and_judge(plugin_site, tmp_path):
+    """The other entry-point groups: ``vgrc import stems`` (options from its declaration)
+    builds a dataset, ``--task retrieval-again --stage1 image-oracle`` evaluates it with
+    the plug-in's own query vectors (R@1 = 1: each query is its own image), and the NAC
+    judge is a --judge choice."""
+    from helpers import jpeg
+
+    for i, caption in enumerate(["red_kite", "blue_boat", "green_tree", "black_cat"]):
+        jpeg(tmp_path / "photos" / f"{caption}.jpg", 60 * i)
+    helped = " ".join(_vgrc(plugin_site, "import", "stems", "--help").stdout.split())
+    assert "--src" in helped and "Folder of images whose file names are their captions." in helped
+    done = _vgrc(plugin_site, "import", "stems", "--src", tmp_path / "photos", "--out", tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "data" / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert sorted(r["caption"] for r in rows) == ["black cat", "blue boat", "green tree", "red kite"]
+    bad = _vgrc(plugin_site, "import", "stems", "--src", tmp_path / "nowhere", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "--src" in bad.stderr and not (tmp_path / "x").exists()
+    run = _vgrc(plugin_site, "eval", "--data", tmp_path / "data", "--model", "tiny-random", "--task", "retrieval-again", "--stage1", "image-oracle",
+                "--cache-dir", tmp_path / "c", "--out", tmp_path / "run", "-q")
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["t2i_R@1"] == 1.0 and metrics["n_queries"] == 4
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert recorded["stage1"]["package"] == recorded["task"]["package"] == "vgrc-test-plugins"
+    assert "always-yes: answers yes to every question" in " ".join(_vgrc(plugin_site, "build-nac", "--help").stdout.split())

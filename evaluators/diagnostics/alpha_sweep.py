@@ -115,7 +115,7 @@ def _retrieval_mode(config, alphas, query, progress) -> dict:
     mapper = RidgeMapper(ridge_lambda=config.ridge_lambda).fit(fit_text, fit_img)
     mapped = mapper.transform(prep.texts)
     details: dict = {}
-    pairs = parse_steer_pairs(config.steer) or confusion_steering_pairs(config, fit, fit_text, fit_img, details)
+    pairs = parse_steer_pairs(config.steer) or confusion_steering_pairs(config.steer_top, fit, fit_text, fit_img, details)
     if not pairs:
         raise InvalidInputError("no steering pair: the fit rows show no single-object confusion; pass --steer SOURCE:TARGET")
     sweep, grids, steered_any = [], {}, None

@@ -1,6 +1,11 @@
-"""The first stages of ``vgrc eval --stage1`` as registry components (declarations only:
-names, help, options, flags, checks; the retrieval task's stages do the work, see
-:mod:`vgrc.evaluators.tasks.stages`).
+"""The first stages of ``vgrc eval --stage1`` as registry components: names, help,
+options, flags, checks, and the work method ``queries(run, options)``, which sets
+``run.queries`` (Q, d), unit rows, from what the encode stage left in the
+:class:`~vgrc.evaluators.tasks.stages.RetrievalRun` (``q_text``, ``ev_img``, ``fit`` /
+``fit_img`` when ``needs_fit``, the phrase table when ``query_objects``, the steering
+directions when ``steered_objects``); it may set ``run.mapper`` (object-image rerankers
+map their query objects with it), ``run.steered`` and ``run.diagnostics``. The work
+methods import numpy when they run, so ``--help`` reads these declarations without it.
 
 Flags: ``needs_fit`` (fits on held-out rows: ``--fit-fraction`` / ``--fit-split``),
 ``maps_query`` (a ridge mapper moves queries into image space; object-image rerankers
@@ -32,6 +37,8 @@ def ridge_lambda_option():
 
 
 class Stage1(Component):
+    """Cosine by default: the captions' embeddings are the queries."""
+
     kind = "stage1"
     needs_fit = False
     maps_query = False
@@ -39,6 +46,9 @@ class Stage1(Component):
     steered_objects = False
     #: steers the query vectors by the words of their objects (the objects are required, not embedded)
     steers_queries = False
+
+    def queries(self, run, options) -> None:
+        run.queries = run.q_text
 
 
 class Cosine(Stage1):
@@ -58,6 +68,15 @@ class Ridge(Stage1):
     Options = RidgeOptions
     needs_fit = True
     maps_query = True
+
+    def queries(self, run, options) -> None:
+        """§4.2: a closed-form ridge mapper fitted on the fit rows' captions → images."""
+        from vgrc.evaluators.first_stage.ridge import RidgeMapper
+
+        run.fit_text = run.setup.encode_texts(run.fit.captions, run.progress)
+        run.mapper = RidgeMapper(ridge_lambda=options.ridge_lambda).fit(run.fit_text, run.fit_img)
+        run.queries = run.mapper.transform(run.q_text)
+        run.diagnostics["ridge"] = {"fit_rows": len(run.fit), **run.mapper.distance_reduction(run.q_text, run.ev_img)}
 
 
 @dataclass
@@ -79,11 +98,35 @@ class RidgeSteer(Ridge):
 
         parse_steer_pairs(options.steer)
 
+    def queries(self, run, options) -> None:
+        """Ridge, then §6.3's steering vectors toward the query's words (App. E pairs from
+        the fit rows' cosine confusions when no --steer is given)."""
+        from vgrc.evaluators.first_stage.steering import Steering, confusion_steering_pairs, parse_steer_pairs
+
+        super().queries(run, options)
+        pairs = parse_steer_pairs(options.steer)
+        if not pairs and options.steer_top > 0:
+            pairs = confusion_steering_pairs(options.steer_top, run.fit, run.fit_text, run.fit_img, run.diagnostics)
+        steering = Steering(pairs, options.steer_alpha).fit(lambda phrases: run.setup.encode_phrases(phrases, run.progress), run.mapper)
+        run.queries, run.steered = steering.transform(run.queries, run.ev.query_objects)
+        run.diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "steer_alpha": options.steer_alpha, "queries_steered": int(run.steered.sum())}
+
 
 class ObjectsAvg(Stage1):
     name = "objects-avg"
     help = "average of the query's per-object embeddings, unsteered (App. A)"
     query_objects = True
+
+    def queries(self, run, options) -> None:
+        from vgrc.evaluators.first_stage.search import normalize
+        from vgrc.evaluators.rerankers.context import ObjectTable, steer_objects
+
+        table = ObjectTable.build(run.q_phrases, run.phrase_index, run.phrase_emb)
+        objs = table.emb()
+        if self.steered_objects:
+            objs = steer_objects(objs, run.directions[table.index], options.steer_alpha)
+            run.steered[:] = True
+        run.queries = normalize((objs * (table.weight > 0)[..., None]).sum(1))
 
 
 @dataclass

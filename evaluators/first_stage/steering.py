@@ -144,12 +144,12 @@ def object_directions(unique: list[str], query_objects, phrase_emb: np.ndarray, 
     return out
 
 
-def confusion_steering_pairs(config, fit: RetrievalSet, fit_text: np.ndarray, fit_img: np.ndarray, diagnostics: dict) -> list[tuple[str, str]]:
+def confusion_steering_pairs(steer_top: int, fit: RetrievalSet, fit_text: np.ndarray, fit_img: np.ndarray, diagnostics: dict) -> list[tuple[str, str]]:
     """App. E: steering pairs from the BASELINE (cosine) top-1 confusions on the fit rows,
     attributes (colour) held fixed."""
     top1 = cosine_topk(fit_text, fit_img, 1, fit.relevant)[0][:, 0]
     wrong = [i for i in range(len(fit)) if top1[i] not in fit.relevant[i]]
-    found = confusion_pairs([fit.query_objects[i] for i in wrong], [fit.objects[top1[i]] for i in wrong], config.steer_top)
+    found = confusion_pairs([fit.query_objects[i] for i in wrong], [fit.objects[top1[i]] for i in wrong], steer_top)
     diagnostics["confusions"] = {
         "source": "cosine top-1 on the fit rows, attributes held fixed (App. E)",
         "fit_rows": len(fit),

@@ -43,14 +43,38 @@ class VLM(Relevance):
 
 
 class Verifier(Component):
+    """``vgrc build-nac --judge``: ``make(model, device)`` returns a judge whose
+    ``score(images, nouns, attributes)`` gives P(yes) per image (``model_id`` names it in
+    the judgment cache), or None for no verification; ``check_model(model)`` runs before
+    any generation."""
+
     kind = "judge"
+
+    def check_model(self, model: str) -> None:
+        pass
+
+    def make(self, model: str, device: str | None):  # pragma: no cover - the protocol
+        raise NotImplementedError
 
 
 class QwenVerifier(Verifier):
     name = "qwen2.5-vl"
     help = "Qwen2.5-VL-Instruct answers App. F.1's yes/no question; confidence P(Yes) (default)"
 
+    def check_model(self, model: str) -> None:
+        from vgrc.evaluators.judges.verify import _judge_reachable
+
+        _judge_reachable(model)
+
+    def make(self, model: str, device: str | None):
+        from vgrc.evaluators.judges.verify import QwenYesNoJudge
+
+        return QwenYesNoJudge(model, device)
+
 
 class NoVerifier(Verifier):
     name = "none"
     help = "keep every generated image unverified"
+
+    def make(self, model: str, device: str | None):
+        return None

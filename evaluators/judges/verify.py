@@ -1,6 +1,6 @@
 """Verification judges for generated images (paper App. F.1 "Verification", App. G).
 
-Registry :data:`JUDGES`: ``qwen2.5-vl`` (default) and ``none``. A judge answers, per
+Registered as components of kind ``judge`` (:mod:`.components`): ``qwen2.5-vl`` (default) and ``none``. A judge answers, per
 image and attribute,
 
     "This is an image of a {noun}. Does the {noun} in this image exhibit the attribute
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vgrc.evaluators.errors import InvalidInputError, VgrcError
+from vgrc.evaluators import registry
+from vgrc.evaluators.errors import VgrcError
 
-__all__ = ["QUESTION", "JUDGES", "check_judge", "list_judges", "make_judge", "QwenYesNoJudge", "JudgmentCache", "clipscore"]
+__all__ = ["QUESTION", "check_judge", "list_judges", "make_judge", "QwenYesNoJudge", "JudgmentCache", "clipscore"]
 
 QUESTION = "This is an image of a {noun}. Does the {noun} in this image exhibit the attribute \u2018{attr}\u2019? Answer with just Yes or No."
 
@@ -101,26 +102,19 @@ def _judge_reachable(model: str) -> None:
                   "or pass a local folder: --judge-model PATH, or skip verification with --judge none")
 
 
-#: name -> factory(model, device) returning a judge, or None for no verification
-JUDGES = {"qwen2.5-vl": lambda model, device: QwenYesNoJudge(model, device), "none": lambda model, device: None}
-
-
 def list_judges() -> list[str]:
-    return list(JUDGES)
+    """The registered verifiers (kind ``judge``: vgrc's own, then ``vgrc.judges`` plug-ins)."""
+    return registry.names("judge")
 
 
 def check_judge(name: str, model: str) -> None:
     """Fail at once (before any generation) when the judge is unknown or its weights are unreachable."""
-    if name not in JUDGES:
-        raise InvalidInputError(f"unknown --judge {name!r}; valid: {', '.join(JUDGES)}")
-    if name != "none":
-        _judge_reachable(model)
+    registry.get("judge", name, option="--judge").check_model(model)
 
 
 def make_judge(name: str, model: str, device: str | None = None):
-    if name not in JUDGES:
-        raise InvalidInputError(f"unknown --judge {name!r}; valid: {', '.join(JUDGES)}")
-    return JUDGES[name](model, device)
+    """The judge registered as ``name`` with ``model`` loaded (None: no verification)."""
+    return registry.get("judge", name, option="--judge").make(model, device)
 
 
 class JudgmentCache:

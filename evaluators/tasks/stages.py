@@ -18,10 +18,10 @@ import numpy as np
 from vgrc.evaluators.encoders.setup import EncodingSetup
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.ridge import RidgeMapper
-from vgrc.evaluators.first_stage.search import cosine_topk, normalize, search_device
-from vgrc.evaluators.first_stage.steering import Steering, check_steer_words, confusion_steering_pairs, object_directions, parse_steer_pairs
+from vgrc.evaluators.first_stage.search import cosine_topk, search_device
+from vgrc.evaluators.first_stage.steering import check_steer_words, object_directions, parse_steer_pairs
 from vgrc.evaluators.metrics import first_relevant_rank
-from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded, steer_objects
+from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
 
 __all__ = ["TOP", "RetrievalRun", "prepare", "encode", "first_stage", "search", "rerank"]
@@ -136,30 +136,12 @@ def encode(run: RetrievalRun) -> None:
 
 
 def first_stage(run: RetrievalRun) -> None:
-    """The stage-1 query vectors: captions as they are, mapped by the ridge mapper (and
+    """The stage-1 query vectors (``run.queries``), by the ``--stage1`` component's
+    ``queries(run, options)``: captions as they are, mapped by the ridge mapper (and
     steered), or averaged from the query's (steered) objects."""
-    config, ev = run.config, run.ev
-    run.steered = np.zeros(len(ev), dtype=bool)
+    run.steered = np.zeros(len(run.ev), dtype=bool)
     run.queries = run.q_text
-    if run.stage1.needs_fit:
-        run.fit_text = run.setup.encode_texts(run.fit.captions, run.progress)
-        run.mapper = RidgeMapper(ridge_lambda=config.ridge_lambda).fit(run.fit_text, run.fit_img)
-        run.queries = run.mapper.transform(run.q_text)
-        run.diagnostics["ridge"] = {"fit_rows": len(run.fit), **run.mapper.distance_reduction(run.q_text, run.ev_img)}
-    if getattr(run.stage1, "steers_queries", False):
-        pairs = parse_steer_pairs(config.steer)
-        if not pairs and config.steer_top > 0:
-            pairs = confusion_steering_pairs(config, run.fit, run.fit_text, run.fit_img, run.diagnostics)
-        steering = Steering(pairs, config.steer_alpha).fit(lambda phrases: run.setup.encode_phrases(phrases, run.progress), run.mapper)
-        run.queries, run.steered = steering.transform(run.queries, ev.query_objects)
-        run.diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "steer_alpha": config.steer_alpha, "queries_steered": int(run.steered.sum())}
-    elif run.stage1.query_objects:
-        table = ObjectTable.build(run.q_phrases, run.phrase_index, run.phrase_emb)
-        objs = table.emb()
-        if run.stage1.steered_objects:
-            objs = steer_objects(objs, run.directions[table.index], config.steer_alpha)
-            run.steered[:] = True
-        run.queries = normalize((objs * (table.weight > 0)[..., None]).sum(1))
+    run.stage1.queries(run, run.config.options_of("stage1"))
 
 
 def search(run: RetrievalRun) -> None:

@@ -71,15 +71,15 @@ def _raw_help(name: str) -> str:
 
 
 def test_registries_agree_with_their_implementations():
-    """Implementations that keep their own name tables (solvers, NAC judges, parsers,
-    diagnose all) accept exactly the registry's names."""
+    """Implementations that keep their own name tables (solvers, parsers, diagnose all)
+    accept exactly the registry's names; NAC's judges are the registry's."""
     from vgrc.evaluators.diagnostics.run_all import ALL_ORDER
-    from vgrc.evaluators.judges.verify import JUDGES
+    from vgrc.evaluators.judges.verify import list_judges, make_judge
     from vgrc.evaluators.objects.parsers import OBJECT_PARSERS
     from vgrc.evaluators.registry import names
     from vgrc.evaluators.solvers import list_fgw_solvers
 
     assert list_fgw_solvers() == names("solver")
-    assert list(JUDGES) == names("judge")
+    assert list_judges() == names("judge") == ["qwen2.5-vl", "none"] and make_judge("none", "any") is None
     assert list(OBJECT_PARSERS) == names("object_parser")
     assert sorted(ALL_ORDER) == sorted(n for n in names("diagnostic") if n != "all")
