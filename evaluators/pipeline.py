@@ -197,6 +197,8 @@ class EvalConfig:
         for option, split in (("--split", self.split), ("--fit-split", self.fit_split)):
             if split is not None and split not in manifest["splits"]:
                 raise InvalidInputError(f"{option} {split!r}: {self.data} has no such split; its splits: {', '.join(manifest['splits'])}")
+        for kind in SELECTED:  # now with the dataset's manifest (check_options ran them without one)
+            self.component(kind).check(self.options_of(kind), manifest)
         if self.out is None:
             self.out = str(default_run_folder(self, manifest))
         if run_folder:

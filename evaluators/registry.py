@@ -188,7 +188,9 @@ class Component:
     Options: ClassVar[type] = NoOptions
 
     def check(self, options, manifest: dict | None) -> None:
-        """Refuse bad option values or an unsuitable dataset (one line each)."""
+        """Refuse bad option values or an unsuitable dataset (one line each). Called twice
+        by ``vgrc eval``: in the pre-flight check with ``manifest`` None (before the default
+        dataset is built or any model loads), then with the dataset's manifest."""
 
     def notes(self, options, data_info: dict) -> list[str]:
         return []
