@@ -35,6 +35,7 @@ from vgrc.cli.diagnose import diagnose_app
 from vgrc.cli.imports import import_app
 from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
+from vgrc.cli.train import train_command
 from vgrc.cli.vg import build_vg_command
 
 if _previous_sigint is not None:
@@ -140,6 +141,7 @@ app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.add_typer(import_app, name="import")
 app.add_typer(diagnose_app, name="diagnose")
+app.command("train")(train_command)
 app.command("demo")(demo_command)
 
 

@@ -34,6 +34,8 @@ MODEL_ALIASES: dict[str, tuple[str, str | None]] = {
     "siglip": ("ViT-B-16-SigLIP", "webli"),
     "siglip2": ("ViT-B-16-SigLIP2", "webli"),
     "tiny-random": ("vgrc-tiny-random", None),
+    #: a small CLIP for 64-px Synthetic Shapes, random until `vgrc train` trains it (pass --pretrained DIR/model.pt)
+    "shapes-tiny": ("vgrc-shapes-tiny", None),
 }
 TINY_CONFIG_DIR = Path(__file__).with_name("model_configs")
 #: what a folder must hold to be a model of each kind
