@@ -4,7 +4,7 @@ on the model it makes (issue 24).
 1. ``vgrc gen-shapes`` (the full set, 64 px: 13,244 compositions + 42 primitives), unless
    ``--data`` names one.
 2. ``vgrc train --data DATA --model shapes-tiny`` with the default recipe (open_clip_train,
-   20% of the compositions held out, 2 epochs, batch 256, lr 2e-3, wd 0.1, fp32): wall time.
+   20% of the compositions held out, 6 epochs, batch 256, lr 2e-3, wd 0.1, fp32): wall time.
 3. The paper's Table 1 rows with the trained model, each one ``vgrc eval`` run, on the
    held-out compositions (``OUT/heldout``) and on the full set: cosine, ridge, ridge+steer
    (first stages), Hungarian and FGW reranking of the cosine shortlist at k = 50. The

@@ -17,7 +17,7 @@ def train_command(
     model: Annotated[str, typer.Option("--model", "-m", help="open_clip architecture: shapes-tiny (vgrc's small CLIP for 64-px Synthetic Shapes), tiny-random, or any open_clip ARCH.")] = "shapes-tiny",
     pretrained: Annotated[Optional[Path], typer.Option("--pretrained", help="Start from these weights (a local open_clip checkpoint) instead of random ones.", show_default=False)] = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Seeded share of the main split kept out of training, written as the dataset OUT/heldout (0 = train on everything).")] = 0.2,
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training rows.")] = 2,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training rows.")] = 6,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Image-caption pairs per step (the contrastive batch).")] = 256,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine decay after the warm-up).")] = 2e-3,
     wd: Annotated[float, typer.Option("--wd", help="Weight decay.")] = 0.1,

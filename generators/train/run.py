@@ -59,7 +59,7 @@ class TrainConfig:
     model: str = "shapes-tiny"
     pretrained: str | None = None
     holdout: float = 0.2
-    epochs: int = 2
+    epochs: int = 6
     batch_size: int = 256
     lr: float = 2e-3
     wd: float = 0.1
