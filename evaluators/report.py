@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vgrc.evaluators import registry
-from vgrc.evaluators.dataset import atomic_write_text
 from vgrc.evaluators.encoders.model_refs import MODEL_ALIASES
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError, OutputError
 from vgrc.evaluators.ownership import check_output_file
 from vgrc.evaluators.paper_tables import APP_J_FIGURES, APP_J_VS_TABLE_3, PAPER_FGW_SOLVER, PAPER_SETTINGS, PAPER_STATISTICS, paper_table, statistics_table
+from vgrc.evaluators.runs import write_report_files
 
 
 __all__ = ["load_run", "report_table", "paper_comparison", "write_report", "REPORT_MARK"]
@@ -324,8 +324,5 @@ def write_report(runs: Sequence[str | Path], out: str | Path, *, overwrite: bool
             skipped += notes
         if extra:
             md = md + "\n" + "\n".join(extra) + "\n"
-    atomic_write_text(out, md)
-    atomic_write_text(csv_path, csv)
-    if boot_csv is not None:
-        atomic_write_text(boot_path, "\n".join(boot_csv) + "\n")
+    write_report_files(Path(out), md, csv, None if boot_csv is None else (boot_path, "\n".join(boot_csv) + "\n"))
     return md, skipped

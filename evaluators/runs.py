@@ -1,17 +1,18 @@
 """The one writer of run outputs: ``metrics.json`` / ``.csv`` / ``.md``, ``per_query.parquet``,
 ``run.json`` (with vgrc's run-folder marker) and the recall plot; the phase timer.
 
-Every task returns a :class:`RunResult` and :func:`write_run` writes it (the analyses of
-``vgrc diagnose`` write their tables through :mod:`vgrc.evaluators.diagnostics._common`,
-whose ``run.json`` goes through :func:`~vgrc.evaluators.ownership.write_run_marker` as
-here); no other module writes a run's files."""
+Every task returns a :class:`RunResult` and :func:`write_run` writes it; every analysis of
+``vgrc diagnose`` writes through a :class:`DiagnosticOutput`; ``vgrc report`` through
+:func:`write_report_files`. No other module writes a run's files."""
 
 from __future__ import annotations
 
 import json
 import platform
+import io
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from vgrc.evaluators import __version__
 from vgrc.evaluators.atomic import atomic_replace_with, atomic_write_bytes, atomic_write_text
 from vgrc.evaluators.ownership import RUN_FILES, claim_run_folder, write_run_marker
 
-__all__ = ["Timer", "RunResult", "write_run", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder", "skipped_images_note"]
+__all__ = ["Timer", "RunResult", "write_run", "DiagnosticOutput", "write_report_files", "plot_recall", "run_summary", "write_metric_tables", "write_run_json", "write_per_query", "claim_eval_folder", "skipped_images_note"]
 
 
 class Timer:
@@ -197,3 +198,69 @@ def write_run(out: Path, config, result: RunResult, timer: Timer) -> dict:
             plot_recall(out / "recall_curve.png", *result.recall)
         write_run_json(out, config, result.setup, result.data_info, result.skipped, {**result.diagnostics, "notes": result.notes}, timer)
     return result.metrics
+
+
+class DiagnosticOutput:
+    """The output folder of one analysis: claimed once (``--overwrite`` rules of ``vgrc
+    eval``), every file written atomically, ``run.json`` first and last."""
+
+    def __init__(self, out: str | Path, kind: str, files: Sequence[str], config, overwrite: bool):
+        self.out = Path(out)
+        self.kind = kind
+        self.files = list(files)
+        self.config = config
+        self.t0 = time.perf_counter()
+        claim_run_folder(self.out, overwrite, f"diagnose-{kind}", self.files, self._config())
+
+    def _config(self) -> dict:
+        return self.config.record() if hasattr(self.config, "record") else dict(self.config)
+
+    def _record(self, extra: dict) -> None:
+        write_run_marker(self.out, {"kind": f"diagnose-{self.kind}", "files": sorted({*self.files, "run.json"}), "config": self._config(), **extra})
+
+    def text(self, name: str, content: str) -> Path:
+        self._check(name)
+        atomic_write_text(self.out / name, content if content.endswith("\n") else content + "\n")
+        return self.out / name
+
+    def csv(self, name: str, head: Sequence[str], rows: Sequence[Sequence]) -> Path:
+        def cell(v):
+            if isinstance(v, (float, np.floating)):
+                return repr(float(v))
+            s = str(v)
+            return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
+
+        return self.text(name, "\n".join([",".join(head), *(",".join(cell(v) for v in row) for row in rows)]))
+
+    def figure(self, name: str, fig) -> Path:
+        import matplotlib.pyplot as plt
+
+        self._check(name)
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        atomic_write_bytes(self.out / name, buf.getvalue())
+        return self.out / name
+
+    def finish(self, summary: dict, prep=None, *, started: float | None = None, **extra) -> None:
+        """The final ``run.json``; ``seconds`` counts from ``started`` (else the preparation's
+        start); ``prep`` (a diagnostics ``Prepared``) adds its data and encode records."""
+        t0 = started if started is not None else (prep.t0 if prep is not None else self.t0)
+        record = {"complete": True, "summary": summary, "seconds": time.perf_counter() - t0, **extra}
+        if prep is not None:
+            record["data"] = prep.info
+            record["encode"] = {n: asdict(s) for n, s in prep.setup.stats.items()}
+        self._record(record)
+
+    def _check(self, name: str) -> None:
+        if name not in self.files:  # a programming error, not a user error
+            raise RuntimeError(f"{name} is not among the files diagnose-{self.kind} declares")
+
+
+def write_report_files(out: Path, markdown: str, csv: str, bootstrap: tuple[Path, str] | None = None) -> None:
+    """``vgrc report``'s table (Markdown and CSV beside it) and its bootstrap CSV."""
+    atomic_write_text(out, markdown)
+    atomic_write_text(out.with_suffix(".csv"), csv)
+    if bootstrap is not None:
+        atomic_write_text(*bootstrap)

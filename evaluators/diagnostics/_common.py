@@ -11,27 +11,23 @@ first output, so an interrupted analysis leaves a folder that ``--overwrite`` ma
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from vgrc.evaluators import registry
-from vgrc.evaluators.dataset import atomic_write_bytes, atomic_write_text
 from vgrc.evaluators.encoders.setup import EncodingSetup
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.search import cosine_topk
-from vgrc.evaluators.ownership import claim_run_folder, write_run_marker
 from vgrc.evaluators.registry import option_fields
 from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank_scores
 from vgrc.evaluators.retrieval_data import load_retrieval, object_phrase, require_objects
 
 
-__all__ = ["Prepared", "prepare", "shared_preparation", "DiagnosticOutput", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
+__all__ = ["Prepared", "prepare", "shared_preparation", "parse_grid", "markdown_table", "new_figure", "ATTRIBUTE_CATEGORIES", "attribute_category"]
 
 #: attribute word -> category, for the per-attribute breakdowns (App. J: colour, shape, size,
 #: material). Words not listed fall in "other"; a dataset's manifest may add its own
@@ -222,60 +218,3 @@ def prepare_rows(config, progress, ev, fit_rows, info: dict, *, objects: bool = 
         prep.q_table = ObjectTable.build(q_phrases, index, prep.phrase_emb)
         prep.g_table = ObjectTable.build(g_phrases, index, prep.phrase_emb)
     return prep
-
-
-class DiagnosticOutput:
-    """The output folder of one analysis: claimed once (``--overwrite`` rules of ``vgrc
-    eval``), every file written atomically, ``run.json`` first and last."""
-
-    def __init__(self, out: str | Path, kind: str, files: Sequence[str], config, overwrite: bool):
-        self.out = Path(out)
-        self.kind = kind
-        self.files = list(files)
-        self.config = config
-        self.t0 = time.perf_counter()
-        claim_run_folder(self.out, overwrite, f"diagnose-{kind}", self.files, self._config())
-
-    def _config(self) -> dict:
-        return self.config.record() if hasattr(self.config, "record") else dict(self.config)
-
-    def _record(self, extra: dict) -> None:
-        write_run_marker(self.out, {"kind": f"diagnose-{self.kind}", "files": sorted({*self.files, "run.json"}), "config": self._config(), **extra})
-
-    def text(self, name: str, content: str) -> Path:
-        self._check(name)
-        atomic_write_text(self.out / name, content if content.endswith("\n") else content + "\n")
-        return self.out / name
-
-    def csv(self, name: str, head: Sequence[str], rows: Sequence[Sequence]) -> Path:
-        def cell(v):
-            if isinstance(v, (float, np.floating)):
-                return repr(float(v))
-            s = str(v)
-            return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
-
-        return self.text(name, "\n".join([",".join(head), *(",".join(cell(v) for v in row) for row in rows)]))
-
-    def figure(self, name: str, fig) -> Path:
-        import matplotlib.pyplot as plt
-
-        self._check(name)
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        atomic_write_bytes(self.out / name, buf.getvalue())
-        return self.out / name
-
-    def finish(self, summary: dict, prep: Prepared | None = None, *, started: float | None = None, **extra) -> None:
-        """The final ``run.json``; ``seconds`` counts from ``started`` (else the preparation's start)."""
-        t0 = started if started is not None else (prep.t0 if prep is not None else self.t0)
-        record = {"complete": True, "summary": summary, "seconds": time.perf_counter() - t0, **extra}
-        if prep is not None:
-            record["data"] = prep.info
-            record["encode"] = {n: asdict(s) for n, s in prep.setup.stats.items()}
-        self._record(record)
-
-    def _check(self, name: str) -> None:
-        if name not in self.files:  # a programming error, not a user error
-            raise RuntimeError(f"{name} is not among the files diagnose-{self.kind} declares")

@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.diagnostics._common import markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.runs import DiagnosticOutput
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.ridge import RidgeMapper
 from vgrc.evaluators.first_stage.steering import Steering, check_steer_words, confusion_steering_pairs, parse_steer_pairs

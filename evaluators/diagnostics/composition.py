@@ -50,7 +50,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, attribute_category, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.diagnostics._common import attribute_category, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.runs import DiagnosticOutput
 from vgrc.evaluators.first_stage.search import cosine_topk, normalize, topk_by_scores
 from vgrc.evaluators.first_stage.steering import object_directions
 from vgrc.evaluators.metrics import first_relevant_rank, recall_at_k

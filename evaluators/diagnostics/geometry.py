@@ -44,7 +44,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vgrc.evaluators.dataset import read_manifest
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, prepare
+from vgrc.evaluators.diagnostics._common import markdown_table, new_figure, prepare
+from vgrc.evaluators.runs import DiagnosticOutput
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.ridge import RidgeMapper
 from vgrc.evaluators.first_stage.search import normalize

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.diagnostics._common import markdown_table, new_figure, parse_grid, prepare
+from vgrc.evaluators.runs import DiagnosticOutput
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.metrics import first_relevant_rank
 from vgrc.evaluators.rerankers.context import order_by_scores

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vgrc.evaluators.diagnostics._common import DiagnosticOutput, new_figure, prepare
+from vgrc.evaluators.diagnostics._common import new_figure, prepare
+from vgrc.evaluators.runs import DiagnosticOutput
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.steering import single_substitution
 
