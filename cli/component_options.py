@@ -78,6 +78,11 @@ def _own_options() -> list[tuple[str, Any, Any]]:
         ("k", Annotated[int, _opt("--k", "Shortlist size reranked by the second stage.", pipe)], 50),
         ("index", Annotated[str, _opt("--index", choices_help("index", "Stage-1 search"), pipe)], "exact"),
         ("relevance", Annotated[str, _opt("--relevance", choices_help("relevance", "Graded relevance of nDCG@K and CAS@K"), pipe)], "symbolic"),
+        ("query_objects", Annotated[str, _opt("--query-objects", "Where each query's object set comes from: annotations (the dataset's; the paper's oracle) "
+                                              f"or the caption parsed by {' / '.join(registry.names('object_parser'))} (rules: no model; spacy: en_core_web_sm; "
+                                              "llm: --parser-model), so any free-text query has a set. Candidates' sets stay the annotations.", pipe)], "annotations"),
+        ("parser_model", Annotated[Optional[str], _opt("--parser-model", "Instruct model of --query-objects llm: hub id or local folder "
+                                                       "[default: Qwen/Qwen2.5-1.5B-Instruct].", pipe, show_default=False)], None),
         ("shards", Annotated[int, _opt("--shards", "Processes on this machine (one per GPU with --device cuda) that share the encoding, the judging and the "
                                        "reranking, launched with torch.distributed (torchrun); same results as 1. Across machines, start vgrc eval "
                                        "under torchrun yourself (README).", pipe)], 1),

@@ -78,6 +78,9 @@ class Choices:
     k: int = 50
     index: str = "exact"
     relevance: str = "symbolic"
+    #: where each query's object set comes from: "annotations" (the paper's oracle) or an object parser
+    query_objects: str = "annotations"
+    parser_model: str | None = None
 
 
 @dataclass
@@ -213,6 +216,7 @@ class EvalConfig:
         for kind, attr in SELECTED.items():
             check_choice(registry.KINDS[kind], getattr(self, attr), registry.names(kind))
         check_choice("--precision", self.precision, PRECISIONS)
+        check_choice("--query-objects", self.query_objects, ["annotations", *registry.names("object_parser")])
         task, stage1 = self.component("task"), self.component("stage1")
         task.check_stages(stage1, self.component("reranker"))
         check_clip_model("--model", self.model, self.pretrained)

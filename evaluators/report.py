@@ -52,6 +52,11 @@ def _order(value: str, order: Sequence[str]) -> int:
 
 
 def _settings(cfg: dict) -> str:
+    parsed = f" query_objects={cfg['query_objects']}" if cfg.get("query_objects", "annotations") != "annotations" else ""
+    return _component_settings(cfg) + parsed
+
+
+def _component_settings(cfg: dict) -> str:
     rerank = cfg.get("rerank")
     plugin = (cfg.get("plugins") or {}).get("reranker")
     if plugin:  # a plug-in's own options, and where it came from

@@ -132,6 +132,7 @@ def run_summary(config) -> dict:
         "surplus_cost": config.surplus_cost, "steer_alpha": config.steer_alpha, "ridge_lambda": config.ridge_lambda,
         "task": config.task, "seed": config.seed,
         **({"preprocess": config.preprocess} if getattr(config, "preprocess", "exact") != "exact" else {}),
+        **({"query_objects": config.query_objects} if getattr(config, "query_objects", "annotations") != "annotations" else {}),
     }
     record = config.record() if hasattr(config, "record") else {}
     plugins = {kind: entry for kind, entry in record.items() if isinstance(entry, dict) and entry.get("package") not in (None, "vgrc") and "name" in entry}

@@ -108,7 +108,7 @@ class RidgeSteer(Ridge):
         if not pairs and options.steer_top > 0:
             pairs = confusion_steering_pairs(options.steer_top, run.fit, run.fit_text, run.fit_img, run.diagnostics)
         steering = Steering(pairs, options.steer_alpha).fit(lambda phrases: run.setup.encode_phrases(phrases, run.progress), run.mapper)
-        run.queries, run.steered = steering.transform(run.queries, run.ev.query_objects)
+        run.queries, run.steered = steering.transform(run.queries, run.query_sets)
         run.diagnostics["steering"] = {"pairs": [list(p) for p in pairs], "steer_alpha": options.steer_alpha, "queries_steered": int(run.steered.sum())}
 
 

@@ -89,6 +89,9 @@ def _notes(run: RetrievalRun, grader) -> list[str]:
     notes = []
     if run.per_object or graded:
         notes.append(f"{OBJECTS_NOTE}: {data_info.get('objects_source')}")
+    if config.query_objects != "annotations" and run.per_object:
+        notes.append(f"the queries' object sets are parsed from their captions by the {config.query_objects} parser, not taken from the "
+                     "annotations (--query-objects); the candidates' sets and the graded relevance stay the annotations'")
     if judged:
         notes.append(f"nDCG@K and CAS@K use VLM-judged relevance (App. G prompts, {config.judge_mode} scoring) by {config.judge_model}: "
                      "QAS grade 0–4 (the most likely integer) for nDCG, grade/4 for CAS-gen; CAS-noun from the annotations' object tuples "

@@ -48,6 +48,8 @@ class RetrievalRun:
     skipped_ids: list = field(default_factory=list)
     q_text: np.ndarray | None = None
     fit_text: np.ndarray | None = None
+    #: each query's object set: the annotations, or parsed from its caption (--query-objects)
+    query_sets: list = field(default_factory=list)
     q_phrases: list = field(default_factory=list)
     g_phrases: list = field(default_factory=list)
     phrase_emb: np.ndarray | None = None
@@ -93,11 +95,12 @@ def prepare(config, progress, timer) -> RetrievalRun:
 def _require_annotations(run: RetrievalRun) -> None:
     """Per-object stages and rerankers need objects on every row; say which row lacks them."""
     config, ev = run.config, run.ev
-    if run.stage1.query_objects:
-        require_objects(ev, "query", f"--stage1 {config.stage1}")
-    if run.reranker.query_objects:
-        require_objects(ev, "query", f"--rerank {config.rerank}")
-    if getattr(run.stage1, "steers_queries", False):
+    parsed = config.query_objects != "annotations"  # then the query sets come from the captions
+    if run.stage1.query_objects and not parsed:
+        require_objects(ev, "query", f"--stage1 {config.stage1} (or parse the captions: --query-objects rules)")
+    if run.reranker.query_objects and not parsed:
+        require_objects(ev, "query", f"--rerank {config.rerank} (or parse the captions: --query-objects rules)")
+    if getattr(run.stage1, "steers_queries", False) and not parsed:
         require_objects(ev, "query", f"--stage1 {config.stage1} (it steers queries by the words of their objects)")
     if any(ev.query_objects) and not config.component("relevance").judged:  # graded metrics: all queries or none
         require_objects(ev, "query", "the graded metrics (nDCG@K, CAS@K)")
@@ -122,17 +125,34 @@ def encode(run: RetrievalRun) -> None:
         run.fit, run.fit_img = run.fit.subset(keep), run.fit_img[keep]
     if len(run.ev) == 0:
         raise InvalidInputError(f"no evaluable rows are left: all {n_ev} images were skipped (first: {run.bad[0] if run.bad else '?'})")
+    run.query_sets = query_sets(run.config, run.ev, setup.cache_root, progress)
     with timer("encode_texts"):
         ev = run.ev
         run.q_text = setup.encode_texts(ev.captions, progress)
-        run.q_phrases = [[object_phrase(o) for o in objs] for objs in ev.query_objects]
+        run.q_phrases = [[object_phrase(o) for o in objs] for objs in run.query_sets]
         run.g_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
         sides = (run.q_phrases, run.g_phrases if run.reranker.candidate_objects else [])
         unique = sorted({ph for rows in sides for row in rows for ph in row}) if run.per_object else []
         run.phrase_emb = setup.encode_phrases(unique, progress) if unique else np.zeros((0, run.q_text.shape[1]), np.float32)
         run.phrase_index = {ph: i for i, ph in enumerate(unique)}
         if run.steered_objects:
-            run.directions = object_directions(unique, ev.query_objects, run.phrase_emb, lambda phrases: setup.encode_phrases(phrases, progress))
+            run.directions = object_directions(unique, run.query_sets, run.phrase_emb, lambda phrases: setup.encode_phrases(phrases, progress))
+
+
+def query_sets(config, ev: RetrievalSet, cache_root, progress) -> list[list[dict]]:
+    """Each query's object set: its annotations (``--query-objects annotations``, the
+    paper's oracle) or its caption parsed by a registered object parser (rules, spacy, llm:
+    any free-text query gets a set)."""
+    if config.query_objects == "annotations":
+        return ev.query_objects
+    from vgrc.evaluators.objects.parsers import get_object_parser
+
+    parse = get_object_parser(config.query_objects, config.parser_model, cache_dir=str(cache_root))
+    out = []
+    for i, caption in enumerate(ev.captions):
+        out.append(parse(caption))
+        progress("parsing queries", i + 1, len(ev.captions))
+    return out
 
 
 def first_stage(run: RetrievalRun) -> None:

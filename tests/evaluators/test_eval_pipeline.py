@@ -443,3 +443,55 @@ def test_sharded_encoding_splits_one_list_even_when_a_rank_starts_late(tmp_path)
     for r in ranks:
         assert r["nan_rows"] == 0 and r["first"] == [1.0 + i for i in range(40)]
         assert r["group_before_finish"] and not r["group_after_finish"]  # finish() tears gloo's group down before exit
+
+
+def test_parsed_query_objects_reproduce_the_annotations_on_templated_captions(shapes_dir, tmp_path, cache_dir):
+    """--query-objects rules on Synthetic Shapes: its captions name exactly the annotated
+    objects, so Hungarian reranking is the same, query by query; the run says where the
+    sets came from."""
+    from vgrc.evaluators.objects.parsers import parse_rules
+    from vgrc.evaluators.retrieval_data import object_phrase
+
+    ev = load_retrieval(shapes_dir, fit_fraction=0.0)[0]
+    assert all([object_phrase(o) for o in parse_rules(c)] == [object_phrase(o) for o in objs] for c, objs in zip(ev.captions, ev.query_objects))
+    runs = {}
+    for source in ("annotations", "rules"):
+        m = run_eval(config(shapes_dir, tmp_path / source, cache_dir, rerank="hungarian", query_objects=source))
+        runs[source] = (m, pd.read_parquet(tmp_path / source / "per_query.parquet"))
+    assert runs["rules"][1].rank_final.tolist() == runs["annotations"][1].rank_final.tolist()
+    metrics = json.loads((tmp_path / "rules" / "metrics.json").read_text())
+    assert metrics["config"]["query_objects"] == "rules" and any("parsed from their captions by the rules parser" in n for n in metrics["notes"])
+    assert "query_objects" not in json.loads((tmp_path / "annotations" / "metrics.json").read_text())["config"]
+    assert json.loads((tmp_path / "rules" / "run.json").read_text())["config"]["choices"]["query_objects"] == "rules"
+
+
+def test_query_sets_come_from_the_chosen_source_not_the_annotations(shapes_dir):
+    """With --query-objects rules the sets are the parser's even where the annotations say
+    otherwise (here: every row's annotations replaced by another row's)."""
+    from vgrc.evaluators.objects.parsers import parse_rules
+    from vgrc.evaluators.tasks.stages import query_sets
+
+    ev = load_retrieval(shapes_dir, fit_fraction=0.0)[0]
+    ev.query_objects = ev.query_objects[1:] + ev.query_objects[:1]  # wrong on purpose
+    parsed = query_sets(EvalConfig(query_objects="rules"), ev, None, lambda *a: None)
+    assert parsed == [parse_rules(c) for c in ev.captions] and parsed != ev.query_objects
+    assert query_sets(EvalConfig(), ev, None, lambda *a: None) is ev.query_objects
+
+
+def test_parsed_query_objects_on_your_own_captions(tmp_path, cache_dir):
+    """End to end on a captions import: --rerank min with the queries' sets parsed at eval time."""
+    from helpers import jpeg
+
+    from vgrc.evaluators.errors import VgrcError
+    from vgrc.generators.importers.captions import import_captions
+
+    captions = ["a red kite", "a blue boat and a dog", "a green tree", "a black cat on a mat"]
+    for i in range(len(captions)):
+        jpeg(tmp_path / "photos" / f"p{i}.jpg", 60 * i)
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"file_name": f"p{i}.jpg", "caption": c}) + "\n" for i, c in enumerate(captions)))
+    import_captions(tmp_path / "photos", tmp_path / "c.jsonl", tmp_path / "data", object_parser="rules")
+    base = dict(data=str(tmp_path / "data"), model="tiny-random", k=4, cache_dir=str(cache_dir), rerank="min")
+    m = run_eval(EvalConfig(**base, out=str(tmp_path / "parsed"), query_objects="rules"))
+    assert m["n_queries"] == 4.0 and 0 <= m["t2i_R@1"] <= 1
+    with pytest.raises(VgrcError, match="unknown --query-objects 'regex'"):
+        EvalConfig(**base, out=str(tmp_path / "bad"), query_objects="regex").check()
