@@ -153,10 +153,6 @@ class EvalConfig:
         """A copy with ``changes`` (``dataclasses.replace`` for this class)."""
         return EvalConfig(**{**self.flat(), **changes})
 
-    @property
-    def group(self) -> dict:
-        return dict(self._groups)
-
     def component(self, kind: str):
         """The chosen component of ``kind`` (``reranker`` → ``--rerank``'s)."""
         return registry.get(kind, getattr(self, SELECTED[kind]))

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "KINDS", "ENTRY_POINT_GROUPS", "Component", "NoOptions", "option", "option_fields", "names", "get", "components", "origin",
-    "check_choice", "check_option_value", "check_options", "load_entry", "DEFAULT_TEMPLATES", "SELECTED", "declared_options", "default_of",
+    "check_choice", "check_option_value", "check_options", "DEFAULT_TEMPLATES", "SELECTED", "declared_options", "default_of",
 ]
 
 #: kind -> the CLI option that chooses one (None: chosen elsewhere)
@@ -112,7 +112,7 @@ BUILTIN: dict[str, dict[str, str]] = {
 # ----------------------------------------------------------------------------- declarations
 
 
-def option(default: Any, flag: str, help: str, *, choices: str | tuple | None = None, metavar: str | None = None,
+def option(default: Any, flag: str, help: str, *, choices: str | tuple | None = None,
            minimum: float | None = None, maximum: float | None = None, open_min: bool = False, open_max: bool = False, unused_hint: str = "",
            show_default: Any = True):
     """A dataclass field that is one CLI option of a component.
@@ -123,7 +123,7 @@ def option(default: Any, flag: str, help: str, *, choices: str | tuple | None = 
     ``unused_hint`` follows the "does nothing here" warning; ``show_default`` False (or a
     text) when the default is computed at run time.
     """
-    meta = {"flag": flag, "help": help, "choices": choices, "metavar": metavar, "minimum": minimum, "maximum": maximum,
+    meta = {"flag": flag, "help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
             "open_min": open_min, "open_max": open_max, "unused_hint": unused_hint, "show_default": show_default}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -289,16 +289,6 @@ def declared_options() -> dict[str, tuple]:
                 else:
                     out[f.name] = (f, [(kind, name)])
     return out
-
-
-def load_entry(option: str, name: str, entries: dict[str, str]):
-    """The function a lazy table (``name -> "module:function"``) names, imported now; an
-    unknown name gets :func:`check_choice`'s one line."""
-    from importlib import import_module
-
-    check_choice(option, name, entries)
-    module, _, attr = entries[name].partition(":")
-    return getattr(import_module(module), attr)
 
 
 def check_choice(option: str, value: str, valid) -> None:

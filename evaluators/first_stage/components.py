@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from vgrc.evaluators.registry import Component, option
 
-__all__ = ["Stage1", "Cosine", "Ridge", "RidgeSteer", "ObjectsAvg", "ObjectsSteerAvg", "steer_alpha_option", "fit_fraction_option"]
+__all__ = ["SteerAlphaOptions", "Stage1", "Cosine", "Ridge", "RidgeSteer", "ObjectsAvg", "ObjectsSteerAvg", "steer_alpha_option", "fit_fraction_option"]
 
 
 def steer_alpha_option():
@@ -131,6 +131,8 @@ class ObjectsAvg(Stage1):
 
 @dataclass
 class SteerAlphaOptions:
+    """``--steer-alpha`` alone: the options of objects-steer-avg, steer-min and --task steering."""
+
     steer_alpha: float = steer_alpha_option()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vgrc.evaluators.first_stage.components import steer_alpha_option
+from vgrc.evaluators.first_stage.components import SteerAlphaOptions, steer_alpha_option
 from vgrc.evaluators.registry import option
 from vgrc.evaluators.rerankers.component import Reranker
 
@@ -38,11 +38,6 @@ def _softmin(tau):
 @dataclass
 class TauOptions:
     tau: float = _tau_option()
-
-
-@dataclass
-class SteerOptions:
-    steer_alpha: float = steer_alpha_option()
 
 
 @dataclass
@@ -77,7 +72,7 @@ class Softmin(Min):
 class SteerMin(Min):
     name = "steer-min"
     help = "min over per-object steered query vectors (App. J)"
-    Options = SteerOptions
+    Options = SteerAlphaOptions
     steered = True
 
 

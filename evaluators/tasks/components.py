@@ -4,10 +4,8 @@ module per task: :mod:`.retrieval`, :mod:`.steering`, :mod:`.itm`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.evaluators.first_stage.components import steer_alpha_option
+from vgrc.evaluators.first_stage.components import SteerAlphaOptions
 from vgrc.evaluators.registry import Component
 
 __all__ = ["Task", "Retrieval", "SteeringTask", "ITM"]
@@ -39,15 +37,10 @@ class Retrieval(Task):
     runner = "vgrc.evaluators.tasks.retrieval:run_retrieval"
 
 
-@dataclass
-class SteeringOptions:
-    steer_alpha: float = steer_alpha_option()
-
-
 class SteeringTask(Task):
     name = "steering"
     help = "the dataset's steering.jsonl rows, queries steered with --steer-alpha (App. H, I)"
-    Options = SteeringOptions
+    Options = SteerAlphaOptions
     judged_relevance = True
     runner = "vgrc.evaluators.tasks.steering:run_steering_eval"
 

@@ -5,7 +5,8 @@ import pytest
 
 from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, rerank, steer_objects
 from vgrc.evaluators.rerankers.hungarian import HungarianOptions
-from vgrc.evaluators.rerankers.object_image import SteerOptions, SteerTauOptions
+from vgrc.evaluators.first_stage.components import SteerAlphaOptions
+from vgrc.evaluators.rerankers.object_image import SteerTauOptions
 from vgrc.evaluators.solvers import assignment_cost, fgw_cost
 
 
@@ -114,7 +115,7 @@ def test_steered_rerankers_use_steered_objects():
     qt = table_for([["red circle", "blue star"]], phrases, emb)
     ctx = RerankContext(qt, table_for([[]] * 4, phrases, emb), images, object_directions=directions)
     shortlist = np.array([[0, 1, 2, 3]])
-    unsteered = rerank("steer-min", ctx, shortlist, np.zeros((1, 4)), SteerOptions(steer_alpha=0.0))
+    unsteered = rerank("steer-min", ctx, shortlist, np.zeros((1, 4)), SteerAlphaOptions(steer_alpha=0.0))
     assert (unsteered == rerank("min", ctx, shortlist, np.zeros((1, 4)))).all()
-    assert rerank("steer-min", ctx, shortlist, np.zeros((1, 4)), SteerOptions(steer_alpha=50.0))[0, 0] == 3
+    assert rerank("steer-min", ctx, shortlist, np.zeros((1, 4)), SteerAlphaOptions(steer_alpha=50.0))[0, 0] == 3
     assert rerank("steer-softmin", ctx, shortlist, np.zeros((1, 4)), SteerTauOptions(steer_alpha=50.0))[0, 0] == 3
