@@ -23,7 +23,7 @@ from vgrc.evaluators.registry import DEFAULT_TEMPLATES, declared_options
 __all__ = ["command_signature", "component_parameters", "choices_help", "declared_help", "PANELS"]
 
 #: the help panel of each component kind's options
-PANELS = {"task": "Task", "stage1": "Stage 1", "reranker": "Reranker", "index": "Stage-1 index", "relevance": "Relevance"}
+PANELS = {"task": "Task", "stage1": "Stage 1", "reranker": "Reranker", "candidate_objects": "Candidate objects", "index": "Stage-1 index", "relevance": "Relevance"}
 MODEL_HELP = f"open_clip model: {', '.join(MODEL_ALIASES)}, an open_clip ARCH:TAG, hf-hub:ORG/NAME, or ARCH with --pretrained PATH."
 
 
@@ -80,7 +80,10 @@ def _own_options() -> list[tuple[str, Any, Any]]:
         ("relevance", Annotated[str, _opt("--relevance", choices_help("relevance", "Graded relevance of nDCG@K and CAS@K"), pipe)], "symbolic"),
         ("query_objects", Annotated[str, _opt("--query-objects", "Where each query's object set comes from: annotations (the dataset's; the paper's oracle) "
                                               f"or the caption parsed by {' / '.join(registry.names('object_parser'))} (rules: no model; spacy: en_core_web_sm; "
-                                              "llm: --parser-model), so any free-text query has a set. Candidates' sets stay the annotations.", pipe)], "annotations"),
+                                              "llm: --parser-model), so any free-text query has a set.", pipe)], "annotations"),
+        ("candidate_objects", Annotated[str, _opt("--candidate-objects", choices_help("candidate_objects", "Where each candidate's object set for "
+                                                  "--rerank hungarian / fgw comes from (annotations: the paper's oracle; the others cut regions from the "
+                                                  "pixels and need no annotations, except boxes, which crops the annotated boxes)"), pipe)], "annotations"),
         ("parser_model", Annotated[Optional[str], _opt("--parser-model", "Instruct model of --query-objects llm: hub id or local folder "
                                                        "[default: Qwen/Qwen2.5-1.5B-Instruct].", pipe, show_default=False)], None),
         ("shards", Annotated[int, _opt("--shards", "Processes on this machine (one per GPU with --device cuda) that share the encoding, the judging and the "

@@ -22,6 +22,8 @@ def train_command(
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine decay after the warm-up).")] = 2e-3,
     wd: Annotated[float, typer.Option("--wd", help="Weight decay.")] = 0.1,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up steps.")] = 10,
+    object_crops: Annotated[int, typer.Option("--object-crops", help="Also train on N annotated objects of each row, cut out by their boxes and captioned with "
+                                              "their phrases (\"red circle\"), so the model knows objects on their own (what --candidate-objects boxes shows it).")] = 0,
     precision: Annotated[str, typer.Option("--precision", help="fp32, amp, amp_bf16 or bf16 (open_clip_train's names).")] = "fp32",
     workers: Annotated[int, typer.Option("--workers", help="Data-loader processes of the trainer (0 = the training process itself).")] = 1,
     seed: Seed = 0,
@@ -45,7 +47,7 @@ def train_command(
 
     with user_errors(debug):
         config = TrainConfig(data=str(data), model=model, pretrained=None if pretrained is None else str(pretrained), holdout=holdout,
-                             epochs=epochs, batch_size=batch_size, lr=lr, wd=wd, warmup=warmup, seed=seed, precision=precision, workers=workers)
+                             epochs=epochs, batch_size=batch_size, lr=lr, wd=wd, warmup=warmup, seed=seed, precision=precision, workers=workers, object_crops=object_crops)
         with progress_bar(f"training {model}", quiet) as on_progress:
             result = train(out, config, overwrite=overwrite, command=command_line(), on_progress=on_progress)
     if not quiet:

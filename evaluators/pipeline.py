@@ -81,6 +81,8 @@ class Choices:
     #: where each query's object set comes from: "annotations" (the paper's oracle) or an object parser
     query_objects: str = "annotations"
     parser_model: str | None = None
+    #: where each candidate's object set comes from: "annotations" (the paper's oracle) or regions cut from its pixels
+    candidate_objects: str = "annotations"
 
 
 @dataclass
@@ -225,6 +227,9 @@ class EvalConfig:
         self._check_option_values()
         if self.component("relevance").judged and not task.judged_relevance:
             raise InvalidInputError(f"--relevance {self.relevance} grades retrieval and steering lists; --task {self.task} has its own relevance")
+        if self.candidate_objects != "annotations" and not task.region_candidates:
+            raise InvalidInputError(f"--candidate-objects {self.candidate_objects} cuts the retrieval gallery's regions; --task {self.task} "
+                                    "compares the annotations' sets: leave --candidate-objects out")
         if self.component("index").faiss and not task.searches:
             raise InvalidInputError(f"--index {self.index} searches the retrieval task's gallery; --task {self.task} has its own search")
         if self.decode_workers is not None and self.decode_workers < 0:
@@ -262,12 +267,16 @@ class EvalConfig:
         """Hungarian's costs left unset take the dataset's recommendation (its manifest's
         ``recommended``: 1.0 / 1.0 for whole-scene captions such as Synthetic Shapes and
         CLEVR-HOPE), else 1.0 / 0.0; ``costs_from`` records which (docs/FIDELITY.md row 11)."""
-        rec = manifest.get("recommended") or {}
+        rec = dict(manifest.get("recommended") or {})
         sources = self.costs_from or {}
+        regions = not self.component("candidate_objects").one_per_object
+        if regions:  # a region is not an object: a surplus region is no surplus object (docs/FIDELITY.md row 63)
+            rec.pop("surplus_cost", None)
         for name, fallback in (("unmatched_cost", 1.0), ("surplus_cost", 0.0)):
             if getattr(self, name) is None:
                 setattr(self, name, float(rec.get(name, fallback)))
-                sources[name] = "the dataset's recommendation" if name in rec else "vgrc's default"
+                sources[name] = "the dataset's recommendation" if name in rec else (
+                    f"vgrc's default for --candidate-objects {self.candidate_objects}" if regions and name == "surplus_cost" else "vgrc's default")
             else:
                 sources.setdefault(name, "given")
         self.costs_from = sources
@@ -277,10 +286,16 @@ class EvalConfig:
         here: no chosen component declares it, or the one that does ignores it with its
         other options (FGW's ``--epsilon`` without ``--solver sinkhorn``)."""
         used = set()
+        compares_sets = self.component("reranker").candidate_objects
         for kind in SELECTED:
+            if kind == "candidate_objects" and not compares_sets:
+                continue  # no chosen reranker reads the candidates' sets: their options do nothing
             component, options = self.component(kind), self.options_of(kind)
             used |= {f.name for f in option_fields(component.Options)} - set(component.unused_options(options))
         lines = []
+        if self.candidate_objects != "annotations" and not compares_sets:
+            users = [n for n, c in registry.components("reranker").items() if c.candidate_objects]
+            lines.append(f"--candidate-objects {self.candidate_objects} does nothing here: only --rerank {' / '.join(users)} compare object sets")
         for name, (f, users) in declared_options().items():
             value = self._options[name]
             if value in (default_of(f), None) or name in used:
@@ -298,7 +313,8 @@ class EvalConfig:
             return f"{dataset}-{model}-steering-a{self.steer_alpha:g}"
         if self.task == "itm":
             return f"{dataset}-{model}-itm-{self.rerank}"
-        return f"{dataset}-{model}-{self.stage1.replace('+', '-')}-{self.rerank}"
+        regions = f"-{self.candidate_objects}" if self.candidate_objects != "annotations" and self.component("reranker").candidate_objects else ""
+        return f"{dataset}-{model}-{self.stage1.replace('+', '-')}-{self.rerank}{regions}"
 
 
 def _users_text(users: list[tuple[str, str]]) -> str:

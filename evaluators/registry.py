@@ -105,7 +105,13 @@ BUILTIN: dict[str, dict[str, str]] = {
         "spacy": f"{_E}.objects.parsers:parse_spacy",
         "llm": f"{_E}.objects.parsers:LLMObjectParser",
     },
-    "candidate_objects": {},
+    "candidate_objects": {
+        "annotations": f"{_E}.objects.candidates:Annotations",
+        "boxes": f"{_E}.objects.crops:Boxes",
+        "detector": f"{_E}.objects.detector:Detector",
+        "patches": f"{_E}.objects.patches:Patches",
+        "grid": f"{_E}.objects.crops:Grid",
+    },
 }
 
 
@@ -269,7 +275,7 @@ def _check_kind(kind: str) -> None:
 
 
 #: component kind -> the Choices field that names the chosen one (in check order)
-SELECTED = {"stage1": "stage1", "reranker": "rerank", "index": "index", "relevance": "relevance", "task": "task"}
+SELECTED = {"stage1": "stage1", "reranker": "rerank", "candidate_objects": "candidate_objects", "index": "index", "relevance": "relevance", "task": "task"}
 
 
 @lru_cache(maxsize=None)

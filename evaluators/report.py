@@ -53,7 +53,52 @@ def _order(value: str, order: Sequence[str]) -> int:
 
 def _settings(cfg: dict) -> str:
     parsed = f" query_objects={cfg['query_objects']}" if cfg.get("query_objects", "annotations") != "annotations" else ""
-    return _component_settings(cfg) + parsed
+    regions = f" candidate_objects={cfg['candidate_objects']}" if _from_pixels(cfg) else ""
+    return _component_settings(cfg) + parsed + regions
+
+
+def _from_pixels(cfg: dict) -> bool:
+    """The run compared object sets, and its candidates' sets were not the annotations."""
+    if cfg.get("candidate_objects", "annotations") == "annotations" or cfg.get("rerank") not in registry.names("reranker"):
+        return False
+    return registry.get("reranker", cfg["rerank"]).candidate_objects
+
+
+def oracle_gain_kept(run: dict, oracle: dict, metric: str = "t2i_R@1") -> float | None:
+    """``(method − stage 1) / (oracle − stage 1)`` of ``metric``: how much of the annotation
+    oracle's gain over its own first stage a run keeps (1 = all of it, 0 = none, negative:
+    worse than not reranking). None when the oracle gains nothing."""
+    gain = oracle[metric] - oracle[f"stage1_{metric}"]
+    return None if gain <= 0 else (run[metric] - run[f"stage1_{metric}"]) / gain
+
+
+def _oracle_table(loaded: list[tuple[Path, dict]]) -> list[str]:
+    """For every run whose candidates' sets came from the pixels, the share of the oracle's
+    R@1 gain it keeps, against the run among ``loaded`` that differs only in taking both
+    sides' sets from the annotations."""
+    def key(cfg):
+        return tuple(str(cfg.get(k)) for k in ("data", "split", "model", "pretrained", "stage1", "rerank", "k", "limit", "seed"))
+
+    oracles = {key(m["config"]): m for _, m in loaded
+               if m["config"].get("candidate_objects", "annotations") == "annotations" and m["config"].get("query_objects", "annotations") == "annotations"}
+    lines = []
+    for path, m in loaded:
+        cfg = m["config"]
+        if not _from_pixels(cfg):
+            continue
+        oracle = oracles.get(key(cfg))
+        if oracle is None:
+            lines.append(f"| {path.name} | {cfg['candidate_objects']} | {cfg.get('query_objects', 'annotations')} | — | — | — | no oracle run given "
+                         f"(the same with --candidate-objects annotations) |")
+            continue
+        kept = oracle_gain_kept(m, oracle)
+        lines.append(f"| {path.name} | {cfg['candidate_objects']} | {cfg.get('query_objects', 'annotations')} | {100 * m['stage1_t2i_R@1']:.1f} | "
+                     f"{100 * m['t2i_R@1']:.1f} | {100 * oracle['t2i_R@1']:.1f} | {'—' if kept is None else f'{kept:+.2f}'} |")
+    if not lines:
+        return []
+    return ["", "Oracle gain kept: (R@1 − stage-1 R@1) / (oracle R@1 − stage-1 R@1), the oracle being the same run with both sides' object sets "
+            "from the annotations.", "", "| Run | Candidates' sets | Queries' sets | Stage-1 R@1 | R@1 | Oracle R@1 | Gain kept |", "|---|---|---|---|---|---|---|",
+            *lines]
 
 
 def _component_settings(cfg: dict) -> str:
@@ -129,6 +174,7 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
             notes.setdefault(note, []).append(path.name)
     if not loaded:
         md = [REPORT_MARK]
+    md += _oracle_table(loaded)
     if itm:
         md += _itm_table(itm, csv, notes)
     if notes:

@@ -15,13 +15,28 @@ Flags: ``query_objects`` (reads the queries' per-object sets), ``candidate_objec
 (compares them with the candidates' object sets, not with image embeddings),
 ``steered`` (steers query objects along App. J's directions: needs ``steer_alpha``),
 ``reorders`` (False only for ``none``).
+
+``--fuse-stage1 w`` (Hungarian, FGW; 0 by default, the paper's pure reranking) scores
+``−cost + w · s₁`` with ``s₁`` the candidate's stage-1 cosine: late fusion, vgrc's
+addition (docs/FIDELITY.md row 64).
 """
 
 from __future__ import annotations
 
-from vgrc.evaluators.registry import Component
+from vgrc.evaluators.registry import Component, option
 
-__all__ = ["Reranker"]
+__all__ = ["Reranker", "fuse_stage1_option", "fuse_with_stage1"]
+
+
+def fuse_stage1_option():
+    """``--fuse-stage1``: shared by the object-set rerankers (Hungarian, FGW)."""
+    return option(0.0, "--fuse-stage1", "Hungarian / FGW: add this multiple of the stage-1 cosine to the reranking score (0 = the paper: "
+                  "the object-set score alone). Useful when the candidates' sets are cut from the pixels.", minimum=0.0)
+
+
+def fuse_with_stage1(scores, stage1_scores, weight: float):
+    """``scores + weight · stage1_scores`` (the scores themselves when ``weight`` is 0)."""
+    return scores if weight == 0 else scores + weight * stage1_scores
 
 
 class Reranker(Component):

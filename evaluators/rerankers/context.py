@@ -43,6 +43,9 @@ class ObjectTable:
     index: np.ndarray
     weight: np.ndarray
     phrases: np.ndarray
+    #: "text": rows of the run's one phrase table (both sides index the same phrases);
+    #: "regions": a candidate side of image regions with its own rows
+    space: str = "text"
 
     @classmethod
     def build(cls, rows_objects: list[list[str]], phrase_index: dict[str, int], phrases: np.ndarray) -> "ObjectTable":
@@ -56,6 +59,24 @@ class ObjectTable:
                 weight[r, : len(objs)] = 1.0 / len(objs)
         table = np.vstack([phrases, np.zeros((1, phrases.shape[1]), phrases.dtype)])
         return cls(index, weight, table)
+
+    @classmethod
+    def from_regions(cls, regions) -> "ObjectTable":
+        """A table of per-image regions (:class:`~vgrc.evaluators.objects.candidates.RegionSets`):
+        each image's rows point at its own region embeddings, weighted by the regions'
+        weights normalised to sum 1 per image (the solvers' marginals)."""
+        counts = regions.counts()
+        n_max = max(1, int(counts.max(initial=1)))
+        pad = len(regions.emb)
+        index = np.full((len(counts), n_max), pad, np.int64)
+        weight = np.zeros((len(counts), n_max))
+        for r, (s, c) in enumerate(zip(regions.offsets[:-1], counts)):
+            if c:
+                index[r, :c] = np.arange(s, s + c)
+                w = regions.weight[s : s + c]
+                weight[r, :c] = w / w.sum()
+        table = np.vstack([regions.emb, np.zeros((1, regions.emb.shape[1]), regions.emb.dtype)])
+        return cls(index, weight, table, space="regions")
 
     @property
     def sizes(self) -> np.ndarray:
@@ -84,8 +105,11 @@ def steer_objects(objects: np.ndarray, directions: np.ndarray, alpha: float) -> 
 class RerankContext:
     """Everything a reranker may use.
 
-    Query-side tables are indexed by query, candidate side by gallery index; both share one
-    phrase table. ``map_query`` maps query-side embeddings into the stage-1 query space
+    Query-side tables are indexed by query, candidate side by gallery index. With the
+    annotations on both sides they share one phrase table (one table of distances serves
+    M, C1 and C2); a candidate side of image regions (``--candidate-objects``) has its own
+    table, so M compares text objects with regions, C1 lives in text space and C2 in
+    region space. ``map_query`` maps query-side embeddings into the stage-1 query space
     (the ridge mapper when stage 1 maps; identity otherwise), for the image-embedding
     baselines. ``object_directions`` (U + 1, d), when given, is each phrase's App. J
     steering direction, used by the ``steer-*`` rerankers. The rerankers' own options
@@ -101,16 +125,37 @@ class RerankContext:
     gram_limit: int = 8192
 
     def __post_init__(self):
+        self.shared = self.gallery_objects.space == "text"
         P = self.query_objects.phrases.astype(np.float64)
         # phrase-by-phrase cosine distances, computed once when the table is small enough
-        self._dist = 1.0 - P @ P.T if len(P) <= self.gram_limit else None
+        self._dist = 1.0 - P @ P.T if self.shared and len(P) <= self.gram_limit else None
 
     def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Cosine distances between phrase indices ``a (..., n)`` and ``b (..., m)``: (..., n, m)."""
+        """Cosine distances between phrase indices ``a (..., n)`` and ``b (..., m)`` of the
+        shared table: (..., n, m)."""
         if self._dist is not None:
             return self._dist[a[..., :, None], b[..., None, :]]
         P = self.query_objects.phrases.astype(np.float64)
         return 1.0 - P[a] @ np.swapaxes(P[b], -1, -2)
+
+    def cost_matrices(self, qrows: np.ndarray, grows: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``M`` (the first ``n`` objects of queries ``qrows`` against the first ``m`` of
+        candidates ``grows``), ``C1`` (within the query sets), ``C2`` (within the candidate
+        sets): cosine distances, each in its own table's space, (B, ·, ·)."""
+        qi = self.query_objects.index[qrows, :n]
+        gi = self.gallery_objects.index[grows, :m]
+        if self.shared:
+            return self.distances(qi, gi), self.distances(qi, qi), self.distances(gi, gi)
+        Q, G = self.query_objects.phrases, self.gallery_objects.phrases
+        # a batch repeats few query sets and few candidates: products of the distinct rows only
+        uq, q_inv = np.unique(qi, return_inverse=True)
+        ug, g_inv = np.unique(gi, return_inverse=True)
+        if len(uq) * len(ug) <= self.gram_limit**2 // 4:
+            cross = Q[uq].astype(np.float64) @ G[ug].astype(np.float64).T
+            M = 1.0 - cross[q_inv.reshape(qi.shape)[..., :, None], g_inv.reshape(gi.shape)[..., None, :]]
+        else:
+            M = 1.0 - Q[qi].astype(np.float64) @ G[gi].astype(np.float64).transpose(0, 2, 1)
+        return M, _within(Q, self.query_objects.index, qrows, n), _within(G, self.gallery_objects.index, grows, m)
 
     def mapped_query_objects(self, rows: np.ndarray, steer_alpha: float | None) -> np.ndarray:
         """Query objects of ``rows`` (c, n_max, d) in the stage-1 space, steered with
@@ -125,6 +170,13 @@ class RerankContext:
             present = (np.abs(X).sum(-1, keepdims=True) > 0)
             X = self.map_query(X.reshape(-1, shape[-1])).reshape(shape) * present
         return X
+
+
+def _within(table: np.ndarray, index: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``1 − X Xᵀ`` of the first ``n`` objects of each of ``rows``, computed once per distinct row."""
+    urows, inv = np.unique(rows, return_inverse=True)
+    X = table[index[urows, :n]].astype(np.float64)
+    return (1.0 - X @ X.transpose(0, 2, 1))[inv]
 
 
 def _size_bucket(m: np.ndarray) -> np.ndarray:
@@ -156,11 +208,7 @@ def _pair_batches(ctx: RerankContext, shortlist: np.ndarray):
 
 def _problems(ctx: RerankContext, qrows: np.ndarray, grows: np.ndarray, n: int, m: int):
     """Batched M, C1, C2, p, q for the pairs (qrows[i], grows[i]), trimmed to sizes n × m."""
-    qi = ctx.query_objects.index[qrows, :n]
-    gi = ctx.gallery_objects.index[grows, :m]
-    M = ctx.distances(qi, gi)
-    C1 = ctx.distances(qi, qi)
-    C2 = ctx.distances(gi, gi)
+    M, C1, C2 = ctx.cost_matrices(qrows, grows, n, m)
     # exact symmetry and a zero diagonal (float32 embeddings are not bit-symmetric)
     C1 = 0.5 * (C1 + C1.transpose(0, 2, 1))
     C2 = 0.5 * (C2 + C2.transpose(0, 2, 1))

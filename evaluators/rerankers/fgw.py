@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vgrc.evaluators.registry import option
-from vgrc.evaluators.rerankers.component import Reranker
+from vgrc.evaluators.rerankers.component import Reranker, fuse_with_stage1, fuse_stage1_option
 
 __all__ = ["FGW", "FGWOptions"]
 
@@ -19,6 +19,7 @@ class FGWOptions:
     solver: str = option("cg", "--solver", "FGW solver", choices="solver", unused_hint="(Hungarian solves its assignment exactly)")
     epsilon: float = option(0.01, "--epsilon", "Entropic regularisation of --solver sinkhorn.", minimum=0.0, open_min=True,
                             unused_hint="only --rerank fgw --solver sinkhorn uses it")
+    fuse_stage1: float = fuse_stage1_option()
 
 
 class FGW(Reranker):
@@ -32,11 +33,15 @@ class FGW(Reranker):
         from vgrc.evaluators.rerankers.context import solve_pairs
         from vgrc.evaluators.solvers import fgw_cost
 
-        return solve_pairs(ctx, shortlist, lambda M, C1, C2, p, q: fgw_cost(M, C1, C2, p, q, alpha=options.fgw_alpha, solver=options.solver,
-                                                                            epsilon=options.epsilon))
+        scores = solve_pairs(ctx, shortlist, lambda M, C1, C2, p, q: fgw_cost(M, C1, C2, p, q, alpha=options.fgw_alpha, solver=options.solver,
+                                                                              epsilon=options.epsilon))
+        return fuse_with_stage1(scores, stage1_scores, options.fuse_stage1)
 
     def unused_options(self, options) -> list[str]:
         return ["epsilon"] if options.solver != "sinkhorn" else []
 
     def notes(self, options, data_info) -> list[str]:
-        return [f"fgw linear step: Sinkhorn, epsilon {options.epsilon:g} (the paper's variant)"] if options.solver == "sinkhorn" else []
+        from vgrc.evaluators.rerankers.hungarian import fusion_note
+
+        sinkhorn = [f"fgw linear step: Sinkhorn, epsilon {options.epsilon:g} (the paper's variant)"] if options.solver == "sinkhorn" else []
+        return sinkhorn + fusion_note(options)

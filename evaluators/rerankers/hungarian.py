@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vgrc.evaluators.registry import option
-from vgrc.evaluators.rerankers.component import Reranker
+from vgrc.evaluators.rerankers.component import Reranker, fuse_with_stage1, fuse_stage1_option
 
-__all__ = ["Hungarian", "HungarianOptions", "costs_note"]
+__all__ = ["Hungarian", "HungarianOptions", "costs_note", "fusion_note"]
 
 
 @dataclass
@@ -19,6 +19,7 @@ class HungarianOptions:
                                           "[default: the dataset's recommendation, else 1.0].", minimum=0.0, show_default=False)
     surplus_cost: float | None = option(None, "--surplus-cost", "Hungarian: cost of a candidate object no query object matches [default: the dataset's "
                                         "recommendation (1.0 for whole-scene captions: shapes, CLEVR-HOPE), else 0.0].", minimum=0.0, show_default=False)
+    fuse_stage1: float = fuse_stage1_option()
 
 
 class Hungarian(Reranker):
@@ -34,10 +35,18 @@ class Hungarian(Reranker):
 
         unmatched = 1.0 if options.unmatched_cost is None else options.unmatched_cost
         surplus = 0.0 if options.surplus_cost is None else options.surplus_cost
-        return solve_pairs(ctx, shortlist, lambda M, C1, C2, p, q: assignment_cost(M, p, q, unmatched_cost=unmatched, surplus_cost=surplus))
+        scores = solve_pairs(ctx, shortlist, lambda M, C1, C2, p, q: assignment_cost(M, p, q, unmatched_cost=unmatched, surplus_cost=surplus))
+        return fuse_with_stage1(scores, stage1_scores, options.fuse_stage1)
 
     def notes(self, options, data_info) -> list[str]:
-        return [costs_note(options, data_info.get("costs_from") or {}, data_info.get("recommended") or {})]
+        return [costs_note(options, data_info.get("costs_from") or {}, data_info.get("recommended") or {}), *fusion_note(options)]
+
+
+def fusion_note(options) -> list[str]:
+    if not options.fuse_stage1:
+        return []
+    return [f"the reranking score is the object-set score plus {options.fuse_stage1:g} × the stage-1 cosine (--fuse-stage1; "
+            "the paper reranks by the object-set score alone)"]
 
 
 def costs_note(options, sources: dict, recommended: dict) -> str:

@@ -17,6 +17,8 @@ class Task(Component):
     searches = False
     #: --relevance vlm can grade its lists
     judged_relevance = False
+    #: --candidate-objects other than annotations: the candidates' sets can be cut from the pixels
+    region_candidates = False
     runner = ""
 
     def check_stages(self, stage1, reranker) -> None:
@@ -34,6 +36,7 @@ class Retrieval(Task):
     help = "captions as queries, the dataset's images as the gallery"
     searches = True
     judged_relevance = True
+    region_candidates = True
     runner = "vgrc.evaluators.tasks.retrieval:run_retrieval"
 
 

@@ -87,11 +87,18 @@ def _notes(run: RetrievalRun, grader) -> list[str]:
     config, data_info = run.config, run.data_info
     graded, judged = grader.graded, isinstance(grader, grading.JudgedGrader)
     notes = []
-    if run.per_object or graded:
-        notes.append(f"{OBJECTS_NOTE}: {data_info.get('objects_source')}")
+    regions = run.reranker.candidate_objects and run.candidates.from_pixels
+    if (run.per_object and not (regions and config.query_objects != "annotations")) or graded:
+        lead = OBJECTS_NOTE.replace("per-object sets", "the queries' per-object sets and the graded relevance") if regions else OBJECTS_NOTE
+        notes.append(f"{lead}: {data_info.get('objects_source')}")
     if config.query_objects != "annotations" and run.per_object:
         notes.append(f"the queries' object sets are parsed from their captions by the {config.query_objects} parser, not taken from the "
-                     "annotations (--query-objects); the candidates' sets and the graded relevance stay the annotations'")
+                     "annotations (--query-objects); the graded relevance stays the annotations'")
+    if regions:
+        info = run.diagnostics.get("candidate_regions", {})
+        notes.append(f"the candidates' object sets are regions cut from the pixels by --candidate-objects {config.candidate_objects} "
+                     f"({run.candidates.help}; {info.get('per_image_mean', 0):.1f} regions per image), embedded by the image tower: no "
+                     "candidate annotation is read" + (" but the boxes" if run.candidates.needs_boxes else ""))
     if judged:
         notes.append(f"nDCG@K and CAS@K use VLM-judged relevance (App. G prompts, {config.judge_mode} scoring) by {config.judge_model}: "
                      "QAS grade 0–4 (the most likely integer) for nDCG, grade/4 for CAS-gen; CAS-noun from the annotations' object tuples "

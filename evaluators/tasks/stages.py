@@ -42,6 +42,9 @@ class RetrievalRun:
     setup: EncodingSetup | None = None
     stage1: object = None
     reranker: object = None
+    #: the --candidate-objects component, and the gallery's regions when they come from the pixels
+    candidates: object = None
+    regions: object = None
     ev_img: np.ndarray | None = None
     fit_img: np.ndarray | None = None
     bad: list = field(default_factory=list)
@@ -84,7 +87,8 @@ def prepare(config, progress, timer) -> RetrievalRun:
         ev, fit, data_info = load_retrieval(
             config.data, config.split, fit_split=config.fit_split, fit_fraction=config.held_out_fraction, limit=config.limit, seed=config.seed
         )
-        run = RetrievalRun(config, progress, timer, ev, fit, data_info, stage1=config.component("stage1"), reranker=config.component("reranker"))
+        run = RetrievalRun(config, progress, timer, ev, fit, data_info, stage1=config.component("stage1"), reranker=config.component("reranker"),
+                           candidates=config.component("candidate_objects"))
         _require_annotations(run)
         if config.steer:
             check_steer_words(parse_steer_pairs(config.steer), vocabulary(ev, fit))
@@ -102,6 +106,11 @@ def _require_annotations(run: RetrievalRun) -> None:
         require_objects(ev, "query", f"--rerank {config.rerank} (or parse the captions: --query-objects rules)")
     if getattr(run.stage1, "steers_queries", False) and not parsed:
         require_objects(ev, "query", f"--stage1 {config.stage1} (it steers queries by the words of their objects)")
+    if run.reranker.candidate_objects and run.candidates.needs_boxes:
+        missing = next((ev.ids[i] for i, objs in enumerate(ev.objects) if not objs or any(o.get("bbox") is None for o in objs)), None)
+        if missing is not None:
+            raise InvalidInputError(f"--candidate-objects {config.candidate_objects} crops the annotated boxes, but row {missing!r} has objects without a "
+                                    "bbox (or none); use --candidate-objects patches or grid, which need no annotations")
     if any(ev.query_objects) and not config.component("relevance").judged:  # graded metrics: all queries or none
         require_objects(ev, "query", "the graded metrics (nDCG@K, CAS@K)")
 
@@ -131,12 +140,20 @@ def encode(run: RetrievalRun) -> None:
         run.q_text = setup.encode_texts(ev.captions, progress)
         run.q_phrases = [[object_phrase(o) for o in objs] for objs in run.query_sets]
         run.g_phrases = [[object_phrase(o) for o in objs] for objs in ev.objects]
-        sides = (run.q_phrases, run.g_phrases if run.reranker.candidate_objects else [])
+        annotated_candidates = run.reranker.candidate_objects and not run.candidates.from_pixels
+        sides = (run.q_phrases, run.g_phrases if annotated_candidates else [])
         unique = sorted({ph for rows in sides for row in rows for ph in row}) if run.per_object else []
         run.phrase_emb = setup.encode_phrases(unique, progress) if unique else np.zeros((0, run.q_text.shape[1]), np.float32)
         run.phrase_index = {ph: i for i, ph in enumerate(unique)}
         if run.steered_objects:
             run.directions = object_directions(unique, run.query_sets, run.phrase_emb, lambda phrases: setup.encode_phrases(phrases, progress))
+    if run.reranker.candidate_objects and run.candidates.from_pixels:
+        with timer("encode_regions"):
+            run.regions = run.candidates.sets(run, run.config.options_of("candidate_objects"))
+            counts = run.regions.counts()
+            run.diagnostics["candidate_regions"] = {"source": run.config.candidate_objects, "regions": int(counts.sum()),
+                                                    "per_image_mean": float(counts.mean()) if len(counts) else 0.0,
+                                                    "images_without_regions": int((counts == 0).sum())}
 
 
 def query_sets(config, ev: RetrievalSet, cache_root, progress) -> list[list[dict]]:
@@ -194,8 +211,12 @@ def rerank(run: RetrievalRun) -> None:
         reranked = shortlist
     else:
         q_table = ObjectTable.build(run.q_phrases, run.phrase_index, run.phrase_emb)
-        g_sets = run.g_phrases if run.reranker.candidate_objects else [[] for _ in run.g_phrases]
-        ctx = RerankContext(q_table, ObjectTable.build(g_sets, run.phrase_index, run.phrase_emb), run.ev_img,
+        if run.regions is not None:
+            g_table = ObjectTable.from_regions(run.regions)
+        else:
+            g_sets = run.g_phrases if run.reranker.candidate_objects else [[] for _ in run.g_phrases]
+            g_table = ObjectTable.build(g_sets, run.phrase_index, run.phrase_emb)
+        ctx = RerankContext(q_table, g_table, run.ev_img,
                             map_query=None if run.mapper is None else run.mapper.transform, object_directions=run.directions)
         run.progress("reranking", 0, 1)
         scores = rerank_scores_sharded(run.reranker, ctx, shortlist, short_scores, run.config.options_of("reranker"))

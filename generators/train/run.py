@@ -66,6 +66,9 @@ class TrainConfig:
     warmup: int = 10
     seed: int = 0
     precision: str = "fp32"
+    #: per training row, this many of its annotated objects (seeded choice) also train as
+    #: (crop of the box, the object's phrase) pairs; 0: the rows alone
+    object_crops: int = 0
     #: data-loader processes of the trainer (not part of the result)
     workers: int = field(default=1, compare=False)
 
@@ -88,6 +91,8 @@ class TrainConfig:
         for option, value, positive in (("--lr", self.lr, True), ("--wd", self.wd, False)):
             if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
                 raise InvalidInputError(f"{option} must be {'> 0' if positive else '≥ 0'}, got {value}")
+        if self.object_crops < 0:
+            raise InvalidInputError(f"--object-crops must be ≥ 0, got {self.object_crops}")
         if self.warmup < 0 or self.workers < 0:
             raise InvalidInputError(f"--warmup and --workers must be ≥ 0, got {self.warmup} and {self.workers}")
         if self.precision not in ("fp32", "amp", "amp_bf16", "bf16"):
@@ -150,20 +155,57 @@ def train(out: str | os.PathLike, config: TrainConfig, *, overwrite: bool = Fals
     manifest = config.check()
     out = Path(out)
     train_rows, held_rows, main = split_rows(config.data, manifest, config.holdout, config.seed)
-    files = train_files(config.epochs, main)
+    crops = choose_object_crops(train_rows, config.object_crops, config.seed)
+    files = sorted({*train_files(config.epochs, main), *(name for name, _, _ in crops)})
     state = _claim(out, overwrite, files, config.record())
     t0 = time.perf_counter()
-    atomic_write_text(out / "train.csv", _csv(train_rows))
+    crop_rows = write_object_crops(out, crops)
+    atomic_write_text(out / "train.csv", _csv(train_rows + crop_rows))
     atomic_write_text(out / "heldout_ids.txt", "".join(f"{r['id']}\n" for r in held_rows))
     _write_heldout(out / "heldout", held_rows, main, manifest, config, command)
-    final_loss = _run_trainer(out, config, len(train_rows), on_progress)
+    final_loss = _run_trainer(out, config, len(train_rows) + len(crop_rows), on_progress)
     _export_weights(out)
-    counts = {"train_rows": len(train_rows), "heldout_rows": len(held_rows), "heldout_split": main}
+    counts = {"train_rows": len(train_rows), "object_crops": len(crop_rows), "heldout_rows": len(held_rows), "heldout_split": main}
     result = TrainResult(out, state, counts, final_loss, time.perf_counter() - t0)
     atomic_write_text(out / "README.md", _card(config, result, manifest, command))
     write_run_marker(out, {"kind": KIND, "complete": True, "files": sorted({*files, "run.json"}), "config": config.record(),
                            "counts": counts, "final_loss": final_loss, "seconds": result.seconds, "vgrc": __version__, "command": command})
     return result
+
+
+def choose_object_crops(rows: list[dict], per_row: int, seed: int) -> list[tuple[str, dict, dict]]:
+    """``(file name under OUT, row, object)`` for ``per_row`` of each row's objects with a
+    box (a seeded choice; all of them when the row has fewer)."""
+    if per_row == 0:
+        return []
+    rng = random.Random(seed)
+    out = []
+    for i, row in enumerate(rows):
+        boxed = [(j, o) for j, o in enumerate(row.get("objects") or []) if o.get("bbox") is not None]
+        for j, obj in sorted(rng.sample(boxed, min(per_row, len(boxed))), key=lambda t: t[0]):
+            out.append((f"crops/{i:06d}-{j:02d}.png", row, obj))
+    if not out:
+        raise InvalidInputError("--object-crops: no training row has objects with a bbox to crop")
+    return out
+
+
+def write_object_crops(out: Path, crops: list[tuple[str, dict, dict]]) -> list[dict]:
+    """Write each chosen object's box as a PNG (the box exactly, as ``--candidate-objects
+    boxes`` cuts it) and return the (crop, phrase) training rows."""
+    from vgrc.evaluators.objects.regions import box_picture, clamp_box, read_image
+    from vgrc.evaluators.retrieval_data import object_phrase
+
+    rows = []
+    if crops:
+        (out / "crops").mkdir(parents=True, exist_ok=True)
+    for name, row, obj in crops:
+        image = read_image(row["file_name"])
+        box = clamp_box(obj["bbox"], *image.size)
+        if box is None:
+            continue
+        box_picture(image, box, "crop").save(out / name)
+        rows.append({"file_name": str((out / name).resolve()), "caption": object_phrase(obj)})
+    return rows
 
 
 def _claim(out: Path, overwrite: bool, files: list[str], record: dict) -> str:
@@ -284,7 +326,8 @@ def _card(config: TrainConfig, result: TrainResult, manifest: dict, command: str
         f"- data: `{config.data}` ({manifest.get('dataset')}); {c['train_rows']:,} training rows, {c['heldout_rows']:,} held out "
         f"(a seeded {config.holdout:g} share of split `{c['heldout_split']}`, seed {config.seed}; `heldout_ids.txt`)\n"
         f"- recipe: open_clip_train, {config.epochs} epoch(s), batch {config.batch_size}, lr {config.lr:g}, wd {config.wd:g}, "
-        f"warm-up {config.warmup} steps, {config.precision}" + (f", from `{config.pretrained}`" if config.pretrained else ", from random weights") + "\n"
+        f"warm-up {config.warmup} steps, {config.precision}" + (f", from `{config.pretrained}`" if config.pretrained else ", from random weights")
+        + (f"; plus {c['object_crops']:,} object crops captioned with their phrases (--object-crops {config.object_crops})" if config.object_crops else "") + "\n"
         f"- final training loss: {result.final_loss}\n- command: `{command}`\n\n"
         "Evaluate on the held-out rows and on the whole dataset:\n\n"
         f"    vgrc eval --data {result.out / 'heldout'} --model {config.model} --pretrained {result.out / 'model.pt'} --rerank fgw\n"

@@ -71,7 +71,7 @@ def test_output_files_and_columns(shapes_dir, tmp_path, cache_dir):
     # run.json: the options grouped, each chosen component with its own options and package
     cfg = run["config"]
     assert {"data", "encode", "choices", "output", "stage1", "reranker", "index", "relevance", "task"} <= set(cfg)
-    assert cfg["reranker"] == {"name": "fgw", "options": {"fgw_alpha": 0.5, "solver": "cg", "epsilon": 0.01}, "package": "vgrc"}
+    assert cfg["reranker"] == {"name": "fgw", "options": {"fgw_alpha": 0.5, "solver": "cg", "epsilon": 0.01, "fuse_stage1": 0.0}, "package": "vgrc"}
     assert cfg["stage1"]["name"] == "ridge+steer" and cfg["stage1"]["options"]["steer"] == ["pentagon:hexagon"]
     assert {"fit_fraction", "ridge_lambda", "steer_alpha", "steer_top"} <= set(cfg["stage1"]["options"]) and "alpha" not in cfg["stage1"]["options"]
     assert run["diagnostics"]["steering"]["steer_alpha"] == 0.5

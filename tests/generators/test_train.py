@@ -40,7 +40,7 @@ def test_train_writes_weights_heldout_rows_and_a_complete_record(trained, shapes
     manifest = read_manifest(trained / "heldout")
     assert manifest["splits"]["compositions"]["rows"] == 12 and manifest["recommended"] == read_manifest(shapes_dir)["recommended"]
     run = json.loads((trained / "run.json").read_text())
-    assert run["kind"] == "train" and run["complete"] and run["counts"] == {"train_rows": 90, "heldout_rows": 12, "heldout_split": "compositions"}
+    assert run["kind"] == "train" and run["complete"] and run["counts"] == {"train_rows": 90, "object_crops": 0, "heldout_rows": 12, "heldout_split": "compositions"}
     assert run["final_loss"] is not None and np.isfinite(run["final_loss"])
     assert "Train Epoch: 0" in (trained / "train.log").read_text() and (trained / "logs" / "run" / "out.log").is_file()
 
@@ -109,6 +109,7 @@ def test_an_interrupted_run_resumes_from_its_latest_epoch(shapes_dir, tmp_path):
     (["--model", "clip"], "vgrc train takes an architecture"),
     (["--model", "ViT-B-99"], "unknown model"),
     (["--precision", "fp8"], "--precision 'fp8'"),
+    (["--object-crops", "-1"], "--object-crops must be ≥ 0, got -1"),
 ])
 def test_bad_options_are_one_line_and_write_nothing(shapes_dir, tmp_path, args, message):
     result = CliRunner().invoke(app, ["train", "--data", str(shapes_dir), "--out", str(tmp_path / "m"), *args])
@@ -138,3 +139,31 @@ def test_the_newest_whole_checkpoint_is_the_one_resumed(tmp_path):
     (tmp_path / "epoch_2.pt").write_bytes(whole)
     _promote_newest_checkpoint(tmp_path)
     assert (tmp_path / "epoch_latest.pt").read_bytes() == whole and not (tmp_path / "tmp.pt").exists()
+
+
+def test_object_crops_train_on_each_chosen_box_with_its_phrase(shapes_dir, tmp_path):
+    """--object-crops 2: two boxes of every training row (a seeded choice; the primitives
+    have one), each written as the exact box's pixels and captioned with its phrase; the
+    files are recorded, so --overwrite may delete them."""
+    from PIL import Image
+
+    from vgrc.evaluators.objects.regions import clamp_box
+    from vgrc.evaluators.retrieval_data import object_phrase
+    from vgrc.generators.train.run import choose_object_crops, write_object_crops
+
+    manifest = read_manifest(shapes_dir)
+    rows = split_rows(str(shapes_dir), manifest, 0.2, 0)[0]
+    chosen = choose_object_crops(rows, 2, 0)
+    assert len(chosen) == 48 * 2 + 42 and chosen == choose_object_crops(rows, 2, 0)
+    crop_rows = write_object_crops(tmp_path, chosen)
+    for (name, row, obj), crop in zip(chosen[:10], crop_rows):
+        image = Image.open(row["file_name"]).convert("RGB")
+        want = np.asarray(image.crop(clamp_box(obj["bbox"], *image.size)))
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name).convert("RGB")), want)
+        assert crop["caption"] == object_phrase(obj) and crop["file_name"] == str((tmp_path / name).resolve())
+    out = tmp_path / "m"
+    result = CliRunner().invoke(app, ["train", "--data", str(shapes_dir), "--out", str(out), "--object-crops", "1", *FAST])
+    assert result.exit_code == 0, result.output
+    assert len((out / "train.csv").read_text().splitlines()) == 1 + 48 + 42 + 48 + 42
+    record = json.loads((out / "run.json").read_text())
+    assert record["counts"]["object_crops"] == 90 and sum(f.startswith("crops/") for f in record["files"]) == 90
