@@ -97,8 +97,8 @@ def _notes(run: RetrievalRun, grader) -> list[str]:
     if regions:
         info = run.diagnostics.get("candidate_regions", {})
         notes.append(f"the candidates' object sets are regions cut from the pixels by --candidate-objects {config.candidate_objects} "
-                     f"({run.candidates.help}; {info.get('per_image_mean', 0):.1f} regions per image), embedded by the image tower: no "
-                     "candidate annotation is read" + (" but the boxes" if run.candidates.needs_boxes else ""))
+                     f"({run.candidates.help}; {info.get('per_image_mean', 0):.1f} regions per image): no candidate annotation is read"
+                     + (" but the boxes" if run.candidates.needs_boxes else ""))
     if judged:
         notes.append(f"nDCG@K and CAS@K use VLM-judged relevance (App. G prompts, {config.judge_mode} scoring) by {config.judge_model}: "
                      "QAS grade 0–4 (the most likely integer) for nDCG, grade/4 for CAS-gen; CAS-noun from the annotations' object tuples "
