@@ -35,6 +35,7 @@ from vgrc.cli.diagnose import diagnose_app
 from vgrc.cli.imports import import_app
 from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
+from vgrc.cli.copies import build_copies_command
 from vgrc.cli.train import train_command
 from vgrc.cli.vg import build_vg_command
 
@@ -136,6 +137,7 @@ def _root(
 app.command("gen-shapes")(gen_shapes)
 app.command("build-nac")(build_nac_command)
 app.command("build-vg")(build_vg_command)
+app.command("build-copies")(build_copies_command)
 app.command("propose-nac")(propose_nac_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)

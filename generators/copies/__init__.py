@@ -1,0 +1,1 @@
+"""Near-duplicate copies of any image collection (``vgrc build-copies``)."""
