@@ -311,8 +311,8 @@ class EvalConfig:
         model = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model)
         if self.task == "steering":
             return f"{dataset}-{model}-steering-a{self.steer_alpha:g}"
-        if self.task == "itm":
-            return f"{dataset}-{model}-itm-{self.rerank}"
+        if self.task in ("itm", "i2i"):
+            return f"{dataset}-{model}-{self.task}-{self.rerank}"
         regions = f"-{self.candidate_objects}" if self.candidate_objects != "annotations" and self.component("reranker").candidate_objects else ""
         return f"{dataset}-{model}-{self.stage1.replace('+', '-')}-{self.rerank}{regions}"
 

@@ -58,6 +58,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "softmin": f"{_E}.rerankers.object_image:Softmin",
         "steer-min": f"{_E}.rerankers.object_image:SteerMin",
         "steer-softmin": f"{_E}.rerankers.object_image:SteerSoftmin",
+        "orb": f"{_E}.rerankers.geometric:ORB",
+        "sift": f"{_E}.rerankers.geometric:SIFT",
+        "orb+sift": f"{_E}.rerankers.geometric:ORBSIFT",
     },
     "solver": {
         "cg": f"{_E}.rerankers.fgw_solvers:ConditionalGradient",
@@ -69,6 +72,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "retrieval": f"{_E}.tasks.components:Retrieval",
         "steering": f"{_E}.tasks.components:SteeringTask",
         "itm": f"{_E}.tasks.components:ITM",
+        "i2i": f"{_E}.tasks.components:ImageToImage",
     },
     "relevance": {
         "symbolic": f"{_E}.judges.components:Symbolic",

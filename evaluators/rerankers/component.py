@@ -46,6 +46,8 @@ class Reranker(Component):
     query_objects = False
     candidate_objects = False
     steered = False
+    #: compares the query *image* with each candidate (--task i2i): its ctx is an ImagePairs
+    image_pairs = False
 
     def score(self, ctx, shortlist, stage1_scores, options):  # pragma: no cover - the protocol
         raise NotImplementedError

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from vgrc.evaluators.errors import InvalidInputError
 from vgrc.evaluators.first_stage.components import SteerAlphaOptions
-from vgrc.evaluators.registry import Component
+from dataclasses import dataclass
 
-__all__ = ["Task", "Retrieval", "SteeringTask", "ITM"]
+from vgrc.evaluators.registry import Component, option
+
+__all__ = ["Task", "Retrieval", "SteeringTask", "ITM", "ImageToImage"]
 
 
 class Task(Component):
@@ -39,6 +41,10 @@ class Retrieval(Task):
     region_candidates = True
     runner = "vgrc.evaluators.tasks.retrieval:run_retrieval"
 
+    def check_stages(self, stage1, reranker) -> None:
+        if reranker.image_pairs:
+            raise InvalidInputError(f"--rerank {reranker.name} compares query images with candidates: use it with --task i2i")
+
 
 class SteeringTask(Task):
     name = "steering"
@@ -64,3 +70,21 @@ class ITM(Task):
 
     def check(self, options, manifest) -> None:
         pass
+
+
+@dataclass
+class I2IOptions:
+    gallery_split: str | None = option(None, "--gallery-split", "--task i2i: the gallery's split [default: the manifest's gallery_split "
+                                       "(build-copies: originals), else the query split].", show_default=False)
+
+
+class ImageToImage(Task):
+    name = "i2i"
+    help = "images as queries (the dataset's query split), the gallery split's images as candidates"
+    Options = I2IOptions
+    runner = "vgrc.evaluators.tasks.i2i:run_i2i"
+
+    def check_stages(self, stage1, reranker) -> None:
+        if stage1.name != "cosine" or not (reranker.name == "none" or reranker.image_pairs):
+            raise InvalidInputError(f"--task i2i ranks images by cosine, then by --rerank none / orb / sift / orb+sift; not --stage1 {stage1.name} "
+                                    f"--rerank {reranker.name}")
