@@ -230,6 +230,10 @@ class EvalConfig:
         if self.candidate_objects != "annotations" and not task.region_candidates:
             raise InvalidInputError(f"--candidate-objects {self.candidate_objects} cuts the retrieval gallery's regions; --task {self.task} "
                                     "compares the annotations' sets: leave --candidate-objects out")
+        if stage1.fits(self.options_of("stage1")) and not task.fit_rows:
+            raise InvalidInputError(f"--task {self.task} holds no rows out to fit --stage1 {self.stage1} on; give its weights (--weights 0.5,0.5)")
+        if self.component("index").faiss and stage1.own_gallery:
+            raise InvalidInputError(f"--stage1 {self.stage1} searches fused vectors of its own; use it with --index exact")
         if self.component("index").faiss and not task.searches:
             raise InvalidInputError(f"--index {self.index} searches the retrieval task's gallery; --task {self.task} has its own search")
         if self.decode_workers is not None and self.decode_workers < 0:
@@ -240,7 +244,7 @@ class EvalConfig:
         if not self.templates or any("{}" not in t for t in self.templates):
             bad = next((t for t in self.templates if "{}" not in t), "")
             raise InvalidInputError(f"--template {bad!r} has no '{{}}' where the object phrase goes, e.g. 'a photo of a {{}}.'")
-        if stage1.needs_fit and self.fit_fraction <= 0 and not self.fit_split:
+        if stage1.fits(self.options_of("stage1")) and self.fit_fraction <= 0 and not self.fit_split:
             raise InvalidInputError(f"--stage1 {self.stage1} needs fit rows: give --fit-split or a --fit-fraction > 0")
         if self.steer and "steer" not in {f.name for f in option_fields(stage1.Options)}:
             raise InvalidInputError(f"--steer applies to {_users_text(declared_options()['steer'][1])} only")
@@ -258,10 +262,10 @@ class EvalConfig:
     @property
     def held_out_fraction(self) -> float:
         """The share of the split held out of the evaluation to fit on: ``--fit-fraction``
-        for the first stages that fit (``needs_fit``: ridge, ridge+steer); 0 for every
+        for the first stages that fit (ridge, ridge+steer, ensemble with ``--weights fit``); 0 for every
         other first stage, which evaluates the whole split (the paper's 1,000 CLEVR-HOPE
         and Urban1K images, not 800). docs/FIDELITY.md row 13."""
-        return self.fit_fraction if self.component("stage1").needs_fit else 0.0
+        return self.fit_fraction if self.component("stage1").fits(self.options_of("stage1")) else 0.0
 
     def resolve_costs(self, manifest: dict) -> None:
         """Hungarian's costs left unset take the dataset's recommendation (its manifest's

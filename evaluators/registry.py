@@ -49,6 +49,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ridge+steer": f"{_E}.first_stage.components:RidgeSteer",
         "objects-avg": f"{_E}.first_stage.components:ObjectsAvg",
         "objects-steer-avg": f"{_E}.first_stage.components:ObjectsSteerAvg",
+        "ensemble": f"{_E}.first_stage.components:Ensemble",
     },
     "reranker": {
         "none": f"{_E}.rerankers.none:NoRerank",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from vgrc.evaluators.registry import Component, option
 
-__all__ = ["SteerAlphaOptions", "Stage1", "Cosine", "Ridge", "RidgeSteer", "ObjectsAvg", "ObjectsSteerAvg", "steer_alpha_option", "fit_fraction_option"]
+__all__ = ["SteerAlphaOptions", "Stage1", "Cosine", "Ridge", "RidgeSteer", "ObjectsAvg", "ObjectsSteerAvg", "Ensemble", "steer_alpha_option", "fit_fraction_option"]
 
 
 def steer_alpha_option():
@@ -46,9 +46,16 @@ class Stage1(Component):
     steered_objects = False
     #: steers the query vectors by the words of their objects (the objects are required, not embedded)
     steers_queries = False
+    #: searches vectors of its own, not the image embeddings (run.search_gallery): no --index
+    own_gallery = False
 
     def queries(self, run, options) -> None:
         run.queries = run.q_text
+
+    def fits(self, options) -> bool:
+        """Whether this stage, with these options, fits on held-out rows (``needs_fit``, or an
+        option that asks for it: the ensemble's ``--weights fit``)."""
+        return self.needs_fit
 
 
 class Cosine(Stage1):
@@ -141,3 +148,84 @@ class ObjectsSteerAvg(ObjectsAvg):
     help = "average of the query's per-object embeddings, each steered along its attribute direction (App. J)"
     Options = SteerAlphaOptions
     steered_objects = True
+
+
+@dataclass
+class EnsembleOptions:
+    fit_fraction: float = fit_fraction_option()
+    models: str | None = option(None, "--models", "ensemble: further open_clip models (comma-separated, e.g. siglip2,clip-l) fused with --model.",
+                                show_default=False)
+    weights: str | None = option(None, "--weights", "ensemble: one weight per model (--model first), comma-separated, or 'fit': chosen by "
+                                 "R@1 on the fit rows (--fit-fraction / --fit-split) [default: equal].", show_default=False)
+
+
+class Ensemble(Stage1):
+    name = "ensemble"
+    help = "z-scored cosine scores of --model and --models, summed with --weights (Beyond Vision's encoder ensemble)"
+    Options = EnsembleOptions
+    own_gallery = True
+
+    def check(self, options, manifest) -> None:
+        from vgrc.evaluators.encoders.model_refs import check_clip_model
+        from vgrc.evaluators.errors import InvalidInputError
+        from vgrc.evaluators.first_stage.ensemble import parse_weights
+
+        models = ensemble_models(options)
+        if not models:
+            raise InvalidInputError("--stage1 ensemble needs --models (the models fused with --model), e.g. --models siglip2")
+        for m in models:
+            check_clip_model("--models", m)
+        parse_weights(options.weights, 1 + len(models))
+
+    def fits(self, options) -> bool:
+        return options.weights == "fit"
+
+    def unused_options(self, options) -> list[str]:
+        return [] if self.fits(options) else ["fit_fraction"]
+
+    def queries(self, run, options) -> None:
+        """Each model's caption and image embeddings (cached per model), fused exactly
+        (:func:`~vgrc.evaluators.first_stage.ensemble.fusion_vectors`)."""
+        from vgrc.evaluators.first_stage.ensemble import fusion_vectors, parse_weights
+
+        from vgrc.evaluators.first_stage.ensemble import fit_weights
+
+        models = ensemble_models(options)
+        texts, images = [run.q_text], [run.ev_img]
+        fit_texts, fit_images = [], []
+        if self.fits(options):
+            fit_texts, fit_images = [run.setup.encode_texts(run.fit.captions, run.progress)], [run.fit_img]
+        for m in models:
+            t, i, ft, fi = encode_with(run, m, fit=self.fits(options))
+            texts.append(t)
+            images.append(i)
+            fit_texts.append(ft)
+            fit_images.append(fi)
+        if self.fits(options):
+            weights = fit_weights(fit_texts, fit_images, run.fit.relevant)
+        else:
+            weights = parse_weights(options.weights, 1 + len(models)) or (1.0,) * (1 + len(models))
+        run.queries, run.search_gallery = fusion_vectors(texts, images, weights)
+        run.diagnostics["ensemble"] = {"models": [run.config.model, *models], "weights": list(weights), "normalisation": "z-score per query and model",
+                                       "weights_from": f"R@1 grid search (step 0.1) on the {len(run.fit)} fit rows" if self.fits(options) else "given"}
+
+
+def ensemble_models(options) -> list[str]:
+    return [m.strip() for m in (options.models or "").split(",") if m.strip()]
+
+
+def encode_with(run, model: str, fit: bool = False):
+    """Captions and images of the evaluated rows (and of the fit rows when ``fit``) embedded
+    by another model (its own cache): ``(texts, images, fit texts, fit images)``."""
+    from vgrc.evaluators.encoders.setup import EncodingSetup
+    from vgrc.evaluators.errors import InvalidInputError
+
+    setup = EncodingSetup(run.config.replace(model=model, pretrained=None))
+    sets = [run.ev, *([run.fit] if fit else [])]
+    images, failed, bad = setup.encode_images([p for s in sets for p in s.image_paths], run.progress)
+    if failed.any():
+        raise InvalidInputError(f"--models {model}: {int(failed.sum())} image(s) could not be encoded (first: {bad[0] if bad else '?'})")
+    n = len(run.ev)
+    texts = setup.encode_texts(run.ev.captions, run.progress)
+    fit_texts = setup.encode_texts(run.fit.captions, run.progress) if fit else None
+    return texts, images[:n], fit_texts, images[n:] if fit else None

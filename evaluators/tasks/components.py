@@ -21,6 +21,8 @@ class Task(Component):
     judged_relevance = False
     #: --candidate-objects other than annotations: the candidates' sets can be cut from the pixels
     region_candidates = False
+    #: holds rows out for a first stage that fits on them (ridge, ensemble --weights fit)
+    fit_rows = False
     runner = ""
 
     def check_stages(self, stage1, reranker) -> None:
@@ -39,6 +41,7 @@ class Retrieval(Task):
     searches = True
     judged_relevance = True
     region_candidates = True
+    fit_rows = True
     runner = "vgrc.evaluators.tasks.retrieval:run_retrieval"
 
     def check_stages(self, stage1, reranker) -> None:
@@ -85,6 +88,6 @@ class ImageToImage(Task):
     runner = "vgrc.evaluators.tasks.i2i:run_i2i"
 
     def check_stages(self, stage1, reranker) -> None:
-        if stage1.name != "cosine" or not (reranker.name == "none" or reranker.image_pairs):
-            raise InvalidInputError(f"--task i2i ranks images by cosine, then by --rerank none / orb / sift / orb+sift; not --stage1 {stage1.name} "
-                                    f"--rerank {reranker.name}")
+        if stage1.name not in ("cosine", "ensemble") or not (reranker.name == "none" or reranker.image_pairs):
+            raise InvalidInputError(f"--task i2i ranks images by cosine (or an ensemble), then by --rerank none / orb / sift / orb+sift; not "
+                                    f"--stage1 {stage1.name} --rerank {reranker.name}")

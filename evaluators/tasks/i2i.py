@@ -111,11 +111,14 @@ def run_i2i(config, out: Path, progress, timer) -> dict:
     if failed.any():
         raise InvalidInputError(f"--task i2i: {int(failed.sum())} image(s) could not be read (first: {bad[0] if bad else '?'})")
     q_emb, g_emb = emb[: len(queries.ids)], emb[len(queries.ids) :]
+    stage1, diagnostics = config.component("stage1"), {}
+    if stage1.own_gallery:  # --stage1 ensemble: every model's embeddings of both sides, fused exactly
+        q_emb, g_emb, diagnostics["ensemble"] = _ensemble(config, queries, gallery, q_emb, g_emb, progress, timer)
     depth, k = max(config.k, TOP), min(config.k, len(gallery.ids))
     with timer("stage1"):
         topk, scores, rank1 = cosine_topk(q_emb, g_emb, min(depth, len(gallery.ids)), relevant, device=config.device,
                                           on_progress=lambda d, t: progress("stage-1 search", d, t))
-    reranker, diagnostics = config.component("reranker"), {}
+    reranker = config.component("reranker")
     with timer("rerank"):
         shortlist = topk[:, :k]
         if reranker.reorders:
@@ -129,10 +132,30 @@ def run_i2i(config, out: Path, progress, timer) -> dict:
     rank_final = np.where(pos >= 0, pos, rank1)
     metrics = _metrics(final, topk, rank1, rank_final, relevant, k, config.k, len(gallery.ids))
     result = RunResult(metrics=metrics, per_query=_frame(queries, gallery, rank1, rank_final, topk, final), title=f"{info['dataset']} · "
-                       f"{config.model} · image queries · cosine + {config.rerank} (k={config.k})", notes=_notes(config, info),
-                       lead={"stage1": "cosine", "rerank": config.rerank}, dataset=info["dataset"], data_info=info, setup=setup,
+                       f"{config.model} · image queries · {config.stage1} + {config.rerank} (k={config.k})", notes=_notes(config, info),
+                       lead={"stage1": config.stage1, "rerank": config.rerank}, dataset=info["dataset"], data_info=info, setup=setup,
                        diagnostics=diagnostics, recall=(rank1, rank_final, max(k, TOP), f"{config.model}: image queries, cosine + {config.rerank}"))
     return write_run(out, config, result, timer)
+
+
+def _ensemble(config, queries: ImageSet, gallery: ImageSet, q_emb, g_emb, progress, timer):
+    """Query and gallery vectors of the ensemble's z-score fusion (given or equal weights)."""
+    from vgrc.evaluators.first_stage.components import ensemble_models
+    from vgrc.evaluators.first_stage.ensemble import fusion_vectors, parse_weights
+
+    options = config.options_of("stage1")
+    models = ensemble_models(options)
+    weights = parse_weights(options.weights, 1 + len(models)) or (1.0,) * (1 + len(models))
+    qs, gs = [q_emb], [g_emb]
+    with timer("encode_images"):
+        for m in models:
+            emb, failed, bad = EncodingSetup(config.replace(model=m, pretrained=None)).encode_images([*queries.paths, *gallery.paths], progress)
+            if failed.any():
+                raise InvalidInputError(f"--models {m}: {int(failed.sum())} image(s) could not be encoded (first: {bad[0] if bad else '?'})")
+            qs.append(emb[: len(queries.ids)])
+            gs.append(emb[len(queries.ids) :])
+    q, g = fusion_vectors(qs, gs, weights)
+    return q, g, {"models": [config.model, *models], "weights": list(weights), "normalisation": "z-score per query and model"}
 
 
 def _metrics(final, topk, rank1, rank_final, relevant, k: int, k_option: int, n_gallery: int) -> dict:

@@ -116,7 +116,7 @@ def _notes(run: RetrievalRun, grader) -> list[str]:
         notes.append(grader.info["unparsable_note"])
     if run.bad:
         notes.append(skipped_images_note(run.bad))
-    if run.stage1.needs_fit and data_info.get("fit"):
+    if run.stage1.fits(config.options_of("stage1")) and data_info.get("fit"):
         notes.append(f"--stage1 {config.stage1} fits on {data_info['fit']}"
                      + (": those rows are left out of the queries and the gallery, which other first stages evaluate whole"
                         if not config.fit_split else ""))

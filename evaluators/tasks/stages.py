@@ -61,6 +61,8 @@ class RetrievalRun:
     queries: np.ndarray | None = None
     mapper: RidgeMapper | None = None
     steered: np.ndarray | None = None
+    #: the gallery vectors stage 1 searches when they are not the image embeddings (--stage1 ensemble)
+    search_gallery: np.ndarray | None = None
     diagnostics: dict = field(default_factory=dict)
     topk: np.ndarray | None = None
     topk_scores: np.ndarray | None = None
@@ -120,7 +122,7 @@ def encode(run: RetrievalRun) -> None:
     phrases the per-object stages read; rows whose image is damaged leave (--skip-bad)."""
     timer, setup, progress = run.timer, run.setup, run.progress
     with timer("encode_images"):
-        sets = [run.ev] + ([run.fit] if run.stage1.needs_fit and run.fit is not None else [])
+        sets = [run.ev] + ([run.fit] if run.stage1.fits(run.config.options_of("stage1")) and run.fit is not None else [])
         paths = [p for s in sets for p in s.image_paths]
         img_emb, failed, run.bad = setup.encode_images(paths, progress)
         run.ev_img, run.fit_img = img_emb[: len(run.ev)], img_emb[len(run.ev) :]
@@ -187,7 +189,8 @@ def search(run: RetrievalRun) -> None:
     config, progress = run.config, run.progress
     depth = max(config.k, TOP)
     if not config.component("index").faiss:
-        run.topk, run.topk_scores, run.rank1 = cosine_topk(run.queries, run.ev_img, depth, run.ev.relevant, device=config.device,
+        gallery = run.ev_img if run.search_gallery is None else run.search_gallery
+        run.topk, run.topk_scores, run.rank1 = cosine_topk(run.queries, gallery, depth, run.ev.relevant, device=config.device,
                                                            on_progress=lambda d, t: progress("stage-1 search", d, t))
         on = search_device(config.device, len(run.queries), len(run.ev_img))
         run.diagnostics["exact_search"] = {"k": depth, "on": f"{on} (torch)" if on != "cpu" else "cpu (numpy + numba)"}

@@ -29,7 +29,7 @@ def config(shapes_dir, out, cache_dir, **kw):
     return EvalConfig(**{"data": str(shapes_dir), "out": str(out), "model": "tiny-random", "k": K, "cache_dir": str(cache_dir), **kw})
 
 
-@pytest.mark.parametrize("stage1", names("stage1"))
+@pytest.mark.parametrize("stage1", [n for n in names("stage1") if n != "ensemble"])  # it needs --models: tests/evaluators/test_ensemble.py
 @pytest.mark.parametrize("rerank", [n for n in names("reranker") if n not in ("orb", "sift", "orb+sift")])  # those rank image queries (--task i2i)
 def test_every_stage_combination(shapes_dir, tmp_path, cache_dir, stage1, rerank):
     metrics = run_eval(config(shapes_dir, tmp_path / "run", cache_dir, stage1=stage1, rerank=rerank))

@@ -108,12 +108,23 @@ def test_image_queries_end_to_end_with_orb_reranking(copies, tmp_path):
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(task="i2i", rerank="hungarian"), "--task i2i ranks images by cosine, then by --rerank none / orb"),
+    (dict(task="i2i", rerank="hungarian"), "--task i2i ranks images by cosine (or an ensemble), then by --rerank none / orb"),
+    (dict(task="i2i", stage1="ensemble", models="tiny-random", weights="fit"), "--task i2i holds no rows out to fit --stage1 ensemble on"),
     (dict(task="retrieval", rerank="orb"), "--rerank orb compares query images with candidates: use it with --task i2i"),
     (dict(task="i2i", gallery_split="nowhere"), "--gallery-split 'nowhere'"),
 ])
 def test_stage_checks_are_one_line(copies, tmp_path, kw, message):
-    with pytest.raises(VgrcError, match=message.replace("(", r"\(").replace("+", r"\+")):
+    with pytest.raises(VgrcError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
         config = EvalConfig(data=str(copies), model="tiny-random", out=str(tmp_path / "x"), **kw)
         config.check()
         run_eval(config)
+
+
+def test_image_queries_with_an_ensemble_stage1(copies, tmp_path):
+    """--task i2i --stage1 ensemble: a model fused with itself ranks as the model alone."""
+    base = dict(data=str(copies), task="i2i", model="tiny-random", k=10, cache_dir=str(tmp_path / "cache"))
+    run_eval(EvalConfig(**base, out=str(tmp_path / "cos")))
+    m = run_eval(EvalConfig(**base, stage1="ensemble", models="tiny-random", weights="2,1", out=str(tmp_path / "ens")))
+    a, b = pd.read_parquet(tmp_path / "ens" / "per_query.parquet"), pd.read_parquet(tmp_path / "cos" / "per_query.parquet")
+    assert (a.rank_stage1 == b.rank_stage1).all() and m["n_queries"] == 30.0
+    assert json.loads((tmp_path / "ens" / "run.json").read_text())["diagnostics"]["ensemble"]["weights"] == [2.0, 1.0]
