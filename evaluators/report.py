@@ -54,7 +54,8 @@ def _order(value: str, order: Sequence[str]) -> int:
 def _settings(cfg: dict) -> str:
     parsed = f" query_objects={cfg['query_objects']}" if cfg.get("query_objects", "annotations") != "annotations" else ""
     regions = f" candidate_objects={cfg['candidate_objects']}" if _from_pixels(cfg) else ""
-    return _component_settings(cfg) + parsed + regions
+    ensemble = f" models={cfg['model']},{cfg['models']} weights={cfg.get('weights') or 'equal'}" if cfg.get("models") else ""
+    return _component_settings(cfg) + parsed + regions + ensemble
 
 
 def _from_pixels(cfg: dict) -> bool:
@@ -163,6 +164,9 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
         cfg = m["config"]
         dataset = _dataset(cfg)
         stage1 = cfg.get("stage1") if cfg.get("task", "retrieval") == "retrieval" else cfg.get("task")
+        if cfg.get("task") == "i2i":  # image queries: the same columns, read from the i2i_ metrics
+            m = {**m, **{k.replace("i2i_", "t2i_", 1): v for k, v in m.items() if k.startswith("i2i_")}}
+            stage1 = f"{cfg.get('stage1')} (image queries)"
         cells = [path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank"))]
         cells += [f"{100 * m[c]:.1f}" if c in m else "—" for c in COLUMNS[:3]]
         cells += [f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS[3:]]  # nDCG and CAS

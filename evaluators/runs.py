@@ -134,6 +134,7 @@ def run_summary(config) -> dict:
         **({"preprocess": config.preprocess} if getattr(config, "preprocess", "exact") != "exact" else {}),
         **({"query_objects": config.query_objects} if getattr(config, "query_objects", "annotations") != "annotations" else {}),
         **({"candidate_objects": config.candidate_objects} if getattr(config, "candidate_objects", "annotations") != "annotations" else {}),
+        **({"models": config.models, "weights": config.weights} if config.stage1 == "ensemble" else {}),
     }
     record = config.record() if hasattr(config, "record") else {}
     plugins = {kind: entry for kind, entry in record.items() if isinstance(entry, dict) and entry.get("package") not in (None, "vgrc") and "name" in entry}

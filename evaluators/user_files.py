@@ -17,7 +17,10 @@ from typing import IO
 
 from vgrc.evaluators.errors import InvalidInputError
 
-__all__ = ["ENCODING", "reading", "read_text", "open_text"]
+__all__ = ["ENCODING", "IMAGE_EXTENSIONS", "reading", "read_text", "open_text"]
+
+#: the image files vgrc picks up from a folder
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 #: UTF-8, a leading byte-order mark skipped
 ENCODING = "utf-8-sig"

@@ -79,6 +79,8 @@ class ITM(Task):
 class I2IOptions:
     gallery_split: str | None = option(None, "--gallery-split", "--task i2i: the gallery's split [default: the manifest's gallery_split "
                                        "(build-copies: originals), else the query split].", show_default=False)
+    queries: str | None = option(None, "--queries", "--task i2i: query images from a folder (searched recursively) or a .txt list of paths, "
+                                 "instead of a split; a query's relevant gallery image is the one with its file name's stem as id.", show_default=False)
 
 
 class ImageToImage(Task):
@@ -86,6 +88,13 @@ class ImageToImage(Task):
     help = "images as queries (the dataset's query split), the gallery split's images as candidates"
     Options = I2IOptions
     runner = "vgrc.evaluators.tasks.i2i:run_i2i"
+
+    def check(self, options, manifest) -> None:
+        from pathlib import Path
+
+        where = Path(options.queries) if options.queries else None
+        if where is not None and not (where.is_dir() or (where.is_file() and where.suffix.lower() == ".txt")):
+            raise InvalidInputError(f"--queries {where}: expected a folder of images or a .txt file listing image paths")
 
     def check_stages(self, stage1, reranker) -> None:
         if stage1.name not in ("cosine", "ensemble") or not (reranker.name == "none" or reranker.image_pairs):

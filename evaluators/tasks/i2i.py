@@ -76,6 +76,26 @@ def _rows(data: Path, split: str) -> ImageSet:
     return ImageSet([str(r["id"]) for r in rows], paths, [r.get("query_of") for r in rows])
 
 
+def _query_files(where: Path) -> ImageSet:
+    """``--queries``: every image under a folder, or the paths listed in a .txt file (one
+    per line, relative to the file); ids are the file names' stems."""
+    from vgrc.evaluators.user_files import IMAGE_EXTENSIONS
+
+    if where.is_dir():
+        paths = sorted(p for p in where.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    elif where.is_file() and where.suffix.lower() == ".txt":
+        lines = [line.strip() for line in where.read_text(encoding="utf-8").splitlines() if line.strip()]
+        paths = [Path(line) if Path(line).is_absolute() else where.parent / line for line in lines]
+        missing = next((p for p in paths if not p.is_file()), None)
+        if missing is not None:
+            raise InvalidInputError(f"--queries {where}: {missing} is not a file")
+    else:
+        raise InvalidInputError(f"--queries {where}: expected a folder of images or a .txt file listing image paths")
+    if not paths:
+        raise InvalidInputError(f"--queries {where}: no images found")
+    return ImageSet([p.stem for p in paths], paths, [None] * len(paths))
+
+
 def load_i2i(config) -> tuple[ImageSet, ImageSet, list[np.ndarray], dict]:
     """Queries, gallery, each query's relevant gallery indices, and what was read."""
     data = Path(config.data)
@@ -85,7 +105,9 @@ def load_i2i(config) -> tuple[ImageSet, ImageSet, list[np.ndarray], dict]:
     for option, split in (("--split", q_split), ("--gallery-split", g_split)):
         if split not in manifest["splits"]:
             raise InvalidInputError(f"{option} {split!r}: {data} has no such split; its splits: {', '.join(manifest['splits'])}")
-    queries, gallery = _rows(data, q_split), _rows(data, g_split)
+    queries, gallery = (_rows(data, q_split) if not config.queries else _query_files(Path(config.queries))), _rows(data, g_split)
+    if config.queries:
+        q_split = str(config.queries)
     if config.limit is not None and config.limit < len(queries.ids):
         import random
 

@@ -13,11 +13,10 @@ from typing import Any
 from vgrc.evaluators import __version__
 from vgrc.evaluators.dataset import finish_dataset, prepare_output, read_manifest, sha256_file, write_jsonl
 from vgrc.evaluators.errors import InvalidInputError
-from vgrc.evaluators.user_files import read_text
+from vgrc.evaluators.user_files import IMAGE_EXTENSIONS, read_text
 
 __all__ = ["ImportResult", "load_json", "normalize_text", "write_import", "IMAGE_EXTENSIONS"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 ProgressFn = Callable[[int, int], None]
 
 

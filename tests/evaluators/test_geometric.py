@@ -128,3 +128,34 @@ def test_image_queries_with_an_ensemble_stage1(copies, tmp_path):
     a, b = pd.read_parquet(tmp_path / "ens" / "per_query.parquet"), pd.read_parquet(tmp_path / "cos" / "per_query.parquet")
     assert (a.rank_stage1 == b.rank_stage1).all() and m["n_queries"] == 30.0
     assert json.loads((tmp_path / "ens" / "run.json").read_text())["diagnostics"]["ensemble"]["weights"] == [2.0, 1.0]
+
+
+def test_query_images_from_a_folder_or_a_list(copies, tmp_path):
+    """--queries: a folder of query images whose file stems are gallery ids (here: the
+    originals themselves, so every query finds itself first), or a .txt list of paths."""
+    originals = sorted(p for p in (copies.parent / "photos").glob("*.png"))
+    (tmp_path / "q").mkdir()
+    for p in originals[:5]:
+        (tmp_path / "q" / p.name).write_bytes(p.read_bytes())
+    (tmp_path / "list.txt").write_text("".join(f"q/{p.name}\n" for p in originals[5:8]))
+    base = dict(data=str(copies), task="i2i", model="tiny-random", k=10, cache_dir=str(tmp_path / "cache"))
+    m = run_eval(EvalConfig(**base, queries=str(tmp_path / "q"), out=str(tmp_path / "folder")))
+    assert m["n_queries"] == 5.0 and m["i2i_R@1"] == 1.0  # the same image: cosine 1
+    with pytest.raises(VgrcError, match="is not a file"):
+        run_eval(EvalConfig(**base, queries=str(tmp_path / "list.txt"), out=str(tmp_path / "list")))
+    (tmp_path / "list.txt").write_text("".join(f"{p}\n" for p in originals[5:8]))
+    assert run_eval(EvalConfig(**base, queries=str(tmp_path / "list.txt"), out=str(tmp_path / "list")))["n_queries"] == 3.0
+    with pytest.raises(VgrcError, match="expected a folder of images or a .txt file"):
+        run_eval(EvalConfig(**base, queries=str(tmp_path / "nowhere.jpg"), out=str(tmp_path / "bad")))
+
+
+def test_report_reads_image_query_runs(copies, tmp_path):
+    from vgrc.evaluators.report import report_table
+
+    base = dict(data=str(copies), task="i2i", model="tiny-random", k=30, cache_dir=str(tmp_path / "cache"))
+    m = run_eval(EvalConfig(**base, rerank="orb", out=str(tmp_path / "orb")))
+    run_eval(EvalConfig(**base, stage1="ensemble", models="tiny-random", weights="1,1", out=str(tmp_path / "ens")))
+    md, _, _ = report_table([tmp_path / "orb", tmp_path / "ens"])
+    row = next(line for line in md.splitlines() if line.startswith("| orb |"))
+    assert "cosine (image queries)" in row and f"| {100 * m['i2i_R@1']:.1f} |" in row
+    assert "models=tiny-random,tiny-random weights=1,1" in md
