@@ -214,17 +214,24 @@ def ensemble_models(options) -> list[str]:
     return [m.strip() for m in (options.models or "").split(",") if m.strip()]
 
 
-def encode_with(run, model: str, fit: bool = False):
-    """Captions and images of the evaluated rows (and of the fit rows when ``fit``) embedded
-    by another model (its own cache): ``(texts, images, fit texts, fit images)``."""
+def images_with(config, model: str, paths, progress):
+    """``(setup, embeddings)``: ``paths`` embedded by another model of an ensemble (its own
+    cache); an image it cannot read stops the run with one line."""
     from vgrc.evaluators.encoders.setup import EncodingSetup
     from vgrc.evaluators.errors import InvalidInputError
 
-    setup = EncodingSetup(run.config.replace(model=model, pretrained=None))
-    sets = [run.ev, *([run.fit] if fit else [])]
-    images, failed, bad = setup.encode_images([p for s in sets for p in s.image_paths], run.progress)
+    setup = EncodingSetup(config.replace(model=model, pretrained=None))
+    images, failed, bad = setup.encode_images(paths, progress)
     if failed.any():
         raise InvalidInputError(f"--models {model}: {int(failed.sum())} image(s) could not be encoded (first: {bad[0] if bad else '?'})")
+    return setup, images
+
+
+def encode_with(run, model: str, fit: bool = False):
+    """Captions and images of the evaluated rows (and of the fit rows when ``fit``) embedded
+    by another model (its own cache): ``(texts, images, fit texts, fit images)``."""
+    sets = [run.ev, *([run.fit] if fit else [])]
+    setup, images = images_with(run.config, model, [p for s in sets for p in s.image_paths], run.progress)
     n = len(run.ev)
     texts = setup.encode_texts(run.ev.captions, run.progress)
     fit_texts = setup.encode_texts(run.fit.captions, run.progress) if fit else None

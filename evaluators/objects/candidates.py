@@ -1,8 +1,9 @@
 r"""Where the candidates' object sets come from: ``vgrc eval --candidate-objects``.
 
 The paper builds both sides of every Hungarian / FGW problem from scene annotations
-encoded as text (§4.3: "we parse each caption into object phrases … and embed each
-phrase"; App. A) — an oracle on the candidate side. The components of kind
+encoded as text (§4.4: "both constructed using the text-based encoding described in
+Section 4.3. This construction requires no object detector or region encoder; it operates
+entirely on scene annotations and CLIP's text encoder") — an oracle on the candidate side. The components of kind
 ``candidate_objects`` replace the candidates' sets with regions cut from the pixels:
 
 ``annotations`` (default)
@@ -47,18 +48,11 @@ class RegionSets:
     weight: object
     offsets: object
 
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
     def counts(self):
+        """Regions per image."""
         import numpy as np
 
         return np.diff(self.offsets)
-
-    def of(self, i: int):
-        """``(emb, weight)`` of image ``i``."""
-        s, e = self.offsets[i], self.offsets[i + 1]
-        return self.emb[s:e], self.weight[s:e]
 
     @classmethod
     def from_lists(cls, embs: list, weights: list, dim: int) -> "RegionSets":

@@ -162,7 +162,7 @@ def run_i2i(config, out: Path, progress, timer) -> dict:
 
 def _ensemble(config, queries: ImageSet, gallery: ImageSet, q_emb, g_emb, progress, timer):
     """Query and gallery vectors of the ensemble's z-score fusion (given or equal weights)."""
-    from vgrc.evaluators.first_stage.components import ensemble_models
+    from vgrc.evaluators.first_stage.components import ensemble_models, images_with
     from vgrc.evaluators.first_stage.ensemble import fusion_vectors, parse_weights
 
     options = config.options_of("stage1")
@@ -171,9 +171,7 @@ def _ensemble(config, queries: ImageSet, gallery: ImageSet, q_emb, g_emb, progre
     qs, gs = [q_emb], [g_emb]
     with timer("encode_images"):
         for m in models:
-            emb, failed, bad = EncodingSetup(config.replace(model=m, pretrained=None)).encode_images([*queries.paths, *gallery.paths], progress)
-            if failed.any():
-                raise InvalidInputError(f"--models {m}: {int(failed.sum())} image(s) could not be encoded (first: {bad[0] if bad else '?'})")
+            emb = images_with(config, m, [*queries.paths, *gallery.paths], progress)[1]
             qs.append(emb[: len(queries.ids)])
             gs.append(emb[len(queries.ids) :])
     q, g = fusion_vectors(qs, gs, weights)
