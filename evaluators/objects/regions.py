@@ -83,6 +83,16 @@ def read_image(path: str):
         return pil_rgb(fh.read())
 
 
+def _cached(setup, namespace: str, keys: list[str], load: Callable, encode: Callable, dim: int, progress, label: str) -> np.ndarray:
+    """``encode_cached`` under ``<model key>-<namespace>``, counted in the run's ``regions`` statistics."""
+    cache = EmbeddingCache(setup.cache_root, f"{setup.key}-{namespace}")
+    emb, stats = encode_cached(keys, load, encode, cache, dim, chunk=setup.config.batch_size * 4,
+                               on_progress=lambda d, t: progress(label, d, t), load_threads=2)
+    setup.stats.setdefault("regions", EncodeStats())
+    setup.stats["regions"] += stats
+    return emb
+
+
 def encode_boxes(setup, paths: Sequence[os.PathLike], boxes: list[list[tuple[int, int, int, int]]], mode: str, image_emb: np.ndarray, progress,
                  label: str = "encoding regions") -> RegionSets:
     """The image tower's embedding of every box of every image (uniform weights within an
@@ -95,8 +105,6 @@ def encode_boxes(setup, paths: Sequence[os.PathLike], boxes: list[list[tuple[int
             owner.append(i)
             flat.append(b)
             keys.append(content_key(f"{keys_of_images[i]}|{mode}|{','.join(map(str, b))}"))
-    cache = EmbeddingCache(setup.cache_root, f"{setup.key}-regions")
-
     def load(j: int):
         return setup.encoder.load().preprocess(box_picture(read_image(str(paths[owner[j]])), flat[j], mode))
 
@@ -105,10 +113,7 @@ def encode_boxes(setup, paths: Sequence[os.PathLike], boxes: list[list[tuple[int
 
         return setup.encoder.encode_pixels(torch.stack(items))
 
-    emb, stats = encode_cached(keys, load, encode, cache, image_emb.shape[1], chunk=setup.config.batch_size * 4,
-                               on_progress=lambda d, t: progress(label, d, t), load_threads=2)
-    setup.stats.setdefault("regions", EncodeStats())
-    setup.stats["regions"] += stats
+    emb = _cached(setup, "regions", keys, load, encode, image_emb.shape[1], progress, label)
     if mode == "occlude":
         emb = occlusion_vectors(image_emb, np.asarray(owner, np.int64), emb)
     counts = [len(b) for b in boxes]
@@ -122,7 +127,6 @@ def encode_region_sets(setup, paths: Sequence[os.PathLike], tag: str, max_region
     """Per-image region sets made by ``compute(pixels (B, 3, H, W)) -> (emb (B, K, d),
     weight (B, K))`` (weight 0 = no region), cached whole under ``<model key>-regions-<tag>``."""
     keys = image_keys(setup, paths)
-    cache = EmbeddingCache(setup.cache_root, f"{setup.key}-regions-{tag}")
 
     def load(i: int):
         with open(paths[i], "rb") as fh:
@@ -134,10 +138,7 @@ def encode_region_sets(setup, paths: Sequence[os.PathLike], tag: str, max_region
         emb, weight = compute(torch.stack(items))
         return np.concatenate([weight[:, :, None], emb], axis=2).reshape(len(items), -1).astype(np.float32)
 
-    packed, stats = encode_cached(keys, load, encode, cache, max_regions * (1 + dim),
-                                  chunk=setup.config.batch_size * 4, on_progress=lambda d, t: progress(label, d, t), load_threads=2)
-    setup.stats.setdefault("regions", EncodeStats())
-    setup.stats["regions"] += stats
+    packed = _cached(setup, f"regions-{tag}", keys, load, encode, max_regions * (1 + dim), progress, label)
     packed = packed.reshape(len(keys), max_regions, -1)
     weight, emb = packed[:, :, 0].astype(np.float64), packed[:, :, 1:]
     keep = weight > 0
