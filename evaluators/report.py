@@ -33,6 +33,17 @@ CSV_HEADER = ",".join(["run", "dataset", "model", "stage1", "rerank", "settings"
 PAPER_CSV_HEADER = ",".join(["paper_table", "dataset", "model", "stage1", "rerank", "metric", "paper", "vgrc", "difference", "run"])
 
 
+def csv_row(cells) -> str:
+    """One CSV line, fields quoted where they hold a comma, a quote or a line break
+    (settings carry counts such as "13,244 queries")."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(cells)
+    return buf.getvalue()
+
+
 def load_run(run: str | Path) -> dict:
     """``metrics.json`` of a run folder, with its config."""
     path = Path(run) / "metrics.json"
@@ -172,8 +183,8 @@ def report_table(runs: Sequence[str | Path]) -> tuple[str, str, list[tuple[str, 
         cells += [f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS[3:]]  # nDCG and CAS
         cells.append(_settings(cfg) + _counts(m))
         md.append("| " + " | ".join(cells) + " |")
-        csv.append(",".join([path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank")), _settings(cfg) + _counts(m),
-                             *(repr(float(m[c])) if c in m else "" for c in COLUMNS)]))
+        csv.append(csv_row([path.name, dataset, str(cfg.get("model")), str(stage1), str(cfg.get("rerank")), _settings(cfg) + _counts(m),
+                            *(repr(float(m[c])) if c in m else "" for c in COLUMNS)]))
         for note in m.get("notes", []):
             notes.setdefault(note, []).append(path.name)
     if not loaded:
@@ -203,8 +214,8 @@ def _itm_table(runs: Sequence[tuple[Path, dict]], csv: list[str], notes: dict[st
         cells = [path.name, _dataset(cfg), str(cfg.get("model")), str(cfg.get("rerank"))]
         cells += [f"{100 * m[c]:.1f}" if c in m else "—" for c in ITM_COLUMNS]
         md.append("| " + " | ".join([*cells, _settings(cfg)]) + " |")
-        csv.append(",".join([path.name, _dataset(cfg), str(cfg.get("model")), "itm", str(cfg.get("rerank")), _settings(cfg),
-                             *("" for _ in COLUMNS), *(repr(float(m[c])) if c in m else "" for c in ITM_COLUMNS)]))
+        csv.append(csv_row([path.name, _dataset(cfg), str(cfg.get("model")), "itm", str(cfg.get("rerank")), _settings(cfg),
+                            *("" for _ in COLUMNS), *(repr(float(m[c])) if c in m else "" for c in ITM_COLUMNS)]))
         for note in m.get("notes", []):
             notes.setdefault(note, []).append(path.name)
     return md
@@ -310,10 +321,10 @@ def paper_comparison(runs: Sequence[str | Path], number: int) -> tuple[str, str,
                 cells.append(f"{_fmt_cell(metric, ours, units)} / —")
             else:
                 cells.append(f"{_fmt_cell(metric, ours, units)} / {_fmt_cell(metric, paper, units)} ({_fmt_diff(metric, ours - paper, units)})")
-            csv.append(",".join([str(number), datasets[0], row["model"], row["stage1"], row["rerank"], metric,
-                                 "" if paper is None else repr(paper), "" if ours is None else repr(float(ours)),
-                                 "" if paper is None or ours is None else repr(float(ours) - paper), match[0].name if match else "",
-                                 '"' + "; ".join(differs) + '"']))
+            csv.append(csv_row([str(number), datasets[0], row["model"], row["stage1"], row["rerank"], metric,
+                                "" if paper is None else repr(paper), "" if ours is None else repr(float(ours)),
+                                "" if paper is None or ours is None else repr(float(ours) - paper), match[0].name if match else "",
+                                "; ".join(differs)]))
         cells += [match[0].name if match else "—", "; ".join(differs) or ("none" if match else "—"),
                   _run_notes(match[1]["config"], match[1]) if match else "—"]
         if match:
