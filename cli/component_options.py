@@ -91,6 +91,8 @@ def _own_options() -> list[tuple[str, Any, Any]]:
                                        "under torchrun yourself (README).", pipe)], 1),
         ("out", Annotated[path, _opt("--out", "Run folder [default: results/DATASET-MODEL-STAGE1-RERANK].", out, "-o", show_default=False)], None),
         ("overwrite", Annotated[bool, _opt("--overwrite", "Replace the vgrc run already in --out (never anything else).", out)], False),
+        ("save_plans", Annotated[int, _opt("--save-plans", "Write the transport plans (Hungarian / FGW) of the first N queries' top candidates "
+                                           "to plans.parquet, with their costs, for the detail view of vgrc show (0 = none).", out)], 0),
         ("quiet", _in_panel(Quiet, out), False),
         ("debug", _in_panel(Debug, out), False),
     ]

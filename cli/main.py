@@ -36,6 +36,7 @@ from vgrc.cli.imports import import_app
 from vgrc.cli.nac import build_nac_command, propose_nac_command
 from vgrc.cli.shapes import gen_shapes
 from vgrc.cli.copies import build_copies_command
+from vgrc.cli.show import show_command
 from vgrc.cli.train import train_command
 from vgrc.cli.vg import build_vg_command
 
@@ -141,6 +142,7 @@ app.command("build-copies")(build_copies_command)
 app.command("propose-nac")(propose_nac_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.command("show")(show_command)
 app.add_typer(import_app, name="import")
 app.add_typer(diagnose_app, name="diagnose")
 app.command("train")(train_command)

@@ -45,7 +45,7 @@ __all__ = [
 
 RUN_FORMAT = "vgrc-run/1"
 #: every file ``vgrc eval`` writes into a run folder
-RUN_FILES = ("metrics.json", "metrics.csv", "metrics.md", "per_query.parquet", "run.json", "recall_curve.png")
+RUN_FILES = ("metrics.json", "metrics.csv", "metrics.md", "per_query.parquet", "run.json", "recall_curve.png", "plans.parquet")
 _GLOB_CHARS = frozenset("*?[")
 
 

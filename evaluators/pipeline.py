@@ -89,6 +89,8 @@ class Choices:
 class OutputOptions:
     out: str | None = None
     overwrite: bool = False
+    #: the first N queries' transport plans (Hungarian / FGW) are written to plans.parquet (0: none)
+    save_plans: int = 0
 
 
 GROUPS = {"data": DataOptions, "encode": EncodeOptions, "choices": Choices, "output": OutputOptions}
@@ -236,6 +238,12 @@ class EvalConfig:
             raise InvalidInputError(f"--stage1 {self.stage1} searches fused vectors of its own; use it with --index exact")
         if self.component("index").faiss and not task.searches:
             raise InvalidInputError(f"--index {self.index} searches the retrieval task's gallery; --task {self.task} has its own search")
+        if self.save_plans < 0:
+            raise InvalidInputError(f"--save-plans must be ≥ 0 (queries whose plans are saved), got {self.save_plans}")
+        if self.save_plans and not (getattr(self.component("reranker"), "saves_plans", False) and task.name == "retrieval"):
+            raise InvalidInputError(f"--save-plans {self.save_plans}: only --task retrieval with --rerank "
+                                    f"{' / '.join(n for n in registry.names('reranker') if getattr(registry.get('reranker', n), 'saves_plans', False))} "
+                                    f"has transport plans to save (got --task {self.task} --rerank {self.rerank}); leave --save-plans out")
         if self.decode_workers is not None and self.decode_workers < 0:
             raise InvalidInputError(f"--decode-workers must be ≥ 0, got {self.decode_workers}")
         check_choice("--preprocess", self.preprocess, PREPROCESS_MODES)

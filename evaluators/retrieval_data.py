@@ -28,7 +28,7 @@ import numpy as np
 from vgrc.evaluators.dataset import read_manifest, read_split
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 
-__all__ = ["RetrievalSet", "load_retrieval", "object_phrase", "object_tuples", "require_objects", "vocabulary", "query_categories"]
+__all__ = ["RetrievalSet", "load_retrieval", "object_phrase", "object_tuples", "require_objects", "vocabulary", "query_categories", "relevant_rows"]
 
 REFERENCE_LAYOUTS = {"reference"}
 
@@ -142,6 +142,12 @@ def _relevance(captions: list[str], image_paths: list[Path] | None = None) -> li
             same = sorted(set(same) | set(by_image[os.path.normpath(str(image_paths[i]))]))
         out.append(np.array(same))
     return out
+
+
+def relevant_rows(captions: list[str], image_paths: list[Path]) -> list[np.ndarray]:
+    """Each row's relevant rows in a gallery of these rows, as every retrieval run grades
+    them: the same normalised caption, or the same image file."""
+    return _relevance(captions, image_paths)
 
 
 def _rows_to_set(path: Path, split: str, rows: list[dict]) -> RetrievalSet:

@@ -183,6 +183,8 @@ class RunResult:
     skipped: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     recall: tuple | None = None
+    #: ``eval --save-plans``: the saved transport plans, written to ``plans.parquet``
+    plans: Any = None
 
 
 def write_run(out: Path, config, result: RunResult, timer: Timer) -> dict:
@@ -197,6 +199,8 @@ def write_run(out: Path, config, result: RunResult, timer: Timer) -> dict:
         claim_eval_folder(out, config)
         write_metric_tables(out, config, result.metrics, result.title, result.notes, result.lead, result.dataset)
         write_per_query(out, result.per_query)
+        if result.plans is not None:
+            atomic_replace_with(out / "plans.parquet", lambda tmp: result.plans.to_parquet(tmp, index=False))
         if result.recall is not None:
             plot_recall(out / "recall_curve.png", *result.recall)
         write_run_json(out, config, result.setup, result.data_info, result.skipped, {**result.diagnostics, "notes": result.notes}, timer)

@@ -48,6 +48,13 @@ class Reranker(Component):
     steered = False
     #: compares the query *image* with each candidate (--task i2i): its ctx is an ImagePairs
     image_pairs = False
+    #: solves a transport problem per pair, whose plan ``solve_plans`` returns (``eval --save-plans``)
+    saves_plans = False
+
+    def solve_plans(self, M, C1, C2, p, q, options):  # pragma: no cover - the protocol of saves_plans
+        """``(costs (B,), plans (B, n, m))`` of a batch of problems, with the same solver and
+        options as :meth:`score` (whose object-set score is ``-cost``)."""
+        raise NotImplementedError
 
     def score(self, ctx, shortlist, stage1_scores, options):  # pragma: no cover - the protocol
         raise NotImplementedError

@@ -28,7 +28,7 @@ import numpy as np
 
 from vgrc.evaluators.errors import InvalidInputError
 
-__all__ = ["ObjectTable", "RerankContext", "rerank", "rerank_scores", "rerank_scores_sharded", "order_by_scores", "steer_objects", "solve_pairs", "aggregate_object_image_scores"]
+__all__ = ["ObjectTable", "RerankContext", "PairPlan", "solve_plans", "rerank", "rerank_scores", "rerank_scores_sharded", "order_by_scores", "steer_objects", "solve_pairs", "aggregate_object_image_scores"]
 
 
 @dataclass
@@ -231,6 +231,42 @@ def solve_pairs(ctx: RerankContext, shortlist: np.ndarray, cost_of) -> np.ndarra
     for pos, n, m in _pair_batches(ctx, shortlist):
         out[pos] = -np.asarray(cost_of(*_problems(ctx, pos // k, flat_g[pos], n, m)))
     return out.reshape(Q, k)
+
+
+@dataclass
+class PairPlan:
+    """One solved (query, candidate) problem at its real sizes n × m: the inputs the
+    solver saw (``M``, ``C1``, ``C2``, marginals ``p``, ``q``), its ``cost`` (the reranker's
+    object-set score is ``-cost``) and its ``plan`` (n, m)."""
+
+    M: np.ndarray
+    C1: np.ndarray
+    C2: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    cost: float
+    plan: np.ndarray
+
+
+def solve_plans(ctx: RerankContext, qrows: np.ndarray, grows: np.ndarray, solve) -> list[PairPlan | None]:
+    """The plan of each pair (qrows[i], grows[i]) by ``solve(M, C1, C2, p, q) -> (costs,
+    plans)``, posed exactly as :func:`solve_pairs` poses it for scoring (the same padded
+    candidate size, so the same floats) and trimmed to the real sizes; None for a
+    candidate without objects (it is not solved when scoring either)."""
+    qrows, grows = np.asarray(qrows, np.int64), np.asarray(grows, np.int64)
+    n = ctx.query_objects.sizes[qrows]
+    real_m = ctx.gallery_objects.sizes[grows]
+    m = np.minimum(_size_bucket(real_m), ctx.gallery_objects.index.shape[1])
+    out: list[PairPlan | None] = [None] * len(qrows)
+    todo = np.flatnonzero(real_m > 0)
+    for gn, gm in sorted({(int(n[i]), int(m[i])) for i in todo}):
+        group = todo[(n[todo] == gn) & (m[todo] == gm)]
+        M, C1, C2, p, q = _problems(ctx, qrows[group], grows[group], gn, gm)
+        costs, plans = solve(M, C1, C2, p, q)
+        for j, i in enumerate(group):
+            rm = int(real_m[i])
+            out[i] = PairPlan(M[j, :, :rm], C1[j], C2[j, :rm, :rm], p[j], q[j, :rm], float(costs[j]), np.asarray(plans[j])[:, :rm])
+    return out
 
 
 def aggregate_object_image_scores(ctx, shortlist, aggregate, steer_alpha: float | None) -> np.ndarray:

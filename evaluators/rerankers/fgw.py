@@ -28,6 +28,7 @@ class FGW(Reranker):
     Options = FGWOptions
     query_objects = True
     candidate_objects = True
+    saves_plans = True
 
     def score(self, ctx, shortlist, stage1_scores, options):
         from vgrc.evaluators.rerankers.context import solve_pairs
@@ -36,6 +37,12 @@ class FGW(Reranker):
         scores = solve_pairs(ctx, shortlist, lambda M, C1, C2, p, q: fgw_cost(M, C1, C2, p, q, alpha=options.fgw_alpha, solver=options.solver,
                                                                               epsilon=options.epsilon))
         return fuse_with_stage1(scores, stage1_scores, options.fuse_stage1)
+
+    def solve_plans(self, M, C1, C2, p, q, options):
+        from vgrc.evaluators.solvers import fgw_solve
+
+        result = fgw_solve(M, C1, C2, p, q, alpha=options.fgw_alpha, solver=options.solver, epsilon=options.epsilon)
+        return result.cost, result.plan
 
     def unused_options(self, options) -> list[str]:
         return ["epsilon"] if options.solver != "sinkhorn" else []

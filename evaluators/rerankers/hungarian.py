@@ -28,18 +28,31 @@ class Hungarian(Reranker):
     Options = HungarianOptions
     query_objects = True
     candidate_objects = True
+    saves_plans = True
 
     def score(self, ctx, shortlist, stage1_scores, options):
         from vgrc.evaluators.rerankers.context import solve_pairs
         from vgrc.evaluators.solvers import assignment_cost
 
-        unmatched = 1.0 if options.unmatched_cost is None else options.unmatched_cost
-        surplus = 0.0 if options.surplus_cost is None else options.surplus_cost
+        unmatched, surplus = _costs(options)
         scores = solve_pairs(ctx, shortlist, lambda M, C1, C2, p, q: assignment_cost(M, p, q, unmatched_cost=unmatched, surplus_cost=surplus))
         return fuse_with_stage1(scores, stage1_scores, options.fuse_stage1)
 
+    def solve_plans(self, M, C1, C2, p, q, options):
+        from vgrc.evaluators.solvers import assignment_solve
+
+        unmatched, surplus = _costs(options)
+        result = assignment_solve(M, p, q, unmatched_cost=unmatched, surplus_cost=surplus)
+        return result.cost, result.matching
+
     def notes(self, options, data_info) -> list[str]:
         return [costs_note(options, data_info.get("costs_from") or {}, data_info.get("recommended") or {}), *fusion_note(options)]
+
+
+def _costs(options) -> tuple[float, float]:
+    """(unmatched, surplus) costs, the defaults where the dataset recommended none."""
+    return (1.0 if options.unmatched_cost is None else options.unmatched_cost,
+            0.0 if options.surplus_cost is None else options.surplus_cost)
 
 
 def fusion_note(options) -> list[str]:

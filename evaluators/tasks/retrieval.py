@@ -79,7 +79,17 @@ def _result(run: RetrievalRun, metrics: dict, notes: list[str], grader) -> RunRe
         lead={"stage1": config.stage1, "rerank": config.rerank}, dataset=dataset, data_info=run.data_info, setup=run.setup,
         skipped={"images": run.bad, "query_ids": run.skipped_ids}, diagnostics=run.diagnostics,
         recall=(run.rank1, run.rank_final, max(run.k, 10), f"{config.model}: {config.stage1} + {config.rerank}"),
+        plans=_plans_frame(run.plans) if run.plans is not None else None,
     )
+
+
+def _plans_frame(records: list[dict]):
+    """``plans.parquet``: one row per saved (query, candidate) plan; matrices row-major."""
+    import pandas as pd
+
+    columns = ["query_id", "gallery_id", "rank_final", "rank_stage1", "relevant", "score", "cost", "n", "m", "query_objects",
+               "candidate_objects", "M", "C1", "C2", "p", "q", "plan"]
+    return pd.DataFrame(records, columns=columns)
 
 
 def _notes(run: RetrievalRun, grader) -> list[str]:

@@ -24,7 +24,7 @@ from vgrc.evaluators.metrics import first_relevant_rank
 from vgrc.evaluators.rerankers.context import ObjectTable, RerankContext, order_by_scores, rerank_scores_sharded
 from vgrc.evaluators.retrieval_data import RetrievalSet, load_retrieval, object_phrase, require_objects, vocabulary
 
-__all__ = ["TOP", "RetrievalRun", "prepare", "encode", "first_stage", "search", "rerank"]
+__all__ = ["TOP", "RetrievalRun", "prepare", "encode", "first_stage", "search", "rerank", "saved_plans"]
 
 TOP = 10  # list depth for nDCG / CAS
 
@@ -70,6 +70,8 @@ class RetrievalRun:
     k: int = 0
     final_lists: np.ndarray | None = None
     rank_final: np.ndarray | None = None
+    #: ``--save-plans``: one record per saved (query, candidate) plan
+    plans: list | None = None
 
     @property
     def per_object(self) -> bool:
@@ -225,6 +227,45 @@ def rerank(run: RetrievalRun) -> None:
         scores = rerank_scores_sharded(run.reranker, ctx, shortlist, short_scores, run.config.options_of("reranker"))
         reranked = order_by_scores(shortlist, scores)
         run.progress("reranking", 1, 1)
+        if run.config.save_plans:
+            run.plans = saved_plans(run, ctx, shortlist, scores, reranked)
     run.final_lists = np.concatenate([reranked, run.topk[:, run.k :]], axis=1)
     pos = first_relevant_rank(reranked, run.ev.relevant)
     run.rank_final = np.where(pos >= 0, pos, run.rank1)
+
+
+def saved_plans(run: RetrievalRun, ctx: RerankContext, shortlist: np.ndarray, scores: np.ndarray, reranked: np.ndarray) -> list[dict]:
+    """``--save-plans N``: for each of the first N queries, the plans of its final top
+    min(k, 10) candidates and of its first relevant shortlisted image (when it ranks
+    below them), solved as the reranker solved them for its scores."""
+    from vgrc.evaluators.rerankers.context import solve_plans
+
+    options = run.config.options_of("reranker")
+    depth = min(run.k, TOP)
+    pairs = []
+    for qi in range(min(run.config.save_plans, len(shortlist))):
+        chosen = list(reranked[qi, :depth])
+        relevant = set(run.ev.relevant[qi].tolist())
+        first = next((int(g) for g in reranked[qi] if int(g) in relevant), None)
+        if first is not None and first not in chosen:
+            chosen.append(first)
+        pairs += [(qi, int(g)) for g in chosen]
+    if not pairs:
+        return []
+    qrows, grows = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    solved = solve_plans(ctx, qrows, grows, lambda M, C1, C2, p, q: run.reranker.solve_plans(M, C1, C2, p, q, options))
+    records = []
+    for (qi, g), plan in zip(pairs, solved):
+        if plan is None:  # a candidate without objects: nothing was matched
+            continue
+        final_pos = int(np.flatnonzero(reranked[qi] == g)[0])
+        stage1_pos = int(np.flatnonzero(shortlist[qi] == g)[0])
+        labels = run.g_phrases[g] if run.regions is None else [f"region {j + 1}" for j in range(plan.plan.shape[1])]
+        records.append({
+            "query_id": run.ev.ids[qi], "gallery_id": run.ev.ids[g], "rank_final": final_pos, "rank_stage1": stage1_pos,
+            "relevant": g in set(run.ev.relevant[qi].tolist()), "score": float(scores[qi, stage1_pos]), "cost": plan.cost,
+            "n": plan.plan.shape[0], "m": plan.plan.shape[1],
+            "query_objects": list(run.q_phrases[qi]), "candidate_objects": list(labels),
+            **{name: np.asarray(getattr(plan, name), np.float64).ravel().tolist() for name in ("M", "C1", "C2", "p", "q", "plan")},
+        })
+    return records

@@ -1,0 +1,1 @@
+"""``vgrc show``: a static site to look at runs (issue 27)."""
