@@ -12,7 +12,7 @@ from vgrc.cli.options import Debug, Overwrite, Quiet
 
 
 def show_command(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders written by vgrc eval (--task retrieval); several runs must be on the same queries.",
+    runs: Annotated[list[Path], typer.Argument(help="Run folders written by vgrc eval (--task retrieval, or i2i: image queries); several runs must be on the same queries.",
                                                show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Site folder to write (new or empty, or a site vgrc show wrote; never inside a run).",
                                       show_default=False)],
@@ -26,11 +26,13 @@ def show_command(
 ) -> None:
     """Write a static site to look at runs: top-k before and after reranking, and which object went where.
 
-    One row per query (caption, objects, target, the top-k thumbnails of stage 1 and of
-    each run's final ranking, relevant images framed); filters improved / degraded /
+    One row per query (caption and objects, or the query image; target; the top-k
+    thumbnails of stage 1 and of each run's final ranking, relevant images framed,
+    graded where the annotations grade them); filters improved / degraded /
     unchanged, category and text; sort by rank change. For a Hungarian / FGW run saved
     with `vgrc eval --save-plans N`, a query's detail view draws each transport plan
-    (mass as line width) with its costs. Open OUT/index.html from disk or any static host.
+    (mass as line width) with its costs, and region candidates' boxes on their picture.
+    Open OUT/index.html from disk or any static host.
 
     Examples:
 

@@ -42,11 +42,14 @@ __all__ = ["CandidateObjects", "RegionSets", "Annotations", "region_pixels_optio
 @dataclass
 class RegionSets:
     """Per-image regions: ``emb`` (R, d) unit rows, ``weight`` (R,) positive, and
-    ``offsets`` (N + 1,): image ``i`` owns rows ``offsets[i]:offsets[i + 1]`` (possibly none)."""
+    ``offsets`` (N + 1,): image ``i`` owns rows ``offsets[i]:offsets[i + 1]`` (possibly none).
+    ``boxes`` (R, 4), where regions are boxes: each one's ``(left, top, right, bottom)`` in
+    its image's pixels (None for regions that are not boxes: ``patches``' clusters)."""
 
     emb: object
     weight: object
     offsets: object
+    boxes: object = None
 
     def counts(self):
         """Regions per image."""

@@ -119,7 +119,7 @@ def encode_boxes(setup, paths: Sequence[os.PathLike], boxes: list[list[tuple[int
     counts = [len(b) for b in boxes]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     weight = np.concatenate([np.full(c, 1.0 / c) for c in counts if c]) if any(counts) else np.zeros(0)
-    return RegionSets(emb, weight, offsets)
+    return RegionSets(emb, weight, offsets, boxes=np.asarray(flat, np.float64).reshape(-1, 4))
 
 
 def encode_region_sets(setup, paths: Sequence[os.PathLike], tag: str, max_regions: int, dim: int, compute: Callable, progress,

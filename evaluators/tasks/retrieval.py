@@ -88,7 +88,7 @@ def _plans_frame(records: list[dict]):
     import pandas as pd
 
     columns = ["query_id", "gallery_id", "rank_final", "rank_stage1", "relevant", "score", "cost", "n", "m", "query_objects",
-               "candidate_objects", "M", "C1", "C2", "p", "q", "plan"]
+               "candidate_objects", "candidate_boxes", "M", "C1", "C2", "p", "q", "plan"]
     return pd.DataFrame(records, columns=columns)
 
 

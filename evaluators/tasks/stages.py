@@ -254,6 +254,7 @@ def saved_plans(run: RetrievalRun, ctx: RerankContext, shortlist: np.ndarray, sc
         return []
     qrows, grows = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     solved = solve_plans(ctx, qrows, grows, lambda M, C1, C2, p, q: run.reranker.solve_plans(M, C1, C2, p, q, options))
+    boxes = _region_boxes(run, sorted({g for _, g in pairs}))
     records = []
     for (qi, g), plan in zip(pairs, solved):
         if plan is None:  # a candidate without objects: nothing was matched
@@ -265,7 +266,23 @@ def saved_plans(run: RetrievalRun, ctx: RerankContext, shortlist: np.ndarray, sc
             "query_id": run.ev.ids[qi], "gallery_id": run.ev.ids[g], "rank_final": final_pos, "rank_stage1": stage1_pos,
             "relevant": g in set(run.ev.relevant[qi].tolist()), "score": float(scores[qi, stage1_pos]), "cost": plan.cost,
             "n": plan.plan.shape[0], "m": plan.plan.shape[1],
-            "query_objects": list(run.q_phrases[qi]), "candidate_objects": list(labels),
+            "query_objects": list(run.q_phrases[qi]), "candidate_objects": list(labels), "candidate_boxes": boxes.get(g, []),
             **{name: np.asarray(getattr(plan, name), np.float64).ravel().tolist() for name in ("M", "C1", "C2", "p", "q", "plan")},
         })
     return records
+
+
+def _region_boxes(run: RetrievalRun, images: list[int]) -> dict[int, list[float]]:
+    """Each image's region boxes as fractions of its width and height, flattened
+    ``[l, t, r, b, …]`` (``--candidate-objects boxes / grid / detector``); none otherwise."""
+    regions = run.regions
+    if regions is None or regions.boxes is None:
+        return {}
+    from vgrc.evaluators.objects.crops import image_sizes
+
+    sizes = image_sizes([run.ev.image_paths[g] for g in images])
+    out = {}
+    for g, (w, h) in zip(images, sizes):
+        b = np.asarray(regions.boxes[regions.offsets[g] : regions.offsets[g + 1]], np.float64) / [w, h, w, h]
+        out[g] = [round(float(v), 5) for v in b.ravel()]
+    return out

@@ -14,7 +14,10 @@ from pathlib import Path
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError
 from vgrc.evaluators.ownership import read_run_record
 
-__all__ = ["ShownRun", "DatasetRows", "load_shown_runs", "check_site_inputs", "gallery_rows"]
+#: run kinds with a ranked list per query: text queries, image queries
+SHOWN_KINDS = ("eval-retrieval", "eval-i2i")
+
+__all__ = ["SHOWN_KINDS", "ShownRun", "DatasetRows", "load_shown_runs", "check_site_inputs", "gallery_rows"]
 
 
 @dataclass
@@ -52,8 +55,8 @@ def _read_run(path: Path) -> tuple[dict, dict]:
         raise DatasetFolderError(f"{path} is not a vgrc run folder (no run.json written by vgrc eval)")
     if record.get("complete") is not True:
         raise DatasetFolderError(f"{path} holds an unfinished run; run its vgrc eval command again to finish it")
-    if record.get("kind") != "eval-retrieval":
-        raise DatasetFolderError(f"{path} is a {record.get('kind')} run; vgrc show shows text-to-image retrieval runs (vgrc eval --task retrieval)")
+    if record.get("kind") not in SHOWN_KINDS:
+        raise DatasetFolderError(f"{path} is a {record.get('kind')} run; vgrc show shows ranking runs (vgrc eval --task retrieval or i2i)")
     try:
         metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -94,11 +97,16 @@ def load_shown_runs(checked: list[tuple[Path, dict, dict]]) -> list[ShownRun]:
             plans = pd.read_parquet(path / "plans.parquet") if (path / "plans.parquet").is_file() else None
         except Exception as exc:  # pyarrow raises many types for a damaged file
             raise DatasetFolderError(f"{path}: a parquet file cannot be read ({type(exc).__name__}: {exc})") from exc
-        for column in ("query_id", "caption", "rank_stage1", "rank_final", "top10_stage1", "top10_final"):
+        needed = ("query_id", "rank_stage1", "rank_final", "top10_stage1", "top10_final") + (("caption",) if record.get("kind") == "eval-retrieval" else ())
+        for column in needed:
             if column not in per_query.columns:
                 raise DatasetFolderError(f"{path}/per_query.parquet has no {column!r} column: was it written by vgrc eval?")
         shown.append(ShownRun(path, record, metrics, per_query, plans, name=path.name, notes=list(metrics.get("notes", []))))
     first = shown[0]
+    other_kind = next((r for r in shown if r.record.get("kind") != first.record.get("kind")), None)
+    if other_kind is not None:
+        raise InvalidInputError(f"{other_kind.path} ({other_kind.record.get('kind')}) and {first.path} ({first.record.get('kind')}) rank different "
+                                "kinds of queries; show together only runs on the same queries")
     ids = first.per_query["query_id"].tolist()
     for run in shown[1:]:
         other = run.per_query["query_id"].tolist()

@@ -8,9 +8,10 @@ gallery image shown) and, for runs with ``eval --save-plans``, ``data/plans-R-C.
 arrive as ``<script>`` files, which browsers load from disk (``fetch`` does not work on
 ``file://``).
 
-One row per query: the caption, its objects and categories, the target (its first
-relevant image), the top ``top`` of stage 1 and of each run's final ranking, relevant
-images framed, and the rank of the target before and after reranking. Filters:
+One row per query: the caption, its objects and categories (image queries, ``--task i2i``:
+the query image), the target (its first relevant image), the top ``top`` of stage 1 and of
+each run's final ranking, relevant images framed and graded (App. H's symbolic grade, where
+the runs grade from annotations), and the rank of the target before and after reranking. Filters:
 improved / degraded / unchanged by the chosen run's reranker, category, text; sort by
 rank change; pages of ``page_size`` rows.
 
@@ -37,7 +38,7 @@ __all__ = ["ShowConfig", "SiteResult", "check_show", "build_site", "SITE_FORMAT"
 
 SITE_FORMAT = "vgrc-show/1"
 PLAN_CHUNK = 500  # queries per plans file
-METRICS = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "t2i_nDCG@10", "t2i_CAS-gen@10")
+METRICS = ("R@1", "R@5", "R@10", "nDCG@10", "CAS-gen@10")
 MAX_RELEVANT = 20  # relevant images kept per query (framing; the target is the first)
 
 
@@ -123,10 +124,12 @@ def _mark(out: Path, complete: bool, files: list[str], runs: list[str]) -> None:
 
 
 def _metric_rows(run: ShownRun) -> list[tuple[str, str, str]]:
+    """(metric, final, stage 1) of the run's headline metrics: t2i_… for text queries, i2i_… for image queries."""
     m, k = run.metrics, run.metrics.get("config", {}).get("k")
-    names = [*METRICS, f"t2i_shortlist_recall@{k}"]
+    prefix = "i2i_" if run.record.get("kind") == "eval-i2i" else "t2i_"
+    names = [prefix + n for n in METRICS] + [f"{prefix}shortlist_recall@{k}"]
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    return [(n.removeprefix("t2i_"), fmt(m.get(n)), fmt(m.get(f"stage1_{n}")) if "shortlist" not in n else "") for n in names if n in m]
+    return [(n.removeprefix(prefix), fmt(m.get(n)), fmt(m.get(f"stage1_{n}")) if "shortlist" not in n else "") for n in names if n in m]
 
 
 def _settings(run: ShownRun) -> list[tuple[str, str]]:
@@ -157,30 +160,76 @@ def _report(runs: list[ShownRun]) -> dict | None:
     return {"header": lines[0], "rows": [[fmt(v) for v in row] for row in lines[1:]]}
 
 
-def _site_data(runs: list[ShownRun], top: int) -> tuple[dict, list[str], dict[str, int], dict]:
-    """The page's data (queries, runs' lists as indices into one image table, symbolic
-    grades), the image ids in table order, each id's index, and every row's image path."""
+@dataclass
+class QuerySide:
+    """What the page shows of the queries, whatever they are: ids, captions (image
+    queries: none), object phrases, the relevant gallery ids of each, the key of each
+    query's image (image queries) and the path of every image by key."""
+
+    ids: list
+    captions: list
+    objects: list
+    relevant: list
+    image_keys: list | None
+    paths: dict
+    grade: object
+
+
+def _text_queries(runs: list[ShownRun]) -> QuerySide:
+    """Captions of the dataset's rows; the gallery is the same rows, relevance as every
+    retrieval run grades it (same caption or same image file)."""
+    from vgrc.evaluators.retrieval_data import object_phrase, relevant_rows
+
     first = runs[0]
-    pq = first.per_query
-    ids = [str(x) for x in pq["query_id"]]
+    ids = [str(x) for x in first.per_query["query_id"]]
     rows = gallery_rows(first)
-    paths = rows.paths
-    missing = next((i for i in ids if i not in paths), None)
+    missing = next((i for i in ids if i not in rows.paths), None)
     if missing is not None:
         raise DatasetFolderError(f"{first.path}: query {missing!r} is not in its dataset {first.config.get('data', {}).get('data')} any more; "
                                  "was the dataset rebuilt after the run?")
-    from vgrc.evaluators.retrieval_data import object_phrase, relevant_rows
+    relevant = relevant_rows([rows.captions[i] for i in ids], [rows.paths[i] for i in ids])  # the gallery is the queries' own rows
+    return QuerySide(ids, [str(c) for c in first.per_query["caption"]],
+                     [[object_phrase(o) for o in rows.query_objects.get(i, [])] for i in ids],
+                     [[ids[j] for j in r[:MAX_RELEVANT]] for r in relevant], None, rows.paths, _grader(runs, ids, rows))
 
-    relevant = relevant_rows([rows.captions[i] for i in ids], [paths[i] for i in ids])  # the gallery is the queries' own rows
-    grade = _grader(runs, ids, rows)
+
+def _image_queries(runs: list[ShownRun]) -> QuerySide:
+    """Image queries (``--task i2i``): the query and gallery rows read as the run read them
+    (its splits, ``--queries``, ``--limit``), relevance by ``query_of`` (else the same id)."""
+    from types import SimpleNamespace
+
+    from vgrc.evaluators.tasks.i2i import load_i2i
+
+    first = runs[0]
+    cfg = first.config
+    data, task = cfg.get("data", {}), cfg.get("task", {}).get("options", {})
+    if not data.get("data") or not Path(data["data"]).is_dir():
+        raise DatasetFolderError(f"{first.path}: its dataset folder {data.get('data')!r} is gone; vgrc show reads the images from it")
+    queries, gallery, relevant, _ = load_i2i(SimpleNamespace(data=data["data"], split=data.get("split"), gallery_split=task.get("gallery_split"),
+                                                             queries=task.get("queries"), limit=data.get("limit"), seed=data.get("seed", 0)))
+    ids = [str(x) for x in first.per_query["query_id"]]
+    if ids != list(queries.ids):
+        raise DatasetFolderError(f"{first.path}: its queries are not the ones its dataset gives now; was the dataset rebuilt after the run?")
+    paths = dict(zip(gallery.ids, gallery.paths))
+    paths.update({f"query:{q}": p for q, p in zip(queries.ids, queries.paths)})
+    return QuerySide(ids, [""] * len(ids), [[] for _ in ids], [[gallery.ids[j] for j in r] for r in relevant],
+                     [f"query:{q}" for q in ids], paths, lambda lists, top: None)
+
+
+def _site_data(runs: list[ShownRun], top: int) -> tuple[dict, list[str], dict[str, int], dict]:
+    """The page's data (queries, runs' lists as indices into one image table, symbolic
+    grades), the image keys in table order, each key's index, and every image's path."""
+    side = _image_queries(runs) if runs[0].record.get("kind") == "eval-i2i" else _text_queries(runs)
+    pq = runs[0].per_query
     image_index: dict[str, int] = {}
 
-    def index(image_id: str) -> int:
-        if image_id not in image_index:
-            image_index[image_id] = len(image_index)
-        return image_index[image_id]
+    def index(key: str) -> int:
+        if key not in image_index:
+            image_index[key] = len(image_index)
+        return image_index[key]
 
-    rel = [[index(ids[j]) for j in r[:MAX_RELEVANT]] for r in relevant]
+    query_images = None if side.image_keys is None else [index(k) for k in side.image_keys]
+    rel = [[index(g) for g in r] for r in side.relevant]
     stage1_lists, stage1_grades, run_data = [], [], []
     for run in runs:
         s1 = [[index(str(x)) for x in row[:top]] for row in run.per_query["top10_stage1"]]
@@ -188,28 +237,31 @@ def _site_data(runs: list[ShownRun], top: int) -> tuple[dict, list[str], dict[st
             s = stage1_lists.index(s1)
         except ValueError:
             stage1_lists.append(s1)
-            stage1_grades.append(grade(run.per_query["top10_stage1"], top))
+            stage1_grades.append(side.grade(run.per_query["top10_stage1"], top))
             s = len(stage1_lists) - 1
         final = [[index(str(x)) for x in row[:top]] for row in run.per_query["top10_final"]]
-        final_grades = grade(run.per_query["top10_final"], top)
         ndcg = [round(float(v), 4) for v in run.per_query["ndcg@10"]] if "ndcg@10" in run.per_query.columns else None
         saved = run.plans is not None and len(run.plans) > 0
         hint = ("" if saved else f"No saved plans: {run.rerank} has no transport plan." if run.rerank not in ("hungarian", "fgw")
                 else "No saved plans: run its vgrc eval command again with --save-plans N (the first N queries).")
         run_data.append({"name": run.name, "label": run.label, "rerank": run.rerank, "stage1": s, "final": final,
                          "rankStage1": [int(v) for v in run.per_query["rank_stage1"]], "rankFinal": [int(v) for v in run.per_query["rank_final"]],
-                         "ndcg": ndcg, "finalGrades": final_grades, "plansChunk": PLAN_CHUNK if saved else 0, "planHint": hint})
-    cats = [list(map(str, c)) if c is not None else [] for c in pq["categories"]] if "categories" in pq.columns else [[] for _ in ids]
+                         "ndcg": ndcg, "finalGrades": side.grade(run.per_query["top10_final"], top),
+                         "plansChunk": PLAN_CHUNK if saved else 0, "planHint": hint})
+    cats = [list(map(str, c)) if c is not None else [] for c in pq["categories"]] if "categories" in pq.columns else [[] for _ in side.ids]
     data = {
         "top": top,
-        "queries": {"ids": ids, "captions": [str(c) for c in pq["caption"]],
-                    "objects": [[object_phrase(o) for o in rows.query_objects.get(i, [])] for i in ids], "categories": cats, "relevant": rel},
+        "queries": {"ids": side.ids, "captions": side.captions, "objects": side.objects, "categories": cats, "relevant": rel,
+                    "images": query_images},
         "stage1Lists": stage1_lists,
         "stage1Grades": stage1_grades,
         "runs": run_data,
         "categories": sorted({c for row in cats for c in row}),
     }
-    return data, list(image_index), image_index, paths
+    missing = next((k for k in image_index if k not in side.paths), None)
+    if missing is not None:
+        raise DatasetFolderError(f"{runs[0].path}: image {missing!r} of its lists is not in its dataset any more; was the dataset rebuilt after the run?")
+    return data, list(image_index), image_index, side.paths
 
 
 def _grader(runs: list[ShownRun], ids: list[str], rows) -> object:
@@ -251,7 +303,8 @@ def _plan_files(runs: list[ShownRun], query_pos: dict[str, int], image_index: di
                 "g": index_image(str(row.gallery_id)), "rf": int(row.rank_final), "rs": int(row.rank_stage1), "rel": bool(row.relevant),
                 "cost": float(row.cost), "score": float(row.score), "n": n, "m": m,
                 "qo": [str(x) for x in row.query_objects], "co": [str(x) for x in row.candidate_objects],
-                "M": [round(float(x), 6) for x in row.M], "plan": [float(x) for x in row.plan]})
+                "M": [round(float(x), 6) for x in row.M], "plan": [float(x) for x in row.plan],
+                "boxes": [] if getattr(row, "candidate_boxes", None) is None else [float(x) for x in row.candidate_boxes]})
         for c, by_query in chunks.items():
             for plans in by_query.values():
                 plans.sort(key=lambda p: p["rf"])
@@ -290,9 +343,6 @@ def build_site(config: ShowConfig, *, on_progress=None) -> SiteResult:
     out = Path(config.out)
     progress = on_progress or (lambda phase, done, total: None)
     data, image_ids, image_index, paths = _site_data(runs, config.top)
-    missing = next((i for i in image_ids if i not in paths), None)
-    if missing is not None:
-        raise DatasetFolderError(f"{runs[0].path}: image {missing!r} of its lists is not in its dataset any more; was the dataset rebuilt after the run?")
 
     previous = set((_site_record(out) or {}).get("files", [])) if state != "new" else set()
     out.mkdir(parents=True, exist_ok=True)

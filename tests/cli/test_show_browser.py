@@ -25,10 +25,13 @@ if why and os.environ.get("CI") != "true":
 def site(tmp_path_factory, shapes_dir):
     root = tmp_path_factory.mktemp("show-browser")
     runs = {}
-    for name, kw in {"fgw": dict(rerank="fgw", save_plans=5), "min": dict(rerank="min")}.items():
+    for name, kw in {"fgw": dict(rerank="fgw", save_plans=5), "min": dict(rerank="min"),
+                     "boxes": dict(rerank="fgw", candidate_objects="boxes", save_plans=3)}.items():
         run_eval(EvalConfig(data=str(shapes_dir), out=str(root / name), model="tiny-random", k=20, cache_dir=str(root / "cache"), **kw))
         runs[name] = root / name
     result = CliRunner().invoke(app, ["show", str(runs["fgw"]), str(runs["min"]), "--out", str(root / "site"), "--page-size", "1000", "-q"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["show", str(runs["boxes"]), "--out", str(root / "regions"), "--page-size", "7", "-q"])
     assert result.exit_code == 0, result.output
     return root / "site", runs
 
@@ -92,4 +95,48 @@ def test_page_filters_and_plans(site):
         # the second run has no plans: its section says how to save them
         assert "--save-plans" not in driver.find_element(By.CSS_SELECTOR, ".detail-run[data-run='1']").text
         assert "no transport plan" in driver.find_element(By.CSS_SELECTOR, ".detail-run[data-run='1']").text
+        assert page_errors(driver) == []
+
+
+def test_pages_and_region_boxes(site):
+    """Pages of --page-size rows cover every query once; a region plan's detail view draws
+    the candidate's regions on its picture, one numbered box per plan column."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if why:
+        pytest.fail(f"CI must have a browser (.ci/run installs chromium and chromium-driver): {why}")
+    out, runs = site
+    pq = pd.read_parquet(runs["boxes"] / "per_query.parquet")
+    with chromium() as driver:
+        driver.get(Path(out.parent / "regions" / "index.html").resolve().as_uri())
+        wait_ready(driver)
+        seen = []
+        while True:
+            rows = driver.find_elements(By.CSS_SELECTOR, "tr.query-row")
+            assert 0 < len(rows) <= 7
+            seen += [r.get_attribute("data-query-id") for r in rows]
+            nxt = driver.find_element(By.ID, "next")
+            if not nxt.is_enabled():
+                break
+            nxt.click()
+        assert seen == list(pq["query_id"])
+        driver.find_element(By.ID, "search").send_keys(pq["query_id"][0])
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "shown-count").text == "1")
+        driver.find_element(By.CSS_SELECTOR, "button.detail-button").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".detail-run[data-loaded='1']"))
+        plans = pd.read_parquet(runs["boxes"] / "plans.parquet")
+        plans = plans[plans["query_id"] == pq["query_id"][0]]
+        blocks = driver.find_elements(By.CSS_SELECTOR, ".plan")
+        assert len(blocks) == len(plans)
+        for block in blocks:
+            row = plans[plans["gallery_id"] == block.get_attribute("data-gallery-id")].iloc[0]
+            regions = block.find_elements(By.CSS_SELECTOR, ".regions .region-box")
+            assert [r.text for r in regions] == [str(j + 1) for j in range(row.m)]
+            picture = block.find_element(By.CSS_SELECTOR, ".regions").rect
+            for region, box in zip(regions, np.reshape(row.candidate_boxes, (-1, 4))):
+                r = region.rect  # drawn where the box is, as a share of the picture
+                assert abs((r["x"] - picture["x"]) / picture["width"] - box[0]) < 0.02
+                assert abs((r["y"] - picture["y"]) / picture["height"] - box[1]) < 0.02
+                assert abs(r["width"] / picture["width"] - (box[2] - box[0])) < 0.02
         assert page_errors(driver) == []

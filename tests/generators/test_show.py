@@ -29,7 +29,8 @@ def runs(tmp_path_factory, shapes_dir):
     cache = root / "cache"
     made = {}
     for name, kw in {"fgw": dict(rerank="fgw", save_plans=SAVED), "hungarian": dict(rerank="hungarian", save_plans=SAVED),
-                     "min": dict(rerank="min"), "fewer": dict(rerank="fgw", limit=30)}.items():
+                     "min": dict(rerank="min"), "fewer": dict(rerank="fgw", limit=30),
+                     "boxes": dict(rerank="hungarian", candidate_objects="boxes", save_plans=2)}.items():
         run_eval(EvalConfig(data=str(shapes_dir), out=str(root / name), model="tiny-random", k=K, cache_dir=str(cache), **kw))
         made[name] = root / name
     return made
@@ -72,6 +73,26 @@ def test_saved_plans_are_the_rerankers_own(runs):
         for i, qo in enumerate(p.query_objects):  # the labels name M's rows and columns: a phrase meets itself at cost 0
             for j, co in enumerate(p.candidate_objects):
                 assert (abs(M[i, j]) < 1e-6) == (qo == co), (qo, co, M[i, j])
+
+
+def test_region_plans_carry_the_regions_boxes(runs, shapes_dir):
+    """With --candidate-objects boxes a plan's columns are the candidate's regions, and each
+    carries its box: the annotated bbox (cut by clamp_box) as fractions of the image, in
+    the regions' order."""
+    from PIL import Image
+
+    ev, _, _ = load_retrieval(shapes_dir, fit_fraction=0.0)
+    rows = dict(zip(ev.ids, zip(ev.objects, ev.image_paths)))
+    plans = pd.read_parquet(runs["boxes"] / "plans.parquet")
+    assert len(plans) >= 20
+    for p in plans.itertuples():
+        objects, path = rows[p.gallery_id]
+        w, h = Image.open(path).size
+        expected = [[np.floor(x) / w, np.floor(y) / h, np.ceil(x + bw) / w, np.ceil(y + bh) / h] for x, y, bw, bh in (o["bbox"] for o in objects)]
+        assert list(p.candidate_objects) == [f"region {j + 1}" for j in range(p.m)] and p.m == len(objects)
+        np.testing.assert_allclose(np.reshape(p.candidate_boxes, (-1, 4)), np.clip(expected, 0, 1), atol=1e-5)
+        T = np.asarray(p.plan).reshape(p.n, p.m)
+        assert p.cost == pytest.approx(-p.score, abs=1e-12) and T.sum() == min(p.n, p.m)
 
 
 def test_hungarian_plans_are_matchings(runs):
@@ -210,3 +231,33 @@ def test_report_csv_quotes_fields_with_commas(runs):
     from vgrc.evaluators.report import csv_row
 
     assert next(csv.reader([csv_row(["a", "13,244 queries", 'say "x"'])])) == ["a", "13,244 queries", 'say "x"']
+
+
+def test_image_query_runs(runs, tmp_path):
+    """--task i2i runs: each row's query is its image, the target is its query_of, the
+    lists are the runs'; text- and image-query runs are not shown together."""
+    from helpers import picture
+
+    from vgrc.generators.copies.build import CopiesConfig, build_copies
+
+    (tmp_path / "photos").mkdir()
+    for i in range(12):
+        picture(120, 90, 300 + i).save(tmp_path / "photos" / f"p{i:02d}.png")
+    build_copies(tmp_path / "copies", CopiesConfig(src=str(tmp_path / "photos"), copies=2))
+    for rerank in ("none", "orb"):
+        run_eval(EvalConfig(data=str(tmp_path / "copies"), task="i2i", rerank=rerank, out=str(tmp_path / rerank), model="tiny-random", k=12,
+                            cache_dir=str(tmp_path / "cache")))
+    out = tmp_path / "site"
+    assert runner.invoke(app, ["show", str(tmp_path / "none"), str(tmp_path / "orb"), "--out", str(out), "-q"]).exit_code == 0
+    data = _js_data(out / "data" / "queries.js")
+    images = data["images"]["ids"]
+    pq = pd.read_parquet(tmp_path / "orb" / "per_query.parquet")
+    assert data["queries"]["ids"] == list(pq["query_id"]) and len(pq) == 24
+    assert [images[i] for i in data["queries"]["images"]] == [f"query:{q}" for q in pq["query_id"]]
+    assert [images[r[0]] for r in data["queries"]["relevant"]] == list(pq["query_of"])
+    assert [[images[i] for i in row] for row in data["runs"][1]["final"]] == [list(x[:5]) for x in pq["top10_final"]]
+    assert data["runs"][1]["rankFinal"] == list(pq["rank_final"]) and data["runs"][1]["finalGrades"] is None
+    assert all((out / t).is_file() for t in data["images"]["thumbs"])
+    assert "i2i" not in (out / "index.html").read_text().split("<table class=\"meta metrics\">")[1].split("</table>")[0]  # R@1 …, not i2i_R@1
+    line = one_error_line(runner.invoke(app, ["show", str(tmp_path / "orb"), str(runs["fgw"]), "--out", str(tmp_path / "mixed")]))
+    assert "different kinds of queries" in line and not (tmp_path / "mixed").exists()

@@ -72,7 +72,7 @@
     const start = state.page * D.pageSize;
     for (const q of rows.slice(start, start + D.pageSize)) {
       const tr = el("tr", { class: "query-row", "data-query-id": Q.ids[q], "data-status": status(q, state.run) });
-      const info = el("td", {}, [
+      const info = Q.images ? el("td", {}, [thumb(Q.images[q], q, null), el("div", { class: "caption", text: Q.ids[q] })]) : el("td", {}, [
         el("div", { class: "caption", text: Q.captions[q] }),
         el("div", { class: "objects", text: "objects: " + (Q.objects[q].join(" · ") || "—") }),
         el("div", { class: "cats", text: Q.categories[q].length ? "category: " + Q.categories[q].join(", ") : "" }),
@@ -124,7 +124,20 @@
 
   function planView(p, q) {
     const box = el("div", { class: "plan", "data-gallery-id": D.images.ids[p.g], "data-rank-final": String(p.rf) });
-    box.appendChild(el("div", {}, [thumb(p.g, q, null)]));
+    if (p.boxes && p.boxes.length === 4 * p.m) {
+      // the candidate's regions on its picture, numbered as in the plan
+      const pic = el("div", { class: "regions" }, [el("img", { src: D.images.thumbs[p.g] || "", alt: D.images.ids[p.g] })]);
+      for (let j = 0; j < p.m; j++) {
+        const [l, t, r, b] = p.boxes.slice(4 * j, 4 * j + 4);
+        const d = el("div", { class: "region-box", "data-region": String(j + 1) }, [el("span", { text: String(j + 1) })]);
+        d.style.left = (100 * l) + "%"; d.style.top = (100 * t) + "%";
+        d.style.width = (100 * (r - l)) + "%"; d.style.height = (100 * (b - t)) + "%";
+        pic.appendChild(d);
+      }
+      box.appendChild(pic);
+    } else {
+      box.appendChild(el("div", {}, [thumb(p.g, q, null)]));
+    }
     box.appendChild(el("div", { text: "final rank " + (p.rf + 1) + " (stage 1: " + (p.rs + 1) + ") · cost " + (Math.abs(p.cost) < 5e-5 ? 0 : p.cost).toFixed(4) + (p.rel ? " · relevant" : "") }));
     const n = p.n, m = p.m, rowH = 26, w = 520, h = Math.max(n, m) * rowH + 20;
     const s = svg("svg", { width: w, height: h, class: "plan-svg" });
@@ -156,7 +169,8 @@
   function openDetail(q) {
     const panel = document.getElementById("detail");
     const content = document.getElementById("detail-content");
-    content.replaceChildren(el("h2", { text: Q.captions[q] }), el("div", { class: "objects", text: "query objects: " + (Q.objects[q].join(" · ") || "—") }));
+    content.replaceChildren(el("h2", { text: Q.captions[q] || Q.ids[q] }), Q.images ? thumb(Q.images[q], q, null)
+      : el("div", { class: "objects", text: "query objects: " + (Q.objects[q].join(" · ") || "—") }));
     panel.hidden = false;
     panel.dataset.queryId = Q.ids[q];
     D.runs.forEach((run, r) => {
@@ -196,7 +210,7 @@
     document.getElementById("next").addEventListener("click", () => { state.page++; render(); window.scrollTo(0, 0); });
     document.getElementById("detail-close").addEventListener("click", () => { document.getElementById("detail").hidden = true; });
     const head = document.getElementById("query-head");
-    const cells = [el("th", { text: "query" }), el("th", { text: "target" })];
+    const cells = [el("th", { text: Q.images ? "query image" : "query" }), el("th", { text: "target" })];
     const seen = new Set();
     D.runs.forEach((run) => {
       if (!seen.has(run.stage1)) { seen.add(run.stage1); cells.push(el("th", { text: "stage 1 top " + D.top + (D.runs.length > 1 ? " (" + run.name + ")" : "") })); }
