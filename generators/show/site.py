@@ -346,6 +346,8 @@ def build_site(config: ShowConfig, *, on_progress=None) -> SiteResult:
 
     previous = set((_site_record(out) or {}).get("files", [])) if state != "new" else set()
     out.mkdir(parents=True, exist_ok=True)
+    for stale in (out / "thumbs").glob("*.jpg.vgrc-tmp-*") if state == "resume" else ():  # a killed build's half-written thumbnails
+        stale.unlink(missing_ok=True)
     run_names = [str(r.path) for r in runs]
     _mark(out, False, [*previous, "index.html", "data/queries.js"], run_names)  # vouches for what follows before it is written
     image_paths = [paths[i] for i in image_ids]

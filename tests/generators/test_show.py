@@ -156,7 +156,9 @@ def test_rebuild_resumes_and_is_identical(runs, tmp_path):
     for t in sorted((out / "thumbs").iterdir())[::2]:
         t.unlink()
     (out / "data" / "queries.js").unlink()
+    (out / "thumbs" / "0123.jpg.vgrc-tmp-999").write_bytes(b"half a JPEG")  # a killed build's temporary
     assert runner.invoke(app, args).exit_code == 0
+    assert not list((out / "thumbs").glob("*vgrc-tmp*"))
     assert {k: v for k, v in tree_digest(out).items() if k != "index.html"} == first
     result = runner.invoke(app, args)
     assert "pass --overwrite" in one_error_line(result)
