@@ -20,6 +20,10 @@ the reranker, computes the metrics at both stages, and writes the output folder 
     statistics, skipped items, data partition, ridge/steering diagnostics.
 ``recall_curve.png``
     R@K for K = 1…k, before and after reranking.
+``plans.parquet`` (``--save-plans N``, Hungarian / FGW)
+    the first N queries' transport plans with their final top 10 (and first relevant
+    image): the solver's inputs M, C1, C2, p, q, its plan and cost (= minus the score),
+    the object labels and, for box regions, their boxes; ``vgrc show`` draws them.
 
 The final ranking is the reranked shortlist followed by the stage-1 order beyond it, so a
 query whose relevant image is not shortlisted keeps its stage-1 rank.
