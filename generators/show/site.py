@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vgrc.evaluators.atomic import temporary_target
 from vgrc.evaluators.errors import DatasetFolderError, InvalidInputError, OutputError
 from vgrc.generators.show.runs import ShownRun, check_site_inputs, gallery_rows, load_shown_runs
 
@@ -89,6 +90,8 @@ def _check_out(out: Path, overwrite: bool) -> str:
     if not out.exists() or not any(out.iterdir()):
         return "new"
     record = _site_record(out)
+    if record is None and all(p.is_file() and temporary_target(p.name) == "site.json" for p in out.iterdir()):
+        return "new"  # a build killed while it wrote its first site.json: only that file's temporary is there
     if record is None:
         first = sorted(p.name for p in out.iterdir())[0]
         raise OutputError(f"--out {out} is not empty and is not a vgrc show site (it holds {first!r}); choose an empty or new folder")
@@ -334,6 +337,17 @@ def _render(runs: list[ShownRun], data: dict, n_images: int, thumb_px: int) -> s
         version=__version__, written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), css=css, app_js=app_js)
 
 
+def _remove_temporaries(out: Path, listed: set[str]) -> None:
+    """A killed build's half-written files: temporaries of the files its site.json lists,
+    or of thumbnails (named ``<target>.vgrc-tmp-<pid>``: vgrc's own)."""
+    from vgrc.evaluators.atomic import TMP_INFIX
+
+    for path in out.rglob(f"*{TMP_INFIX}*"):
+        target = temporary_target(path.relative_to(out).as_posix())
+        if path.is_file() and target is not None and (target in listed | {"site.json"} or target.startswith("thumbs/")):
+            path.unlink(missing_ok=True)
+
+
 def build_site(config: ShowConfig, *, on_progress=None) -> SiteResult:
     """Check everything, then write the site into ``config.out``."""
     from vgrc.generators.show.thumbs import make_thumbnails, thumbnail_name
@@ -346,8 +360,7 @@ def build_site(config: ShowConfig, *, on_progress=None) -> SiteResult:
 
     previous = set((_site_record(out) or {}).get("files", [])) if state != "new" else set()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (out / "thumbs").glob("*.jpg.vgrc-tmp-*") if state == "resume" else ():  # a killed build's half-written thumbnails
-        stale.unlink(missing_ok=True)
+    _remove_temporaries(out, previous)
     run_names = [str(r.path) for r in runs]
     _mark(out, False, [*previous, "index.html", "data/queries.js"], run_names)  # vouches for what follows before it is written
     image_paths = [paths[i] for i in image_ids]

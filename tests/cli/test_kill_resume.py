@@ -134,3 +134,53 @@ def test_diagnose_killed_at_any_moment_is_finished_by_the_same_command(shapes_di
         _finish_again([*args, "--out", out], out, finished_before=False)  # no --overwrite needed
         assert (out / "substitution_counts.csv").read_text() == want and _complete(out)
         assert json.loads((out / "run.json").read_text())["summary"] == json.loads((ref / "run.json").read_text())["summary"]
+
+
+@pytest.mark.slow
+def test_show_killed_at_any_moment_is_finished_by_the_same_command(shapes_dir, tmp_path):
+    """vgrc show killed inside each of its atomic writes, and at timed moments while it
+    makes thumbnails: the same command finishes the site, equal to an uninterrupted
+    build's files (index.html aside: it carries the build time), no temporaries left."""
+    from helpers import tree_digest
+
+    run = tmp_path / "run"
+    assert _vgrc("eval", "--data", shapes_dir, "--model", "tiny-random", "--rerank", "fgw", "--k", "10", "--save-plans", "5",
+                 "--cache-dir", tmp_path / "cache", "--out", run, "-q").returncode == 0
+
+    def files(out):
+        return {k: v for k, v in tree_digest(out).items() if k != "index.html"}
+
+    base = ["show", run, "--workers", "1", "-q"]
+    ref = tmp_path / "ref"
+    t0 = time.perf_counter()
+    assert _vgrc(*base, "--out", ref).returncode == 0
+    seconds = time.perf_counter() - t0
+    want = files(ref)
+
+    def finish(out):
+        try:
+            finished = json.loads((out / "site.json").read_text())["complete"] is True
+        except (OSError, ValueError):
+            finished = False
+        again = _vgrc(*base, "--out", out)
+        if finished and again.returncode == 2 and "pass --overwrite" in again.stderr:
+            again = _vgrc(*base, "--out", out, "--overwrite")  # the killed process had finished: the site is there
+        assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-1500:]
+        assert files(out) == want
+        assert not [p for p in out.rglob("*") if ".vgrc-tmp-" in p.name]
+
+    writes = 0
+    for n in range(1, 12):
+        out = tmp_path / f"write-{n}"
+        killed = _kill_at_write(n, out, *base, "--out", out)
+        if killed.returncode != -signal.SIGKILL:
+            assert killed.returncode == 0, killed.stderr[-1500:]
+            break
+        writes = n
+        assert [p for p in out.rglob("*") if ".vgrc-tmp-" in p.name], "the kill landed inside an atomic write"
+        finish(out)
+    assert writes >= 5  # site.json ×3, plans, queries.js, index.html, final site.json
+    for fraction in (0.5, 0.8, 0.95):
+        out = tmp_path / f"timed-{fraction}"
+        _kill_after(fraction * seconds, *base, "--out", out)
+        finish(out)
