@@ -219,9 +219,9 @@ def _image_queries(runs: list[ShownRun]) -> QuerySide:
                      [f"query:{q}" for q in ids], paths, lambda lists, top: None)
 
 
-def _site_data(runs: list[ShownRun], top: int) -> tuple[dict, list[str], dict[str, int], dict]:
+def _site_data(runs: list[ShownRun], top: int) -> tuple[dict, dict[str, int], dict]:
     """The page's data (queries, runs' lists as indices into one image table, symbolic
-    grades), the image keys in table order, each key's index, and every image's path."""
+    grades), each image key's index in that table, and every image's path."""
     side = _image_queries(runs) if runs[0].record.get("kind") == "eval-i2i" else _text_queries(runs)
     pq = runs[0].per_query
     image_index: dict[str, int] = {}
@@ -264,7 +264,7 @@ def _site_data(runs: list[ShownRun], top: int) -> tuple[dict, list[str], dict[st
     missing = next((k for k in image_index if k not in side.paths), None)
     if missing is not None:
         raise DatasetFolderError(f"{runs[0].path}: image {missing!r} of its lists is not in its dataset any more; was the dataset rebuilt after the run?")
-    return data, list(image_index), image_index, side.paths
+    return data, image_index, side.paths
 
 
 def _grader(runs: list[ShownRun], ids: list[str], rows) -> object:
@@ -356,40 +356,34 @@ def build_site(config: ShowConfig, *, on_progress=None) -> SiteResult:
     runs = load_shown_runs(checked)
     out = Path(config.out)
     progress = on_progress or (lambda phase, done, total: None)
-    data, image_ids, image_index, paths = _site_data(runs, config.top)
+    data, image_index, paths = _site_data(runs, config.top)
+
+    query_pos = {q: i for i, q in enumerate(data["queries"]["ids"])}
+    # plans may name candidates outside the shown lists (a target below the shown top): their images join the table first
+    plan_files = _plan_files(runs, query_pos, image_index, lambda g: image_index.setdefault(g, len(image_index)))
+    image_ids = list(image_index)
+    image_paths = [paths[i] for i in image_ids]
+    thumb_names = [f"thumbs/{thumbnail_name(p, config.thumb_size)}" for p in image_paths]
+    written = ["index.html", "data/queries.js", *plan_files, *thumb_names]
 
     previous = set((_site_record(out) or {}).get("files", [])) if state != "new" else set()
     out.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(out, previous)
     run_names = [str(r.path) for r in runs]
-    _mark(out, False, [*previous, "index.html", "data/queries.js"], run_names)  # vouches for what follows before it is written
-    image_paths = [paths[i] for i in image_ids]
-    thumb_names = [f"thumbs/{thumbnail_name(p, config.thumb_size)}" for p in image_paths]
-    _mark(out, False, [*previous, "index.html", "data/queries.js", *thumb_names], run_names)
-    made_before = sum((out / n).is_file() for n in thumb_names)
+    _mark(out, False, [*previous, *written], run_names)  # vouches for every file below before it is written
+    made_before = sum((out / n).is_file() for n in set(thumb_names))
     names, unreadable = make_thumbnails(image_paths, out / "thumbs", config.thumb_size, config.workers,
                                         on_progress=lambda d, t: progress("thumbnails", d, t))
     data["images"] = {"ids": image_ids, "thumbs": [n if (out / n).is_file() else "" for n in names]}
     data["pageSize"] = config.page_size
     progress("page", 0, 1)
-    query_pos = {q: i for i, q in enumerate(data["queries"]["ids"])}
-    plan_files = _plan_files(runs, query_pos, image_index, lambda g: image_index.setdefault(g, len(image_index)))
-    if len(image_index) > len(image_ids):  # a plan's candidate outside the shown lists (the target below the shown top)
-        extra = list(image_index)[len(image_ids):]
-        extra_names, more_bad = make_thumbnails([paths[i] for i in extra], out / "thumbs", config.thumb_size, config.workers)
-        unreadable += more_bad
-        data["images"]["ids"] += extra
-        data["images"]["thumbs"] += [n if (out / n).is_file() else "" for n in extra_names]
-        thumb_names += extra_names
-    written = ["index.html", "data/queries.js", *plan_files, *thumb_names]
-    _mark(out, False, [*previous, *written], run_names)
     for name, text in plan_files.items():
         _write_text(out / name, text)
     _write_text(out / "data/queries.js", "window.VGRC_DATA = " + json.dumps(data, separators=(",", ":")) + ";\n")
-    _write_text(out / "index.html", _render(runs, data, len(data["images"]["ids"]), config.thumb_size))
+    _write_text(out / "index.html", _render(runs, data, len(image_ids), config.thumb_size))
     for stale in sorted(previous - set(written) - {"site.json"}):  # the replaced site's files this one does not use (listed: vgrc's)
         (out / stale).unlink(missing_ok=True)
     _mark(out, True, written, run_names)
     progress("page", 1, 1)
     made = len(set(thumb_names)) - made_before
-    return SiteResult(out, state, len(data["queries"]["ids"]), len(data["images"]["ids"]), max(0, made), unreadable)
+    return SiteResult(out, state, len(data["queries"]["ids"]), len(image_ids), made, unreadable)
