@@ -245,8 +245,7 @@ def saved_plans(run: RetrievalRun, ctx: RerankContext, shortlist: np.ndarray, sc
     pairs = []
     for qi in range(min(run.config.save_plans, len(shortlist))):
         chosen = list(reranked[qi, :depth])
-        relevant = set(run.ev.relevant[qi].tolist())
-        first = next((int(g) for g in reranked[qi] if int(g) in relevant), None)
+        first = next((int(g) for g in reranked[qi] if (run.ev.relevant[qi] == g).any()), None)
         if first is not None and first not in chosen:
             chosen.append(first)
         pairs += [(qi, int(g)) for g in chosen]
@@ -264,7 +263,7 @@ def saved_plans(run: RetrievalRun, ctx: RerankContext, shortlist: np.ndarray, sc
         labels = run.g_phrases[g] if run.regions is None else [f"region {j + 1}" for j in range(plan.plan.shape[1])]
         records.append({
             "query_id": run.ev.ids[qi], "gallery_id": run.ev.ids[g], "rank_final": final_pos, "rank_stage1": stage1_pos,
-            "relevant": g in set(run.ev.relevant[qi].tolist()), "score": float(scores[qi, stage1_pos]), "cost": plan.cost,
+            "relevant": bool((run.ev.relevant[qi] == g).any()), "score": float(scores[qi, stage1_pos]), "cost": plan.cost,
             "n": plan.plan.shape[0], "m": plan.plan.shape[1],
             "query_objects": list(run.q_phrases[qi]), "candidate_objects": list(labels), "candidate_boxes": boxes.get(g, []),
             **{name: np.asarray(getattr(plan, name), np.float64).ravel().tolist() for name in ("M", "C1", "C2", "p", "q", "plan")},
