@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vgrc.cli.console import phase_progress, stdout, user_errors
+from vgrc.cli.console import phase_progress, stderr, stdout, user_errors
 from vgrc.cli.options import Debug, Overwrite, Quiet
 
 
@@ -51,8 +51,6 @@ def show_command(
         with phase_progress(quiet) as on_progress:
             result = build_site(config, on_progress=on_progress)
     for line in result.unreadable[:3]:
-        from vgrc.cli.console import stderr
-
         stderr.print(f"[yellow]note:[/yellow] an image could not be read, its tile is blank: {line}", markup=True, highlight=False)
     if not quiet:
         stdout.print(f"{result.out / 'index.html'}: {result.n_queries:,} queries, {result.n_images:,} images "

@@ -385,5 +385,5 @@ def build_site(config: ShowConfig, *, on_progress=None) -> SiteResult:
         (out / stale).unlink(missing_ok=True)
     _mark(out, True, written, run_names)
     progress("page", 1, 1)
-    made = len(set(thumb_names)) - made_before
+    made = sum((out / n).is_file() for n in set(thumb_names)) - made_before
     return SiteResult(out, state, len(data["queries"]["ids"]), len(image_ids), made, unreadable)

@@ -263,3 +263,21 @@ def test_image_query_runs(runs, tmp_path):
     assert "i2i" not in (out / "index.html").read_text().split("<table class=\"meta metrics\">")[1].split("</table>")[0]  # R@1 …, not i2i_R@1
     line = one_error_line(runner.invoke(app, ["show", str(tmp_path / "orb"), str(runs["fgw"]), "--out", str(tmp_path / "mixed")]))
     assert "different kinds of queries" in line and not (tmp_path / "mixed").exists()
+
+
+def test_an_unreadable_image_leaves_a_blank_tile(shapes_dir, tmp_path):
+    """An image damaged after the run: the site is still written, that tile is blank, and
+    the command says which image (one note line)."""
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    run_eval(EvalConfig(data=str(data), out=str(tmp_path / "run"), model="tiny-random", k=K, cache_dir=str(tmp_path / "cache")))
+    victim = pd.read_parquet(tmp_path / "run" / "per_query.parquet")["query_id"][0]
+    (data / "compositions" / "images" / f"{victim}.png").write_bytes(b"not a picture")
+    result = runner.invoke(app, ["show", str(tmp_path / "run"), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and f"{victim}.png" in notes[0]
+    site = _js_data(tmp_path / "site" / "data" / "queries.js")
+    blank = [i for i, t in zip(site["images"]["ids"], site["images"]["thumbs"]) if not t]
+    assert blank == [victim]
+    assert "59 thumbnails made" in result.stdout
